@@ -1,0 +1,34 @@
+# sightsound: `make demo` trains the chapter's convnet; `make test` runs the tests.
+# Both create and use the virtual environment at .venv.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SIGHTSOUND_DATA ?= $(abspath ../shared/datasets)
+export SIGHTSOUND_DATA
+
+.PHONY: setup demo test bench clean
+
+setup: $(STAMP) node_modules/.installed
+
+$(STAMP): pyproject.toml
+	./scripts/setup-system.sh
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# the CPU wheel of torch first, so that no CUDA build is pulled in
+	$(PY) -m pip install -q "torch==2.13.0"
+	$(PY) -m pip install -q -e ".[dev,onnx]"
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+demo: setup
+	$(PY) -m sightsound mnist train --model conv --out runs/demo
+
+test: setup
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) node_modules runs

@@ -1,0 +1,1 @@
+"""Datasets: download helpers, MNIST, Speech Commands and the offline speech corpus."""

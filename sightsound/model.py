@@ -1,0 +1,441 @@
+"""``Sequential``: build, summary, compile, fit, evaluate, predict, save.
+
+The API mirrors TF.js's ``tf.sequential()`` in Python naming; arrays are NHWC
+like TF.js. Inside, a PyTorch module runs the layers (images NCHW in
+channels_last memory, which is what PyTorch's CPU convolutions run fastest).
+
+Example (Listing 4.1 in short)::
+
+    >>> import sightsound
+    >>> from sightsound import layers
+    >>> model = sightsound.sequential()
+    >>> model.add(layers.conv2d(filters=16, kernel_size=3, activation="relu", input_shape=[28, 28, 1]))
+    >>> model.add(layers.max_pooling2d(pool_size=2, strides=2))
+    >>> model.add(layers.flatten())
+    >>> model.add(layers.dense(units=10, activation="softmax"))
+    >>> model.count_params()
+    27210
+    >>> model.compile(optimizer="rmsprop", loss="categoricalCrossentropy", metrics=["accuracy"])
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import layers as layers_mod
+from . import optimizers
+from .callbacks import CallbackList, History
+from .errors import ShapeError, TrainingError
+from .runtime import resolve_device
+
+LOSSES = ("categoricalCrossentropy", "sparseCategoricalCrossentropy", "meanSquaredError")
+_LOSS_ALIASES = {"categorical_crossentropy": "categoricalCrossentropy",
+                 "sparse_categorical_crossentropy": "sparseCategoricalCrossentropy",
+                 "mean_squared_error": "meanSquaredError", "mse": "meanSquaredError"}
+_CLIP = 1e-7  # TF.js epsilon, used to clip probabilities in cross-entropy
+_EVAL_BATCH = 1024  # batch size for inference passes: no effect on results, only on speed
+
+_sequential_counter = itertools.count(1)
+
+
+class _Net(nn.Module):
+    """The PyTorch side of a Sequential model: NHWC in, TF.js-shaped out."""
+
+    def __init__(self, blocks: list[nn.Module], image_input: bool, fused_softmax: bool):
+        super().__init__()
+        self.blocks = nn.ModuleList(blocks)
+        self.image_input = image_input
+        self.fused_softmax = fused_softmax  # the last block is a softmax that losses may skip
+
+    def forward(self, x: torch.Tensor, logits: bool = False) -> torch.Tensor:
+        if self.image_input:
+            x = x.permute(0, 3, 1, 2)  # NHWC -> NCHW view, channels_last in memory
+        blocks = self.blocks
+        last = len(blocks) - 1
+        for i, block in enumerate(blocks):
+            if i == last and logits and self.fused_softmax:
+                return _pre_softmax(block, x)
+            x = block(x)
+        if x.dim() == 4:
+            x = x.permute(0, 2, 3, 1)  # back to TF.js's NHWC for image-shaped outputs
+        return x
+
+
+def _pre_softmax(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The input of the final softmax (logits), for numerically stable cross-entropy."""
+    if isinstance(block, layers_mod._DenseBlock):
+        return block.linear(x)
+    return x  # an Activation("softmax") block: its input is the logits
+
+
+class Sequential:
+    """A linear stack of layers, as ``tf.sequential()``."""
+
+    def __init__(self, layers: list | None = None, name: str | None = None, device: str = "auto"):
+        self.name = name or f"sequential_{next(_sequential_counter)}"
+        self.layers: list[layers_mod.Layer] = []
+        self.device = resolve_device(device)
+        self.net: _Net | None = None
+        self.optimizer: optimizers.Optimizer | None = None
+        self.loss: str | None = None
+        self.metrics: list[str] = []
+        self.stop_training = False
+        for layer in layers or []:
+            self.add(layer)
+
+    # -- building ------------------------------------------------------------
+    def add(self, layer: layers_mod.Layer) -> None:
+        """Append a layer; the first one needs ``input_shape``."""
+        if not isinstance(layer, layers_mod.Layer):
+            raise TypeError(f"model.add() takes a layer such as layers.dense(units=10), got {type(layer).__name__}")
+        if not self.layers and layer.batch_input_shape is None:
+            raise ShapeError(f"the first layer ({layer.name}) needs input_shape, e.g. input_shape=[28, 28, 1]")
+        if self.layers and layer.batch_input_shape is not None:
+            expected = self.shapes[-1][1]
+            if tuple(layer.batch_input_shape[1:]) != tuple(expected):
+                raise ShapeError(f"{layer.name}: input_shape {list(layer.batch_input_shape[1:])} does not match "
+                                 f"the previous layer's output {list(expected)}")
+        self.layers.append(layer)
+        self._shapes = None
+        self.shapes  # validates shapes now, as TF.js does on add()
+        self.net = None
+
+    @property
+    def input_shape(self) -> tuple:
+        """Input shape without the batch axis, e.g. ``(28, 28, 1)``."""
+        if not self.layers:
+            raise ShapeError("the model has no layers yet")
+        return tuple(self.layers[0].batch_input_shape[1:])
+
+    @property
+    def output_shape(self) -> tuple:
+        return self.shapes[-1][1]
+
+    @property
+    def shapes(self) -> list[tuple[tuple, tuple]]:
+        """(input shape, output shape) of every layer, without the batch axis."""
+        if getattr(self, "_shapes", None) is None:
+            shapes, current = [], self.input_shape
+            for layer in self.layers:
+                out = tuple(layer.compute_output_shape(current))
+                shapes.append((current, out))
+                current = out
+            self._shapes = shapes
+        return self._shapes
+
+    def build(self) -> "Sequential":
+        """Create the PyTorch modules (done automatically on first use)."""
+        if self.net is None:
+            blocks = [layer.build_module(shape_in) for layer, (shape_in, _) in zip(self.layers, self.shapes)]
+            last = self.layers[-1]
+            fused = getattr(last, "activation", None) == "softmax" and len(self.output_shape) == 1
+            self.net = _Net(blocks, image_input=len(self.input_shape) == 3, fused_softmax=fused)
+            self._place()
+        return self
+
+    def _place(self) -> None:
+        self.net.to(self.device)
+        if self.net.image_input:
+            self.net.to(memory_format=torch.channels_last)
+        if self.optimizer is not None:
+            self.optimizer.bind(list(self.net.parameters()))
+
+    def to(self, device: str | torch.device) -> "Sequential":
+        """Move the model to ``"cpu"``, ``"cuda"`` or ``"auto"``."""
+        self.device = resolve_device(device)
+        if self.net is not None:
+            slots = self.optimizer.slots if self.optimizer is not None else None
+            self._place()
+            if slots and self.optimizer is not None:  # keep optimizer state across devices
+                self.optimizer.slots = {k: [t.to(self.device) for t in v] for k, v in slots.items()}
+        return self
+
+    # -- description -----------------------------------------------------------
+    def count_params(self) -> int:
+        return sum(layer.count_params(shape_in) for layer, (shape_in, _) in zip(self.layers, self.shapes))
+
+    def summary(self, line_length: int | None = None, positions: list[float] | None = None,
+                print_fn: Callable[[str], None] = print) -> None:
+        """Print the table TF.js 4.22 prints for the same model."""
+        for line in self.summary_lines(line_length, positions):
+            print_fn(line)
+
+    def summary_lines(self, line_length: int | None = None, positions: list[float] | None = None) -> list[str]:
+        line_length = line_length or 90
+        positions = positions or [0.32, 0.61, 0.89, 1]
+        if positions[-1] <= 1:
+            positions = [math.floor(line_length * p) for p in positions]
+        out = ["_" * line_length, _row(["Layer (type)", "Input Shape", "Output shape", "Param #"], positions),
+               "=" * line_length]
+        trainable = non_trainable = 0
+        for i, (layer, (shape_in, shape_out)) in enumerate(zip(self.layers, self.shapes)):
+            specs = layer.weight_specs(shape_in)
+            count = sum(math.prod(s.shape) for s in specs)
+            for s in specs:
+                if s.trainable and layer.trainable:
+                    trainable += math.prod(s.shape)
+                else:
+                    non_trainable += math.prod(s.shape)
+            out.append(_row([f"{layer.name} ({layer.class_name})", f"[{_shape_json(shape_in)}]",
+                             _shape_json(shape_out), str(count)], positions))
+            out.append(("=" if i == len(self.layers) - 1 else "_") * line_length)
+        out += [f"Total params: {trainable + non_trainable}", f"Trainable params: {trainable}",
+                f"Non-trainable params: {non_trainable}", "_" * line_length]
+        return out
+
+    def get_config(self) -> dict:
+        """The Sequential ``config`` TF.js writes in ``modelTopology``."""
+        return {"name": self.name, "layers": [layer.to_json() for layer in self.layers]}
+
+    @classmethod
+    def from_config(cls, config: dict, device: str = "auto") -> "Sequential":
+        """Rebuild a model from a Sequential ``config`` (weights freshly initialised)."""
+        from .errors import ModelFormatError
+
+        entries = config.get("layers") if isinstance(config, dict) else config
+        if not isinstance(entries, list) or not entries:
+            raise ModelFormatError("the Sequential config has no 'layers' list")
+        entries = list(entries)
+        if entries[0].get("class_name") == "InputLayer":  # written by Keras and the TF.js converter
+            shape = (entries[0].get("config") or {}).get("batch_input_shape") or \
+                (entries[0].get("config") or {}).get("batch_shape")
+            entries = entries[1:]
+            if not entries:
+                raise ModelFormatError("the model has an InputLayer but no other layer")
+            entries[0] = {"class_name": entries[0]["class_name"],
+                          "config": {**entries[0]["config"], "batch_input_shape": shape}}
+        built = [layers_mod.from_json(e) for e in entries]
+        model = cls(name=config.get("name") if isinstance(config, dict) else None, device=device)
+        for layer in built:
+            model.add(layer)
+        return model
+
+    # -- training --------------------------------------------------------------
+    def compile(self, optimizer="rmsprop", loss="categoricalCrossentropy", metrics=None,
+                learning_rate: float | None = None) -> None:
+        """Choose optimizer (TF.js name or object), loss and metrics (``["accuracy"]``)."""
+        loss = _LOSS_ALIASES.get(loss, loss)
+        if loss not in LOSSES:
+            raise ValueError(f"unknown loss {loss!r}; supported: {', '.join(LOSSES)}")
+        metrics = list(metrics or [])
+        for m in metrics:
+            if m not in ("accuracy", "acc"):
+                raise ValueError(f"unknown metric {m!r}; supported: accuracy")
+        self.loss, self.metrics = loss, metrics
+        self.optimizer = optimizers.make(optimizer, learning_rate)
+        self.build()
+        self.optimizer.bind(list(self.net.parameters()))
+
+    def _loss_and_correct(self, x: torch.Tensor, y: torch.Tensor):
+        net = self.net
+        if self.loss == "meanSquaredError":
+            out = net(x)
+            loss = F.mse_loss(out, y)
+        elif net.fused_softmax:
+            logits = net(x, logits=True)
+            logp = F.log_softmax(logits, dim=-1)
+            loss = F.nll_loss(logp, y) if self.loss == "sparseCategoricalCrossentropy" \
+                else -(y * logp).sum(dim=-1).mean()
+            out = logits
+        else:
+            out = net(x)
+            logp = torch.log(out.clamp(_CLIP, 1 - _CLIP))
+            loss = F.nll_loss(logp.reshape(len(x), -1), y) if self.loss == "sparseCategoricalCrossentropy" \
+                else -(y * logp).reshape(len(x), -1).sum(dim=-1).mean()
+        with torch.no_grad():
+            correct = self._correct(out, y)
+        return loss, correct
+
+    def _correct(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.loss == "sparseCategoricalCrossentropy":
+            return (out.argmax(dim=-1) == y).sum()
+        if out.shape[-1] == 1:  # binary accuracy
+            return ((out > 0.5) == (y > 0.5)).sum() / out[0].numel()
+        return (out.argmax(dim=-1) == y.argmax(dim=-1)).sum()
+
+    def fit(self, x, y, batch_size: int = 32, epochs: int = 1, *, validation_split: float = 0.0,
+            validation_data=None, shuffle: bool = True, callbacks=None, initial_epoch: int = 0,
+            verbose: int = 0, generator: torch.Generator | None = None) -> History:
+        """Train like TF.js ``model.fit``; returns a :class:`History`.
+
+        ``validation_split`` takes the *last* fraction of ``x``/``y`` before any
+        shuffling, as TF.js does. Logs hold ``loss`` and ``acc`` per batch and
+        per epoch, plus ``val_loss``/``val_acc`` per epoch when validating.
+        """
+        if self.optimizer is None:
+            raise RuntimeError("call model.compile(...) before model.fit(...)")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        if not isinstance(epochs, int) or epochs < 0:
+            raise ValueError(f"epochs must be a non-negative int, got {epochs!r}")
+        xs, ys = self._as_tensors(x, y, "x", "y")
+        val = None
+        if validation_data is not None:
+            val = self._as_tensors(validation_data[0], validation_data[1], "validation x", "validation y")
+        elif validation_split:
+            if not 0 < validation_split < 1:
+                raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
+            split_at = math.floor(len(xs) * (1 - validation_split))
+            if split_at < 1 or split_at >= len(xs):
+                raise ValueError(f"validation_split {validation_split} leaves no training or no validation "
+                                 f"examples out of {len(xs)}")
+            xs, ys, val = xs[:split_at], ys[:split_at], (xs[split_at:], ys[split_at:])
+        history = History()
+        cbs = CallbackList([history] + _as_list(callbacks), self)
+        n, steps = len(xs), math.ceil(len(xs) / batch_size)
+        self.stop_training = False
+        train_logs = {}
+        cbs.call("on_train_begin", {})
+        for epoch in range(initial_epoch, epochs):
+            cbs.call("on_epoch_begin", epoch, {})
+            self.net.train()
+            order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+            order = order.to(self.device)
+            loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+            correct_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+            for step in range(steps):
+                idx = order[step * batch_size:(step + 1) * batch_size]
+                size = len(idx)
+                cbs.call("on_batch_begin", step, {"batch": step, "size": size})
+                xb, yb = xs.index_select(0, idx), ys.index_select(0, idx)
+                self.optimizer.zero_grad()
+                loss, correct = self._loss_and_correct(xb, yb)
+                loss.backward()
+                self.optimizer.step()
+                loss_value = loss.item()
+                if not math.isfinite(loss_value):
+                    raise TrainingError(f"the loss became {loss_value} at epoch {epoch + 1}, batch {step + 1}; "
+                                        f"lower the learning rate or check the inputs for NaN/inf")
+                loss_sum += loss.detach() * size
+                correct_sum += correct
+                cbs.call("on_batch_end", step, {"batch": step, "size": size, "loss": loss_value,
+                                                "acc": correct.item() / size})
+                if self.stop_training:
+                    break
+            seen = min(n, (step + 1) * batch_size) if steps else 0
+            train_logs = {"loss": (loss_sum / max(seen, 1)).item(), "acc": (correct_sum / max(seen, 1)).item()}
+            if val is not None:
+                train_logs["val_loss"], train_logs["val_acc"] = self._evaluate_tensors(*val)
+            cbs.call("on_epoch_end", epoch, dict(train_logs))
+            if self.stop_training:
+                break
+        cbs.call("on_train_end", dict(train_logs))
+        return history
+
+    @torch.inference_mode()
+    def _evaluate_tensors(self, xs: torch.Tensor, ys: torch.Tensor, batch_size: int = _EVAL_BATCH):
+        self.net.eval()
+        loss_sum = correct = 0.0
+        for start in range(0, len(xs), batch_size):
+            xb, yb = xs[start:start + batch_size], ys[start:start + batch_size]
+            loss, c = self._loss_and_correct(xb, yb)
+            loss_sum += loss.item() * len(xb)
+            correct += c.item()
+        return loss_sum / len(xs), correct / len(xs)
+
+    def evaluate(self, x, y, batch_size: int = 32) -> tuple[float, float]:
+        """Loss and accuracy on ``x``/``y`` (dropout off), as TF.js ``model.evaluate``."""
+        if self.loss is None:
+            raise RuntimeError("call model.compile(...) before model.evaluate(...)")
+        xs, ys = self._as_tensors(x, y, "x", "y")
+        if len(xs) == 0:
+            raise ShapeError("evaluate() got no examples")
+        return self._evaluate_tensors(xs, ys, max(batch_size, _EVAL_BATCH))
+
+    @torch.inference_mode()
+    def predict(self, x, batch_size: int = 32) -> np.ndarray:
+        """Outputs for a batch ``x`` shaped ``[N, *input_shape]`` (probabilities for softmax models)."""
+        xs = self._as_inputs(x, "x")
+        self.net.eval()
+        outs = [self.net(xs[i:i + max(batch_size, _EVAL_BATCH)]) for i in range(0, len(xs), max(batch_size, _EVAL_BATCH))]
+        if not outs:
+            return np.zeros((0, *self.output_shape), dtype=np.float32)
+        return torch.cat(outs).float().cpu().numpy()
+
+    # -- inputs ----------------------------------------------------------------
+    def _as_inputs(self, x, what: str) -> torch.Tensor:
+        self.build()
+        t = torch.as_tensor(x) if not isinstance(x, torch.Tensor) else x
+        expected = self.input_shape
+        if t.dim() == len(expected) and tuple(t.shape) == expected:
+            raise ShapeError(f"{what}: expected a batch [N,{','.join(map(str, expected))}], got a single example "
+                             f"{list(t.shape)}; add the batch axis (image.expand_dims or x[None])")
+        if t.dim() != len(expected) + 1 or tuple(t.shape[1:]) != expected:
+            raise ShapeError(f"{what}: expected shape [N,{','.join(map(str, expected))}], got {list(t.shape)}")
+        if not (t.is_floating_point() or t.dtype in (torch.uint8, torch.int32, torch.int64)):
+            raise ShapeError(f"{what}: expected numbers, got dtype {t.dtype}")
+        t = t.to(self.device, torch.float32)
+        if not torch.isfinite(t).all():
+            raise ShapeError(f"{what}: contains NaN or infinite values")
+        return t
+
+    def _as_tensors(self, x, y, x_what: str, y_what: str):
+        xs = self._as_inputs(x, x_what)
+        if self.loss is None:
+            raise RuntimeError("call model.compile(...) first")
+        yt = torch.as_tensor(y) if not isinstance(y, torch.Tensor) else y
+        if len(yt) != len(xs):
+            raise ShapeError(f"{x_what} has {len(xs)} examples but {y_what} has {len(yt)}")
+        out = self.output_shape
+        if self.loss == "sparseCategoricalCrossentropy":
+            if yt.dim() != 1 or yt.is_floating_point() and not torch.equal(yt, yt.round()):
+                raise ShapeError(f"{y_what}: sparseCategoricalCrossentropy expects integer class ids [N], "
+                                 f"got {list(yt.shape)} {yt.dtype}")
+            yt = yt.to(self.device, torch.int64)
+            if len(yt) and (int(yt.min()) < 0 or int(yt.max()) >= out[-1]):
+                raise ShapeError(f"{y_what}: class ids must be in 0..{out[-1] - 1}, got {int(yt.min())}..{int(yt.max())}")
+            return xs, yt
+        if tuple(yt.shape[1:]) != tuple(out):
+            hint = " (one-hot encode the labels, e.g. data.mnist.one_hot, or use sparseCategoricalCrossentropy)" \
+                if yt.dim() == 1 else ""
+            raise ShapeError(f"{y_what}: expected shape [N,{','.join(map(str, out))}], got {list(yt.shape)}{hint}")
+        yt = yt.to(self.device, torch.float32)
+        if not torch.isfinite(yt).all():
+            raise ShapeError(f"{y_what}: contains NaN or infinite values")
+        if self.loss == "categoricalCrossentropy" and len(yt) and (yt.min() < 0 or yt.max() > 1):
+            raise ShapeError(f"{y_what}: categoricalCrossentropy expects one-hot or probability rows in [0, 1], "
+                             f"got values in {float(yt.min()):g}..{float(yt.max()):g}")
+        return xs, yt
+
+    # -- persistence -------------------------------------------------------------
+    def save(self, path: str, include_optimizer: bool = False, user_defined_metadata: dict | None = None):
+        """Write ``model.json`` + ``weights.bin`` as TF.js's ``model.save('file://dir')``."""
+        from . import tfjs_format
+
+        return tfjs_format.save_model(self, path, include_optimizer=include_optimizer,
+                                      user_defined_metadata=user_defined_metadata)
+
+
+def sequential(layers: list | None = None, name: str | None = None, device: str = "auto") -> Sequential:
+    """``tf.sequential()``: an empty model, or one from a list of layers."""
+    return Sequential(layers, name=name, device=device)
+
+
+def _as_list(callbacks) -> list:
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, (list, tuple)):
+        return list(callbacks)
+    return [callbacks]
+
+
+def _row(fields: list[str], positions: list[int]) -> str:
+    line = ""
+    for i, field in enumerate(fields):
+        if i > 0:
+            line = line[:-1] + " "
+        line += field
+        line = line[:positions[i]]
+        line += " " * (positions[i] - len(line))
+    return line
+
+
+def _shape_json(shape) -> str:
+    return "[null," + ",".join(str(d) for d in shape) + "]"

@@ -1,0 +1,94 @@
+"""The chapter's models, by name, written as the listings write them.
+
+>>> build("mnist-conv").count_params()
+56714
+"""
+
+from __future__ import annotations
+
+from . import layers as L
+from .model import Sequential
+
+IMAGE_SHAPE = [28, 28, 1]
+SPEECH_SHAPE = [43, 232, 1]  # 43 frames x 232 frequency bins, one channel
+
+
+def mnist_conv() -> list:
+    """Listing 4.1: the browser MNIST convnet (56,714 parameters)."""
+    return [
+        L.conv2d(input_shape=IMAGE_SHAPE, kernel_size=3, filters=16, activation="relu"),
+        L.max_pooling2d(pool_size=2, strides=2),
+        L.conv2d(kernel_size=3, filters=32, activation="relu"),
+        L.max_pooling2d(pool_size=2, strides=2),
+        L.flatten(),
+        L.dense(units=64, activation="relu"),
+        L.dense(units=10, activation="softmax"),
+    ]
+
+
+def mnist_dense() -> list:
+    """Listing 4.3: the dense-only baseline (33,400 parameters)."""
+    return [
+        L.flatten(input_shape=IMAGE_SHAPE),
+        L.dense(units=42, activation="relu"),
+        L.dense(units=10, activation="softmax"),
+    ]
+
+
+def mnist_enhanced() -> list:
+    """Listing 4.5: the enhanced convnet trained in Node.js (594,922 parameters)."""
+    return [
+        L.conv2d(input_shape=IMAGE_SHAPE, filters=32, kernel_size=3, activation="relu"),
+        L.conv2d(filters=32, kernel_size=3, activation="relu"),
+        L.max_pooling2d(pool_size=[2, 2]),
+        L.conv2d(filters=64, kernel_size=3, activation="relu"),
+        L.conv2d(filters=64, kernel_size=3, activation="relu"),
+        L.max_pooling2d(pool_size=[2, 2]),
+        L.flatten(),
+        L.dropout(rate=0.25),
+        L.dense(units=512, activation="relu"),
+        L.dropout(rate=0.5),
+        L.dense(units=10, activation="softmax"),
+    ]
+
+
+def speech_conv(num_classes: int = 20, input_shape=SPEECH_SHAPE) -> list:
+    """Listing 4.8: the speech-command convnet (1,468,684 parameters for 20 classes)."""
+    return [
+        L.conv2d(filters=8, kernel_size=[2, 8], activation="relu", input_shape=list(input_shape)),
+        L.max_pooling2d(pool_size=[2, 2], strides=[2, 2]),
+        L.conv2d(filters=32, kernel_size=[2, 4], activation="relu"),
+        L.max_pooling2d(pool_size=[2, 2], strides=[2, 2]),
+        L.conv2d(filters=32, kernel_size=[2, 4], activation="relu"),
+        L.max_pooling2d(pool_size=[2, 2], strides=[2, 2]),
+        L.conv2d(filters=32, kernel_size=[2, 4], activation="relu"),
+        L.max_pooling2d(pool_size=[2, 2], strides=[1, 2]),
+        L.flatten(),
+        L.dropout(rate=0.25),
+        L.dense(units=2000, activation="relu"),
+        L.dropout(rate=0.5),
+        L.dense(units=num_classes, activation="softmax"),
+    ]
+
+
+PRESETS = {
+    "mnist-conv": mnist_conv,
+    "mnist-dense": mnist_dense,
+    "mnist-enhanced": mnist_enhanced,
+    "speech-conv": speech_conv,
+}
+
+# The chapter's training settings for each preset (Listings 4.2, 4.6, 4.8 and their example code).
+TRAINING_DEFAULTS = {
+    "mnist-conv": {"optimizer": "rmsprop", "batch_size": 320, "validation_split": 0.15, "epochs": 10},
+    "mnist-dense": {"optimizer": "rmsprop", "batch_size": 320, "validation_split": 0.15, "epochs": 10},
+    "mnist-enhanced": {"optimizer": "rmsprop", "batch_size": 128, "validation_split": 0.15, "epochs": 20},
+    "speech-conv": {"optimizer": "sgd", "learning_rate": 0.01, "batch_size": 64, "epochs": 25},
+}
+
+
+def build(name: str, device: str = "auto", **options) -> Sequential:
+    """A fresh model of preset ``name`` (``mnist-conv``, ``mnist-dense``, ``mnist-enhanced``, ``speech-conv``)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return Sequential(PRESETS[name](**options), device=device)
