@@ -1,0 +1,21 @@
+"""Options shared by several commands."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..runtime import DEVICE_CHOICES
+
+
+def add_data_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", metavar="DIR", default=None,
+                        help="dataset root (default: $SIGHTSOUND_DATA, else ~/.cache/sightsound)")
+
+
+def add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
+                        help="where to run: auto (CUDA when present), cpu or cuda (default: auto)")
+
+
+def add_seed(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, default=None, help="random seed for repeatable runs")
