@@ -1,0 +1,73 @@
+"""``sightsound mnist train|evaluate``: the chapter's MNIST jobs from the shell."""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import add_data_dir, add_device, add_seed
+
+
+def register(sub) -> None:
+    mnist = sub.add_parser("mnist", help="train and evaluate the chapter's MNIST models")
+    commands = mnist.add_subparsers(dest="mnist_command", metavar="ACTION", required=True)
+
+    train = commands.add_parser("train", help="train an MNIST model (Listing 4.1, 4.3 or 4.5)",
+                                description="Train on MNIST with the chapter's settings, evaluate on the 10,000 "
+                                            "test images and save the model (TF.js format), history.json, "
+                                            "curves.png and test-results.png into --out.")
+    train.add_argument("--model", default="conv", choices=["conv", "dense", "enhanced", "mnist-conv",
+                                                           "mnist-dense", "mnist-enhanced"],
+                       help="conv = Listing 4.1 (default), dense = Listing 4.3, enhanced = Listing 4.5")
+    add_data_dir(train)
+    train.add_argument("--epochs", type=int, default=None, help="default: 10 (conv, dense), 20 (enhanced)")
+    train.add_argument("--batch-size", type=int, default=None, help="default: 320 (conv, dense), 128 (enhanced)")
+    train.add_argument("--validation-split", type=float, default=None, help="last fraction held out (default 0.15)")
+    train.add_argument("--optimizer", default=None, choices=["rmsprop", "sgd", "adam"], help="default: rmsprop")
+    train.add_argument("--learning-rate", type=float, default=None, help="default: the optimizer's TF.js default")
+    add_device(train)
+    add_seed(train)
+    train.add_argument("--keep-best", action="store_true",
+                       help="keep the weights of the epoch with the best validation accuracy, not the last")
+    train.add_argument("--out", default=None, metavar="DIR", help="output directory (default: runs/<model>)")
+    train.set_defaults(func=run_train)
+
+    evaluate = commands.add_parser("evaluate", help="evaluate a saved model on the MNIST test set")
+    evaluate.add_argument("model", metavar="DIR_OR_URL", help="a model directory, model.json path or URL")
+    add_data_dir(evaluate)
+    add_device(evaluate)
+    evaluate.set_defaults(func=run_evaluate)
+
+
+def _print_evaluation(loss: float, accuracy: float) -> None:
+    print(f"\nEvaluation result:\n  Loss = {loss:.3f}; Accuracy = {accuracy:.3f}")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from .. import presets
+    from ..train import resolve_preset, train_mnist
+
+    preset = resolve_preset(args.model)
+    presets.build(preset, device="cpu").summary()
+    out = args.out or f"runs/{preset.removeprefix('mnist-')}"
+    result = train_mnist(preset, data_dir=args.data_dir, epochs=args.epochs, batch_size=args.batch_size,
+                         validation_split=args.validation_split, optimizer=args.optimizer,
+                         learning_rate=args.learning_rate, device=args.device, seed=args.seed, out_dir=out,
+                         progress=True, keep_best=args.keep_best)
+    _print_evaluation(result.test_loss, result.test_accuracy)
+    print(f"\nTrained {result.epochs} epochs in {result.seconds:.1f} s. Wrote:")
+    for path in result.files:
+        print(f"  {path}")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from .. import load_layers_model
+    from ..data import mnist
+
+    model = load_layers_model(args.model, device=args.device)
+    if model.loss is None:
+        model.compile(optimizer="rmsprop", loss="categoricalCrossentropy", metrics=["accuracy"])
+    data = mnist.load_mnist(args.data_dir)
+    loss, accuracy = model.evaluate(mnist.to_float_images(data.test_images), mnist.one_hot(data.test_labels))
+    _print_evaluation(loss, accuracy)
+    return 0

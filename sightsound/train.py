@@ -1,0 +1,134 @@
+"""The MNIST training job behind ``sightsound mnist train``, the web app and the benchmarks.
+
+One function does the chapter's whole recipe: load MNIST, build a preset,
+compile, fit with a validation split, evaluate on the 10,000 test images, save
+the model (TF.js format), ``history.json``, ``curves.png`` and
+``test-results.png``::
+
+    from sightsound.train import train_mnist
+    result = train_mnist("mnist-conv", out_dir="runs/conv", epochs=1)
+    print(result.test_accuracy)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import plots, presets
+from .callbacks import Callback
+from .data import mnist
+from .runtime import set_seed
+
+MODEL_ALIASES = {"conv": "mnist-conv", "dense": "mnist-dense", "enhanced": "mnist-enhanced"}
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced."""
+
+    preset: str
+    params: int
+    epochs: int
+    seconds: float
+    test_loss: float
+    test_accuracy: float
+    history: dict
+    out_dir: Path | None = None
+    files: list[Path] = field(default_factory=list)
+    model: object = None
+
+
+def resolve_preset(name: str) -> str:
+    """``conv`` -> ``mnist-conv``; full preset names pass through."""
+    name = MODEL_ALIASES.get(name, name)
+    if name not in ("mnist-conv", "mnist-dense", "mnist-enhanced"):
+        raise ValueError(f"unknown MNIST model {name!r}; choose conv, dense or enhanced")
+    return name
+
+
+def train_mnist(model: str = "conv", *, data_dir=None, epochs: int | None = None, batch_size: int | None = None,
+                validation_split: float | None = None, optimizer: str | None = None,
+                learning_rate: float | None = None, device: str = "auto", seed: int | None = None,
+                out_dir=None, train_limit: int | None = None, test_limit: int | None = None,
+                callbacks=None, data: mnist.MnistData | None = None, progress: bool = False,
+                keep_best: bool = False) -> TrainResult:
+    """Train an MNIST preset with the chapter's defaults (overridable) and evaluate on the test set.
+
+    ``train_limit``/``test_limit`` use only the first N images (for quick runs
+    and tests). ``keep_best`` keeps the weights of the epoch with the best
+    validation accuracy instead of the last epoch's.
+    """
+    preset = resolve_preset(model)
+    defaults = presets.TRAINING_DEFAULTS[preset]
+    epochs = defaults["epochs"] if epochs is None else epochs
+    batch_size = batch_size or defaults["batch_size"]
+    validation_split = defaults["validation_split"] if validation_split is None else validation_split
+    optimizer = optimizer or defaults["optimizer"]
+    if seed is not None:
+        set_seed(seed)
+    start = time.perf_counter()
+    data = data or mnist.load_mnist(data_dir, progress=progress)
+    train_x = mnist.to_float_images(data.train_images[:train_limit])
+    train_y = mnist.one_hot(data.train_labels[:train_limit])
+    test_x = mnist.to_float_images(data.test_images[:test_limit])
+    test_y = data.test_labels[:test_limit]
+
+    net = presets.build(preset, device=device)
+    net.compile(optimizer=optimizer, loss="categoricalCrossentropy", metrics=["accuracy"],
+                learning_rate=learning_rate)
+    extra = list(callbacks or [])
+    best = _KeepBest() if keep_best and validation_split else None
+    if best:
+        extra.append(best)
+    if progress:
+        from .callbacks import ProgressBar
+
+        n_train = int(len(train_x) * (1 - validation_split)) if validation_split else len(train_x)
+        extra.append(ProgressBar(-(-n_train // batch_size), epochs, n_train))
+    history = net.fit(train_x, train_y, batch_size=batch_size, epochs=epochs,
+                      validation_split=validation_split, callbacks=extra)
+    if best and best.state is not None:
+        net.net.load_state_dict(best.state)
+    test_loss, test_acc = net.evaluate(test_x, mnist.one_hot(test_y))
+    seconds = time.perf_counter() - start
+    result = TrainResult(preset, net.count_params(), epochs, seconds, test_loss, test_acc, history.to_json(),
+                         model=net)
+    if out_dir is not None:
+        result.out_dir = Path(out_dir)
+        result.files = save_run(net, result, test_x, test_y)
+    return result
+
+
+class _KeepBest(Callback):
+    def __init__(self):
+        self.best, self.state = -1.0, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        acc = (logs or {}).get("val_acc", -1.0)
+        if acc > self.best:
+            self.best = acc
+            self.state = {k: v.detach().clone() for k, v in self.model.net.state_dict().items()}
+
+
+def save_run(model, result: TrainResult, test_x: np.ndarray, test_y: np.ndarray, grid: int = 50) -> list[Path]:
+    """Write the model, history.json, curves.png and test-results.png into ``result.out_dir``."""
+    out = result.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    model.save(str(out), user_defined_metadata={
+        "preset": result.preset, "test_accuracy": result.test_accuracy, "test_loss": result.test_loss})
+    history_path = out / "history.json"
+    tmp = history_path.with_name(".history.json.tmp")
+    tmp.write_text(json.dumps({**result.history, "test": {"loss": result.test_loss, "acc": result.test_accuracy},
+                               "preset": result.preset, "seconds": result.seconds}, indent=1))
+    tmp.replace(history_path)
+    curves = plots.plot_curves(result.history, out / "curves.png", title=f"{result.preset} on MNIST")
+    sample = test_x[:grid]
+    predicted = model.predict(sample).argmax(axis=1)
+    grid_path = plots.plot_test_results(sample, test_y[:grid], predicted, out / "test-results.png",
+                                        title=f"{result.preset}: test images (wrong ones in red)")
+    return [out / "model.json", history_path, curves, grid_path]

@@ -1,0 +1,155 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from sightsound import layers
+from sightsound.errors import ModelFormatError, ShapeError
+from sightsound.model import Sequential
+
+
+def test_layer_names_count_per_class():
+    a = layers.conv2d(filters=1, kernel_size=1)
+    b = layers.conv2d(filters=1, kernel_size=1)
+    d = layers.dense(units=1)
+    na, nb = int(a.name.removeprefix("conv2d_Conv2D")), int(b.name.removeprefix("conv2d_Conv2D"))
+    assert nb == na + 1
+    assert d.name.startswith("dense_Dense")
+    assert layers.max_pooling2d().name.startswith("max_pooling2d_MaxPooling2D")
+    assert layers.batch_normalization().name.startswith("batch_normalization_BatchNormalization")
+
+
+def test_conv2d_config_matches_tfjs_fields_and_order():
+    conv = layers.conv2d(filters=16, kernel_size=3, activation="relu", input_shape=[28, 28, 1], name="c")
+    cfg = conv.config()
+    assert list(cfg) == ["filters", "kernel_initializer", "kernel_regularizer", "kernel_constraint", "kernel_size",
+                         "strides", "padding", "data_format", "dilation_rate", "activation", "use_bias",
+                         "bias_initializer", "bias_regularizer", "activity_regularizer", "bias_constraint", "name",
+                         "trainable", "batch_input_shape", "dtype"]
+    assert cfg["kernel_size"] == [3, 3] and cfg["strides"] == [1, 1] and cfg["padding"] == "valid"
+    assert cfg["batch_input_shape"] == [None, 28, 28, 1]
+    assert cfg["kernel_initializer"] == {"class_name": "VarianceScaling", "config": {
+        "scale": 1, "mode": "fan_avg", "distribution": "normal", "seed": None}}
+
+
+def test_camel_case_options_accepted():
+    conv = layers.conv2d(filters=4, kernelSize=[2, 8], inputShape=[43, 232, 1])
+    assert conv.kernel_size == [2, 8]
+    assert conv.batch_input_shape == [None, 43, 232, 1]
+
+
+def test_pool_strides_default_to_pool_size():
+    assert layers.max_pooling2d(pool_size=3).strides == [3, 3]
+    assert layers.average_pooling2d(pool_size=[2, 4]).strides == [2, 4]
+
+
+@pytest.mark.parametrize("padding,strides,expected", [("valid", 1, (5, 5, 2)), ("same", 1, (7, 7, 2)),
+                                                       ("same", 2, (4, 4, 2)), ("valid", 2, (3, 3, 2))])
+def test_conv_output_shapes(padding, strides, expected):
+    model = Sequential([layers.conv2d(filters=2, kernel_size=3, padding=padding, strides=strides,
+                                      input_shape=[7, 7, 1])], device="cpu")
+    assert model.output_shape == expected
+    out = model.predict(np.random.rand(2, 7, 7, 1).astype("float32"))
+    assert out.shape == (2, *expected)
+
+
+def test_same_padding_puts_extra_pixel_after_like_tf():
+    # 1x1 input pixel grid 4x4, kernel 2, stride 2 'same': no padding needed; 5x5 needs 1 after.
+    conv = layers.conv2d(filters=1, kernel_size=2, strides=2, padding="same", use_bias=False,
+                         kernel_initializer="ones", input_shape=[5, 5, 1])
+    model = Sequential([conv], device="cpu")
+    x = np.arange(25, dtype="float32").reshape(1, 5, 5, 1)
+    out = model.predict(x)[0, :, :, 0]
+    # TF pads bottom/right: last window of row 0 covers x[0:2, 4:5] -> 4 + 9
+    assert out.shape == (3, 3)
+    assert out[0, 2] == 4 + 9
+    assert out[2, 2] == 24
+
+
+def test_max_pool_same_pads_with_minus_infinity():
+    model = Sequential([layers.max_pooling2d(pool_size=2, padding="same", input_shape=[3, 3, 1])], device="cpu")
+    x = -np.arange(1, 10, dtype="float32").reshape(1, 3, 3, 1)
+    out = model.predict(x)[0, :, :, 0]
+    assert out.tolist() == [[-1, -3], [-7, -9]]
+
+
+def test_average_pool_same_excludes_padding():
+    model = Sequential([layers.average_pooling2d(pool_size=2, padding="same", input_shape=[3, 3, 1])], device="cpu")
+    x = np.ones((1, 3, 3, 1), dtype="float32")
+    assert np.allclose(model.predict(x), 1.0)
+
+
+def test_flatten_uses_tfjs_hwc_order():
+    model = Sequential([layers.flatten(input_shape=[2, 3, 4])], device="cpu")
+    x = np.arange(24, dtype="float32").reshape(1, 2, 3, 4)
+    assert model.predict(x)[0].tolist() == list(range(24))
+
+
+def test_reshape_round_trip_keeps_element_order():
+    model = Sequential([layers.reshape(target_shape=[4, 6], input_shape=[2, 3, 4]),
+                        layers.reshape(target_shape=[2, 3, 4])], device="cpu")
+    x = np.random.rand(3, 2, 3, 4).astype("float32")
+    assert np.array_equal(model.predict(x), x)
+
+
+def test_dense_on_image_tensor_acts_on_channels():
+    dense = layers.dense(units=1, use_bias=False, kernel_initializer="ones", input_shape=[2, 2, 3])
+    model = Sequential([dense], device="cpu")
+    x = np.random.rand(1, 2, 2, 3).astype("float32")
+    assert np.allclose(model.predict(x)[..., 0], x.sum(-1), atol=1e-6)
+
+
+def test_global_average_pooling_and_batchnorm_param_counts():
+    model = Sequential([layers.conv2d(filters=4, kernel_size=3, input_shape=[8, 8, 2]),
+                        layers.batch_normalization(), layers.global_average_pooling2d()], device="cpu")
+    assert model.output_shape == (4,)
+    assert model.count_params() == (3 * 3 * 2 * 4 + 4) + 4 * 4
+    text = "\n".join(model.summary_lines())
+    assert "Trainable params: 84" in text and "Non-trainable params: 8" in text
+
+
+def test_glorot_normal_init_has_tfjs_spread():
+    torch.manual_seed(0)
+    dense = layers.dense(units=300, input_shape=[500])
+    model = Sequential([dense], device="cpu").build()
+    kernel = model.net.blocks[0].tfjs_weights["kernel"].detach()
+    std = math.sqrt(2 / (500 + 300))
+    assert kernel.abs().max() <= 2 * std + 1e-6  # truncated at two standard deviations
+    # a normal truncated at 2 std has std 0.88 of the untruncated one
+    assert abs(kernel.std().item() / std - 0.8796) < 0.02
+    assert torch.count_nonzero(model.net.blocks[0].tfjs_weights["bias"]) == 0
+
+
+@pytest.mark.parametrize("name,fn", [("relu", lambda x: np.maximum(x, 0)), ("sigmoid", lambda x: 1 / (1 + np.exp(-x))),
+                                     ("tanh", np.tanh), ("linear", lambda x: x),
+                                     ("elu", lambda x: np.where(x > 0, x, np.exp(x) - 1)),
+                                     ("hardSigmoid", lambda x: np.clip(0.2 * x + 0.5, 0, 1))])
+def test_activations(name, fn):
+    model = Sequential([layers.activation(activation=name, input_shape=[5])], device="cpu")
+    x = np.linspace(-3, 3, 10, dtype="float32").reshape(2, 5)
+    assert np.allclose(model.predict(x), fn(x), atol=1e-6)
+
+
+def test_softmax_on_images_is_over_channels():
+    model = Sequential([layers.activation(activation="softmax", input_shape=[2, 2, 3])], device="cpu")
+    out = model.predict(np.random.rand(1, 2, 2, 3).astype("float32"))
+    assert np.allclose(out.sum(-1), 1, atol=1e-6)
+
+
+@pytest.mark.parametrize("build,message", [
+    (lambda: layers.conv2d(filters=2, kernel_size=3, padding="causal"), "padding"),
+    (lambda: layers.dense(units=2, activation="swishy"), "unknown activation 'swishy'"),
+    (lambda: layers.dense(units=0), "units"),
+    (lambda: layers.dropout(rate=1.5), "rate"),
+    (lambda: layers.dense(units=2, kernel_initializer="fancy"), "unknown initializer"),
+    (lambda: layers.from_json({"class_name": "LSTM", "config": {}}), "unknown layer class 'LSTM'"),
+])
+def test_bad_layer_options_name_the_problem(build, message):
+    with pytest.raises(ModelFormatError, match=message):
+        build()
+
+
+def test_kernel_larger_than_input_is_a_shape_error():
+    with pytest.raises(ShapeError, match="smaller than the kernel"):
+        Sequential([layers.conv2d(filters=2, kernel_size=5, input_shape=[3, 3, 1])])

@@ -1,0 +1,213 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import sightsound
+from sightsound import layers, optimizers, presets
+from sightsound.errors import ShapeError, TrainingError
+from sightsound.model import Sequential
+
+# What TF.js 4.22 prints for Listing 4.1 built first in a fresh process (Node, @tensorflow/tfjs).
+TFJS_SUMMARY_41 = """\
+__________________________________________________________________________________________
+Layer (type)                Input Shape               Output shape              Param #   
+==========================================================================================
+conv2d_Conv2D1 (Conv2D)     [[null,28,28,1]]          [null,26,26,16]           160       
+__________________________________________________________________________________________
+max_pooling2d_MaxPooling2D1 [[null,26,26,16]]         [null,13,13,16]           0         
+__________________________________________________________________________________________
+conv2d_Conv2D2 (Conv2D)     [[null,13,13,16]]         [null,11,11,32]           4640      
+__________________________________________________________________________________________
+max_pooling2d_MaxPooling2D2 [[null,11,11,32]]         [null,5,5,32]             0         
+__________________________________________________________________________________________
+flatten_Flatten1 (Flatten)  [[null,5,5,32]]           [null,800]                0         
+__________________________________________________________________________________________
+dense_Dense1 (Dense)        [[null,800]]              [null,64]                 51264     
+__________________________________________________________________________________________
+dense_Dense2 (Dense)        [[null,64]]               [null,10]                 650       
+==========================================================================================
+Total params: 56714
+Trainable params: 56714
+Non-trainable params: 0
+__________________________________________________________________________________________"""
+
+
+@pytest.mark.parametrize("name,params,output", [("mnist-conv", 56714, (10,)), ("mnist-dense", 33400, (10,)),
+                                                ("mnist-enhanced", 594922, (10,)),
+                                                ("speech-conv", 1468684, (20,))])
+def test_preset_parameter_counts_and_shapes(name, params, output):
+    model = presets.build(name, device="cpu")
+    assert model.count_params() == params
+    assert model.output_shape == output
+    assert sum(p.numel() for p in model.build().net.parameters()) == params
+
+
+def test_speech_preset_shapes_follow_listing_48():
+    model = presets.build("speech-conv", device="cpu")
+    assert model.input_shape == (43, 232, 1)
+    assert [out for _, out in model.shapes][:9] == [(42, 225, 8), (21, 112, 8), (20, 109, 32), (10, 54, 32),
+                                                     (9, 51, 32), (4, 25, 32), (3, 22, 32), (2, 11, 32), (704,)]
+
+
+def test_summary_matches_tfjs_text():
+    # rename the layers as a fresh TF.js process would number them
+    model = presets.build("mnist-conv", device="cpu")
+    names = ["conv2d_Conv2D1", "max_pooling2d_MaxPooling2D1", "conv2d_Conv2D2", "max_pooling2d_MaxPooling2D2",
+             "flatten_Flatten1", "dense_Dense1", "dense_Dense2"]
+    for layer, name in zip(model.layers, names):
+        layer.name = name
+    lines = []
+    model.summary(print_fn=lines.append)
+    assert "\n".join(lines) == TFJS_SUMMARY_41
+
+
+def _tiny_model(**compile_args):
+    model = Sequential([layers.dense(units=3, activation="softmax", input_shape=[4])], device="cpu")
+    model.compile(**{"optimizer": "sgd", "loss": "categoricalCrossentropy", "metrics": ["accuracy"],
+                     **compile_args})
+    return model
+
+
+def test_validation_split_takes_the_last_fraction_before_shuffling():
+    model = _tiny_model()
+    x = np.zeros((100, 4), dtype="float32")
+    x[85:] = 1000.0  # the last 15 % are extreme: only validation sees them
+    y = np.eye(3, dtype="float32")[np.zeros(100, dtype=int)]
+    seen = []
+
+    class Spy(sightsound.callbacks.Callback):
+        def on_batch_end(self, batch, logs=None):
+            seen.append(logs["size"])
+
+    model.fit(x, y, batch_size=10, epochs=1, validation_split=0.15, callbacks=[Spy()])
+    assert sum(seen) == 85  # floor(100 * 0.85) training examples
+    assert seen == [10] * 8 + [5]
+
+
+def test_callbacks_order_and_logs():
+    model = _tiny_model()
+    x, y = np.random.rand(20, 4).astype("float32"), np.eye(3, dtype="float32")[np.random.randint(0, 3, 20)]
+    events = []
+    model.fit(x, y, batch_size=10, epochs=2, validation_split=0.5, callbacks={
+        "on_train_begin": lambda logs: events.append("train_begin"),
+        "onEpochBegin": lambda e, logs: events.append(f"epoch_begin{e}"),
+        "on_batch_end": lambda b, logs: events.append(f"batch{b}:{sorted(logs)}"),
+        "on_epoch_end": lambda e, logs: events.append(f"epoch_end{e}:{sorted(logs)}"),
+        "on_train_end": lambda logs: events.append("train_end")})
+    assert events == ["train_begin", "epoch_begin0", "batch0:['acc', 'batch', 'loss', 'size']",
+                      "epoch_end0:['acc', 'loss', 'val_acc', 'val_loss']", "epoch_begin1",
+                      "batch0:['acc', 'batch', 'loss', 'size']",
+                      "epoch_end1:['acc', 'loss', 'val_acc', 'val_loss']", "train_end"]
+
+
+def test_history_records_epochs_and_batches():
+    model = _tiny_model()
+    x, y = np.random.rand(30, 4).astype("float32"), np.eye(3, dtype="float32")[np.random.randint(0, 3, 30)]
+    history = model.fit(x, y, batch_size=10, epochs=3)
+    assert len(history.history["loss"]) == 3 and history.epoch == [0, 1, 2]
+    data = history.to_json()
+    assert [e["epoch"] for e in data["epochs"]] == [1, 2, 3]
+    assert [b["batch"] for b in data["batches"]] == list(range(1, 10))
+
+
+def test_stop_training_from_a_callback():
+    model = _tiny_model()
+    x, y = np.random.rand(40, 4).astype("float32"), np.eye(3, dtype="float32")[np.random.randint(0, 3, 40)]
+
+    def stop(batch, logs):
+        model.stop_training = True
+
+    history = model.fit(x, y, batch_size=10, epochs=5, callbacks={"on_batch_end": stop})
+    assert len(history.batches) == 1 and history.epoch == [0]
+
+
+def test_rmsprop_follows_tfjs_update_rule():
+    torch.manual_seed(1)
+    model = Sequential([layers.dense(units=2, input_shape=[3], use_bias=False)], device="cpu")
+    model.compile(optimizer="rmsprop", loss="meanSquaredError")
+    w = model.net.blocks[0].tfjs_weights["kernel"]
+    w0 = w.detach().numpy().copy()
+    x = np.random.rand(4, 3).astype("float32")
+    y = np.random.rand(4, 2).astype("float32")
+    model.fit(x, y, batch_size=4, epochs=2, shuffle=False)
+    # the same two steps by hand: TF.js puts epsilon inside the square root, decay 0.9
+    weight, ms = w0.astype("float64"), np.zeros_like(w0, dtype="float64")
+    for _ in range(2):
+        pred = x @ weight.T
+        grad = (2 / pred.size) * (pred - y).T @ x
+        ms = 0.9 * ms + 0.1 * grad ** 2
+        weight = weight - 0.001 * grad / np.sqrt(ms + 1e-7)
+    assert np.allclose(w.detach().numpy(), weight, atol=1e-6)
+
+
+def test_adam_matches_torch_adam_with_tfjs_epsilon():
+    params = [torch.randn(5, requires_grad=True)]
+    ref = [params[0].detach().clone().requires_grad_(True)]
+    ours = optimizers.make("adam").bind(params)
+    theirs = torch.optim.Adam(ref, lr=0.001, eps=1e-7)
+    for _ in range(3):
+        g = torch.randn(5)
+        params[0].grad, ref[0].grad = g.clone(), g.clone()
+        ours.step()
+        theirs.step()
+    assert torch.allclose(params[0], ref[0], atol=1e-7)
+
+
+def test_wrong_input_and_label_shapes_name_expected_and_got():
+    model = presets.build("mnist-conv", device="cpu")
+    model.compile(optimizer="rmsprop", loss="categoricalCrossentropy", metrics=["accuracy"])
+    with pytest.raises(ShapeError, match=r"expected shape \[N,28,28,1\], got \[5, 28, 28\]"):
+        model.predict(np.zeros((5, 28, 28)))
+    with pytest.raises(ShapeError, match="single example"):
+        model.predict(np.zeros((28, 28, 1)))
+    with pytest.raises(ShapeError, match=r"expected shape \[N,10\], got \[5\].*one-hot"):
+        model.fit(np.zeros((5, 28, 28, 1)), np.zeros(5), epochs=1)
+    with pytest.raises(ShapeError, match="has 5 examples but y has 4"):
+        model.fit(np.zeros((5, 28, 28, 1)), np.zeros((4, 10)), epochs=1)
+    with pytest.raises(ShapeError, match="NaN"):
+        model.predict(np.full((1, 28, 28, 1), np.nan))
+    model.compile(optimizer="rmsprop", loss="sparseCategoricalCrossentropy", metrics=["accuracy"])
+    with pytest.raises(ShapeError, match=r"class ids must be in 0..9, got 0..12"):
+        model.fit(np.zeros((2, 28, 28, 1)), np.array([0, 12]), epochs=1)
+
+
+def test_nan_loss_stops_with_a_clear_error():
+    model = Sequential([layers.dense(units=3, input_shape=[4])], device="cpu")
+    model.compile(optimizer=optimizers.SGD(1e30), loss="meanSquaredError")
+    x = np.random.rand(8, 4).astype("float32") * 1e10
+    with pytest.raises(TrainingError, match="loss became"):
+        model.fit(x, np.random.rand(8, 3).astype("float32"), batch_size=4, epochs=5)
+
+
+def test_dropout_only_while_fitting():
+    model = Sequential([layers.dropout(rate=0.5, input_shape=[1000])], device="cpu")
+    model.compile(optimizer="sgd", loss="meanSquaredError")
+    x = np.ones((2, 1000), dtype="float32")
+    assert np.array_equal(model.predict(x), x)
+
+
+def test_seed_makes_runs_repeat():
+    def run():
+        sightsound.set_seed(7)
+        model = _tiny_model()
+        x, y = np.random.rand(30, 4).astype("float32"), np.eye(3, dtype="float32")[np.random.randint(0, 3, 30)]
+        return model.fit(x, y, batch_size=8, epochs=2).history["loss"]
+
+    assert run() == run()
+
+
+def test_learns_real_mnist_subset(real_mnist):
+    """A small real run: 6,000 training images, 2 epochs, must pass 90 % on 2,000 test images."""
+    from sightsound.data import mnist
+
+    sightsound.set_seed(0)
+    model = presets.build("mnist-conv", device="cpu")
+    model.compile(optimizer="rmsprop", loss="categoricalCrossentropy", metrics=["accuracy"])
+    x, y = mnist.to_float_images(real_mnist.train_images[:6000]), mnist.one_hot(real_mnist.train_labels[:6000])
+    model.fit(x, y, batch_size=64, epochs=2, validation_split=0.15)
+    loss, acc = model.evaluate(mnist.to_float_images(real_mnist.test_images[:2000]),
+                               mnist.one_hot(real_mnist.test_labels[:2000]))
+    assert acc >= 0.90, acc
+    assert math.isfinite(loss) and loss < 0.4
