@@ -6,7 +6,7 @@
 >>> model.add(layers.dense(units=10, activation="softmax", input_shape=[784]))
 """
 
-from . import callbacks, layers
+from . import callbacks, distributed, layers
 from .errors import SightsoundError
 from .model import Sequential, sequential
 from .runtime import resolve_device, set_seed

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import distributed
 from . import layers as layers_mod
 from . import optimizers
 from .callbacks import CallbackList, History
@@ -290,6 +291,15 @@ class Sequential:
         history = History()
         cbs = CallbackList([history] + _as_list(callbacks), self)
         n, steps = len(xs), math.ceil(len(xs) / batch_size)
+        ddp = distributed.context()
+        if ddp.enabled:  # same start weights and the same shuffling on every process
+            for tensor in self.net.state_dict().values():
+                buffer = tensor.contiguous()
+                torch.distributed.broadcast(buffer, src=0)
+                tensor.copy_(buffer)
+            seed = torch.randint(0, 2**62, (1,)) if ddp.is_main else torch.zeros(1, dtype=torch.int64)
+            torch.distributed.broadcast(seed, src=0)
+            generator = torch.Generator().manual_seed(int(seed))
         self.stop_training = False
         train_logs = {}
         cbs.call("on_train_begin", {})
@@ -304,11 +314,14 @@ class Sequential:
                 idx = order[step * batch_size:(step + 1) * batch_size]
                 size = len(idx)
                 cbs.call("on_batch_begin", step, {"batch": step, "size": size})
-                xb, yb = xs.index_select(0, idx), ys.index_select(0, idx)
-                self.optimizer.zero_grad()
-                loss, correct = self._loss_and_correct(xb, yb)
-                loss.backward()
-                self.optimizer.step()
+                if ddp.enabled:
+                    loss, correct = self._distributed_step(xs, ys, idx, ddp)
+                else:
+                    xb, yb = xs.index_select(0, idx), ys.index_select(0, idx)
+                    self.optimizer.zero_grad()
+                    loss, correct = self._loss_and_correct(xb, yb)
+                    loss.backward()
+                    self.optimizer.step()
                 loss_value = loss.item()
                 if not math.isfinite(loss_value):
                     raise TrainingError(f"the loss became {loss_value} at epoch {epoch + 1}, batch {step + 1}; "
@@ -328,6 +341,28 @@ class Sequential:
                 break
         cbs.call("on_train_end", dict(train_logs))
         return history
+
+    def _distributed_step(self, xs, ys, idx, ddp):
+        """One global batch split over processes; gradients summed so the update equals one process's."""
+        local = idx[ddp.rank::ddp.world_size]
+        self.optimizer.zero_grad()
+        if len(local):
+            loss, correct = self._loss_and_correct(xs.index_select(0, local), ys.index_select(0, local))
+            (loss * (len(local) / len(idx))).backward()
+        else:
+            loss, correct = torch.zeros((), device=self.device), torch.zeros((), device=self.device)
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.optimizer.params]
+        for p, g in zip(self.optimizer.params, grads):
+            p.grad = g
+        flat = torch.cat([g.reshape(-1) for g in grads] +
+                         [(loss.detach() * len(local)).reshape(1), correct.reshape(1).to(loss.dtype)])
+        torch.distributed.all_reduce(flat)
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset:offset + g.numel()].view_as(g))
+            offset += g.numel()
+        self.optimizer.step()
+        return flat[-2] / len(idx), flat[-1]
 
     @torch.inference_mode()
     def _evaluate_tensors(self, xs: torch.Tensor, ys: torch.Tensor, batch_size: int = _EVAL_BATCH):

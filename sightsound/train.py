@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import plots, presets
+from . import distributed, plots, presets
 from .callbacks import Callback
 from .data import mnist
 from .runtime import set_seed
@@ -78,14 +78,15 @@ def train_mnist(model: str = "conv", *, data_dir=None, epochs: int | None = None
     test_x = mnist.to_float_images(data.test_images[:test_limit])
     test_y = data.test_labels[:test_limit]
 
-    net = presets.build(preset, device=device)
+    net = presets.build(preset, device=distributed.local_device(device))
+    main_process = distributed.is_main_process()
     net.compile(optimizer=optimizer, loss="categoricalCrossentropy", metrics=["accuracy"],
                 learning_rate=learning_rate)
     extra = list(callbacks or [])
     best = _KeepBest() if keep_best and validation_split else None
     if best:
         extra.append(best)
-    if progress:
+    if progress and main_process:
         from .callbacks import ProgressBar
 
         n_train = int(len(train_x) * (1 - validation_split)) if validation_split else len(train_x)
@@ -98,7 +99,7 @@ def train_mnist(model: str = "conv", *, data_dir=None, epochs: int | None = None
     seconds = time.perf_counter() - start
     result = TrainResult(preset, net.count_params(), epochs, seconds, test_loss, test_acc, history.to_json(),
                          model=net)
-    if out_dir is not None:
+    if out_dir is not None and main_process:
         result.out_dir = Path(out_dir)
         result.files = save_run(net, result, test_x, test_y)
     return result
