@@ -78,3 +78,21 @@ def plot_test_results(images: np.ndarray, labels, predictions, path, columns: in
     if title:
         fig.suptitle(title)
     return _save(fig, path)
+
+
+def plot_validation_curves(curves: dict[str, list[list[float]]], path, title: str | None = None) -> Path:
+    """Overlay validation accuracy per epoch of several variants (mean over runs, band = min..max)."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for label, runs in curves.items():
+        runs = np.asarray(runs, dtype=float)
+        epochs = np.arange(1, runs.shape[1] + 1)
+        ax.plot(epochs, runs.mean(axis=0), marker="o", label=label)
+        if len(runs) > 1:
+            ax.fill_between(epochs, runs.min(axis=0), runs.max(axis=0), alpha=0.15)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return _save(fig, path)

@@ -51,20 +51,28 @@ def resolve_preset(name: str) -> str:
     return name
 
 
-def train_mnist(model: str = "conv", *, data_dir=None, epochs: int | None = None, batch_size: int | None = None,
+def train_mnist(model="conv", *, data_dir=None, epochs: int | None = None, batch_size: int | None = None,
                 validation_split: float | None = None, optimizer: str | None = None,
                 learning_rate: float | None = None, device: str = "auto", seed: int | None = None,
                 out_dir=None, train_limit: int | None = None, test_limit: int | None = None,
                 callbacks=None, data: mnist.MnistData | None = None, progress: bool = False,
-                keep_best: bool = False) -> TrainResult:
+                keep_best: bool = False, defaults_from: str = "mnist-conv") -> TrainResult:
     """Train an MNIST preset with the chapter's defaults (overridable) and evaluate on the test set.
+
+    ``model`` is a preset name (``conv``, ``mnist-enhanced``...) or a callable
+    returning a fresh, uncompiled :class:`Sequential` (then the training
+    defaults are those of preset ``defaults_from``).
 
     ``train_limit``/``test_limit`` use only the first N images (for quick runs
     and tests). ``keep_best`` keeps the weights of the epoch with the best
     validation accuracy instead of the last epoch's.
     """
-    preset = resolve_preset(model)
-    defaults = presets.TRAINING_DEFAULTS[preset]
+    if callable(model):
+        build, preset = model, None
+        defaults = presets.TRAINING_DEFAULTS[resolve_preset(defaults_from)]
+    else:
+        preset = resolve_preset(model)
+        build, defaults = None, presets.TRAINING_DEFAULTS[preset]
     epochs = defaults["epochs"] if epochs is None else epochs
     batch_size = batch_size or defaults["batch_size"]
     validation_split = defaults["validation_split"] if validation_split is None else validation_split
@@ -78,7 +86,9 @@ def train_mnist(model: str = "conv", *, data_dir=None, epochs: int | None = None
     test_x = mnist.to_float_images(data.test_images[:test_limit])
     test_y = data.test_labels[:test_limit]
 
-    net = presets.build(preset, device=distributed.local_device(device))
+    device = distributed.local_device(device)
+    net = build().to(device) if build else presets.build(preset, device=device)
+    preset = preset or net.name
     main_process = distributed.is_main_process()
     net.compile(optimizer=optimizer, loss="categoricalCrossentropy", metrics=["accuracy"],
                 learning_rate=learning_rate)
