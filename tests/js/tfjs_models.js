@@ -1,0 +1,279 @@
+#!/usr/bin/env node
+/*
+ * Real TensorFlow.js (4.22, pure JS) side of sightsound's format tests.
+ *
+ *   node tfjs_models.js make OUTDIR
+ *       Builds the chapter's four listings (and two small coverage models) in
+ *       TF.js with random weights, saves each to OUTDIR/<name>/ with a
+ *       file-writing save handler that writes what tfjs-node's `file://`
+ *       handler writes, and writes OUTDIR/expect.json: fixed inputs, TF.js's
+ *       predictions and model.summary() lines for each model.
+ *
+ *   node tfjs_models.js check SPEC.json OUT.json
+ *       Loads each model folder named in SPEC.json with tf.loadLayersModel and
+ *       a file IO handler (weight paths relative to model.json), predicts the
+ *       given inputs, prints summaries; optionally runs one training step on a
+ *       given batch (restored optimizer state) and predicts again.
+ */
+'use strict';
+const fs = require('fs');
+const path = require('path');
+const tf = require('@tensorflow/tfjs');
+
+// --- listings (identical to sightsound/presets.py) --------------------------
+const IMAGE = [28, 28, 1];
+const SPEECH = [43, 232, 1];
+
+function mnistConv() {
+  const m = tf.sequential();
+  m.add(tf.layers.conv2d({inputShape: IMAGE, kernelSize: 3, filters: 16, activation: 'relu'}));
+  m.add(tf.layers.maxPooling2d({poolSize: 2, strides: 2}));
+  m.add(tf.layers.conv2d({kernelSize: 3, filters: 32, activation: 'relu'}));
+  m.add(tf.layers.maxPooling2d({poolSize: 2, strides: 2}));
+  m.add(tf.layers.flatten());
+  m.add(tf.layers.dense({units: 64, activation: 'relu'}));
+  m.add(tf.layers.dense({units: 10, activation: 'softmax'}));
+  return m;
+}
+
+function mnistDense() {
+  const m = tf.sequential();
+  m.add(tf.layers.flatten({inputShape: IMAGE}));
+  m.add(tf.layers.dense({units: 42, activation: 'relu'}));
+  m.add(tf.layers.dense({units: 10, activation: 'softmax'}));
+  return m;
+}
+
+function mnistEnhanced() {
+  const m = tf.sequential();
+  m.add(tf.layers.conv2d({inputShape: IMAGE, filters: 32, kernelSize: 3, activation: 'relu'}));
+  m.add(tf.layers.conv2d({filters: 32, kernelSize: 3, activation: 'relu'}));
+  m.add(tf.layers.maxPooling2d({poolSize: [2, 2]}));
+  m.add(tf.layers.conv2d({filters: 64, kernelSize: 3, activation: 'relu'}));
+  m.add(tf.layers.conv2d({filters: 64, kernelSize: 3, activation: 'relu'}));
+  m.add(tf.layers.maxPooling2d({poolSize: [2, 2]}));
+  m.add(tf.layers.flatten());
+  m.add(tf.layers.dropout({rate: 0.25}));
+  m.add(tf.layers.dense({units: 512, activation: 'relu'}));
+  m.add(tf.layers.dropout({rate: 0.5}));
+  m.add(tf.layers.dense({units: 10, activation: 'softmax'}));
+  return m;
+}
+
+function speechConv(numClasses = 20) {
+  const m = tf.sequential();
+  m.add(tf.layers.conv2d({filters: 8, kernelSize: [2, 8], activation: 'relu', inputShape: SPEECH}));
+  m.add(tf.layers.maxPooling2d({poolSize: [2, 2], strides: [2, 2]}));
+  m.add(tf.layers.conv2d({filters: 32, kernelSize: [2, 4], activation: 'relu'}));
+  m.add(tf.layers.maxPooling2d({poolSize: [2, 2], strides: [2, 2]}));
+  m.add(tf.layers.conv2d({filters: 32, kernelSize: [2, 4], activation: 'relu'}));
+  m.add(tf.layers.maxPooling2d({poolSize: [2, 2], strides: [2, 2]}));
+  m.add(tf.layers.conv2d({filters: 32, kernelSize: [2, 4], activation: 'relu'}));
+  m.add(tf.layers.maxPooling2d({poolSize: [2, 2], strides: [1, 2]}));
+  m.add(tf.layers.flatten());
+  m.add(tf.layers.dropout({rate: 0.25}));
+  m.add(tf.layers.dense({units: 2000, activation: 'relu'}));
+  m.add(tf.layers.dropout({rate: 0.5}));
+  m.add(tf.layers.dense({units: numClasses, activation: 'softmax'}));
+  return m;
+}
+
+// Not a listing: 'same' padding, strides, BatchNormalization (one frozen), average pooling.
+function coverage() {
+  const m = tf.sequential();
+  m.add(tf.layers.conv2d({inputShape: [12, 10, 3], filters: 4, kernelSize: 3, strides: 2, padding: 'same',
+                          activation: 'elu'}));
+  m.add(tf.layers.batchNormalization());
+  m.add(tf.layers.maxPooling2d({poolSize: 3, strides: 2, padding: 'same'}));
+  m.add(tf.layers.conv2d({filters: 6, kernelSize: [2, 3], padding: 'same', useBias: false}));
+  m.add(tf.layers.batchNormalization({trainable: false}));
+  m.add(tf.layers.activation({activation: 'relu6'}));
+  m.add(tf.layers.averagePooling2d({poolSize: 2, padding: 'same'}));
+  m.add(tf.layers.flatten());
+  m.add(tf.layers.dense({units: 7, activation: 'tanh'}));
+  m.add(tf.layers.dense({units: 5, activation: 'softmax'}));
+  return m;
+}
+
+// --- helpers ------------------------------------------------------------------
+function rng(seed) {  // mulberry32: small, deterministic
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6D2B79F5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function fixedInputs(shape, seed, lo = 0, hi = 1) {
+  const next = rng(seed);
+  const n = shape.reduce((a, b) => a * b, 1);
+  const values = new Float32Array(n);
+  for (let i = 0; i < n; i++) values[i] = lo + (hi - lo) * next();
+  return Array.from(values);
+}
+
+function randomizeWeights(model, seed) {
+  // Kernels keep TF.js's random initialisation; biases and BatchNorm stats get random values too.
+  const next = rng(seed);
+  const values = model.weights.map(w => {
+    const n = w.shape.reduce((a, b) => a * b, 1);
+    const name = w.originalName || w.name;
+    if (/kernel$/.test(name)) return w.read();
+    const lo = /(gamma|moving_variance)$/.test(name) ? 0.5 : -0.1;
+    const hi = /(gamma|moving_variance)$/.test(name) ? 1.5 : 0.1;
+    const data = new Float32Array(n);
+    for (let i = 0; i < n; i++) data[i] = lo + (hi - lo) * next();
+    return tf.tensor(data, w.shape);
+  });
+  model.setWeights(values);
+}
+
+function summaryLines(model) {
+  const lines = [];
+  model.summary(undefined, undefined, line => lines.push(line));
+  return lines;
+}
+
+async function predict(model, inputs, shape) {
+  const x = tf.tensor(inputs, shape);
+  const y = model.predict(x);
+  const out = Array.from(await y.data());
+  tf.dispose([x, y]);
+  return out;
+}
+
+// Writes what tfjs-node's `file://` save handler (NodeFileSystem.save) writes.
+function fileSaver(dir) {
+  return tf.io.withSaveHandler(async artifacts => {
+    fs.mkdirSync(dir, {recursive: true});
+    const modelJSON = {
+      modelTopology: artifacts.modelTopology,
+      weightsManifest: [{paths: ['weights.bin'], weights: artifacts.weightSpecs}],
+      format: artifacts.format,
+      generatedBy: artifacts.generatedBy,
+      convertedBy: artifacts.convertedBy,
+    };
+    if (artifacts.trainingConfig != null) modelJSON.trainingConfig = artifacts.trainingConfig;
+    if (artifacts.signature != null) modelJSON.signature = artifacts.signature;
+    if (artifacts.userDefinedMetadata != null) modelJSON.userDefinedMetadata = artifacts.userDefinedMetadata;
+    fs.writeFileSync(path.join(dir, 'model.json'), JSON.stringify(modelJSON), 'utf8');
+    const data = Array.isArray(artifacts.weightData) ?
+        Buffer.concat(artifacts.weightData.map(b => Buffer.from(b))) : Buffer.from(artifacts.weightData);
+    fs.writeFileSync(path.join(dir, 'weights.bin'), data);
+    return {modelArtifactsInfo: {dateSaved: new Date(), modelTopologyType: 'JSON'}};
+  });
+}
+
+// Reads model.json and the weight files it names, relative to its folder.
+function fileLoader(dir) {
+  return {
+    load: async () => {
+      const modelJSON = JSON.parse(fs.readFileSync(path.join(dir, 'model.json'), 'utf8'));
+      return tf.io.getModelArtifactsForJSON(modelJSON, async manifest => {
+        const specs = [];
+        const buffers = [];
+        for (const group of manifest) {
+          for (const p of group.paths) buffers.push(fs.readFileSync(path.join(dir, p)));
+          specs.push(...group.weights);
+        }
+        const all = Buffer.concat(buffers);
+        return [specs, all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength)];
+      });
+    },
+  };
+}
+
+async function trainStep(model, step) {
+  const x = tf.tensor(step.x, step.x_shape);
+  const y = tf.tensor(step.y, step.y_shape);
+  await model.fit(x, y, {batchSize: step.x_shape[0], epochs: 1, shuffle: false, verbose: 0});
+  tf.dispose([x, y]);
+}
+
+// --- commands -------------------------------------------------------------------
+async function make(outDir) {
+  fs.mkdirSync(outDir, {recursive: true});
+  const plan = [
+    ['mnist-conv', mnistConv, [3, ...IMAGE], 0, 1],
+    ['mnist-dense', mnistDense, [3, ...IMAGE], 0, 1],
+    ['mnist-enhanced', mnistEnhanced, [3, ...IMAGE], 0, 1],
+    ['speech-conv', speechConv, [2, ...SPEECH], -1, 1],
+    ['coverage', coverage, [3, 12, 10, 3], -1, 1],
+  ];
+  const expect = {tfjs_version: tf.version.tfjs, models: {}};
+  let seed = 1;
+  for (const [name, build, shape, lo, hi] of plan) {
+    const model = build();
+    randomizeWeights(model, seed++);
+    if (name === 'speech-conv') {
+      model.setUserDefinedMetadata({words: ['_background_noise_', '_unknown_', 'zero'], frameSize: 232});
+    }
+    const inputs = fixedInputs(shape, seed++, lo, hi);
+    await model.save(fileSaver(path.join(outDir, name)));
+    expect.models[name] = {input_shape: shape, inputs, predictions: await predict(model, inputs, shape),
+                           summary: summaryLines(model)};
+  }
+  // Trained models saved with their optimizer (trainingConfig + optimizer weights).
+  const trained = [
+    // [name, listing, optimizer, input batch shape, classes, record one more step after saving?]
+    ['trained-adam', mnistDense, tf.train.adam(0.01), [4, ...IMAGE], 10, true],
+    ['trained-rmsprop', coverage, tf.train.rmsprop(0.01, 0.9, 0.5), [4, 12, 10, 3], 5, false],
+  ];
+  for (const [name, build, optimizer, shape, classes, stepAgain] of trained) {
+    const model = build();
+    randomizeWeights(model, seed++);
+    model.compile({optimizer, loss: 'categoricalCrossentropy', metrics: ['accuracy']});
+    const n = shape[0];
+    const labels = Array.from({length: n}, (_, i) => i % classes);
+    const step = {x: fixedInputs(shape, seed++), x_shape: shape,
+                  y: Array.from(tf.oneHot(tf.tensor1d(labels, 'int32'), classes).dataSync()),
+                  y_shape: [n, classes]};
+    for (let i = 0; i < 3; i++) await trainStep(model, step);
+    await model.save(fileSaver(path.join(outDir, name)), {includeOptimizer: true});
+    const inputs = fixedInputs(shape, seed++);
+    const entry = {input_shape: shape, inputs, predictions: await predict(model, inputs, shape),
+                   summary: summaryLines(model)};
+    if (stepAgain) {  // one more step from the saved state
+      await trainStep(model, step);
+      Object.assign(entry, {step, after_step: await predict(model, inputs, shape)});
+    }
+    expect.models[name] = entry;
+  }
+  fs.writeFileSync(path.join(outDir, 'expect.json'), JSON.stringify(expect));
+}
+
+async function check(specPath, outPath) {
+  const spec = JSON.parse(fs.readFileSync(specPath, 'utf8'));
+  const out = {};
+  for (const item of spec.models) {
+    const model = await tf.loadLayersModel(fileLoader(item.dir));
+    const result = {predictions: await predict(model, item.inputs, item.input_shape),
+                    summary: summaryLines(model)};
+    if (model.optimizer != null) {
+      result.optimizer = {class_name: model.optimizer.getClassName(), iterations: model.optimizer.iterations,
+                          loss: model.loss};
+    }
+    if (item.step) {
+      await trainStep(model, item.step);
+      result.after_step = await predict(model, item.inputs, item.input_shape);
+    }
+    out[item.name] = result;
+  }
+  fs.writeFileSync(outPath, JSON.stringify(out));
+}
+
+async function main() {
+  const [command, ...args] = process.argv.slice(2);
+  if (command === 'make' && args.length === 1) return make(args[0]);
+  if (command === 'check' && args.length === 2) return check(args[0], args[1]);
+  console.error('usage: tfjs_models.js make OUTDIR | check SPEC.json OUT.json');
+  process.exit(2);
+}
+
+main().catch(err => {
+  console.error(err && err.stack || err);
+  process.exit(1);
+});

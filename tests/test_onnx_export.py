@@ -1,0 +1,40 @@
+"""ONNX export: the exported graph, run by onnxruntime, predicts what sightsound predicts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import sightsound
+from sightsound import presets
+from sightsound.cli import main as cli_main
+from sightsound.onnx_export import export_onnx
+
+ort = pytest.importorskip("onnxruntime", reason="pip install 'sightsound[onnx]' for the ONNX export tests")
+
+
+def run_onnx(path, x: np.ndarray) -> np.ndarray:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (inp,) = session.get_inputs()
+    assert inp.name == "input" and inp.shape[1:] == list(x.shape[1:]) and isinstance(inp.shape[0], str)
+    return session.run(["output"], {"input": x})[0]
+
+
+def test_export_matches_predict_for_any_batch_size(tmp_path):
+    sightsound.set_seed(3)
+    model = presets.build("mnist-conv", device="cpu")
+    path = export_onnx(model, tmp_path / "conv.onnx")
+    for batch in (1, 5):
+        x = np.random.default_rng(batch).random((batch, 28, 28, 1), dtype=np.float32)
+        assert np.abs(run_onnx(path, x) - model.predict(x)).max() <= 1e-5
+
+
+def test_cli_export_of_a_saved_model(tmp_path, capsys):
+    sightsound.set_seed(4)
+    model = presets.build("mnist-enhanced", device="cpu")  # dropout must be off in the graph
+    model.save(tmp_path / "saved")
+    out = tmp_path / "exported" / "model.onnx"
+    assert cli_main(["export", str(tmp_path / "saved"), "--format", "onnx", "-o", str(out), "--device", "cpu"]) == 0
+    assert "Wrote" in capsys.readouterr().out
+    x = np.random.default_rng(0).random((3, 28, 28, 1), dtype=np.float32)
+    assert np.abs(run_onnx(out, x) - model.predict(x)).max() <= 1e-5
