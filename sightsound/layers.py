@@ -619,8 +619,7 @@ class BatchNormalization(Layer):
     def build_module(self, input_shape):
         if len(input_shape) not in (1, 3):
             raise ShapeError(f"{self.name}: supports inputs [null,features] or [null,h,w,c], got {_fmt(input_shape)}")
-        kind = nn.BatchNorm2d if len(input_shape) == 3 else nn.BatchNorm1d
-        bn = kind(input_shape[-1], eps=self.epsilon, momentum=1.0 - self.momentum)
+        bn = _BatchNorm(input_shape[-1], eps=self.epsilon, momentum=1.0 - self.momentum)
         if not self.scale:
             bn.weight.requires_grad_(False)
         if not self.center:
@@ -632,6 +631,28 @@ class BatchNormalization(Layer):
             tensors["beta"] = bn.bias
         _init_params(bn, self.weight_specs(input_shape), tensors)
         return bn
+
+
+class _BatchNorm(nn.BatchNorm1d):
+    """Batch norm whose moving variance tracks the *biased* batch variance, as TF.js's does.
+
+    (``torch.nn.BatchNorm*`` feeds the unbiased variance into its running average.)
+    Works on [N, C] and NCHW tensors alike.
+    """
+
+    def _check_input_dim(self, x):
+        if x.dim() not in (2, 4):
+            raise ValueError(f"expected a 2-D or 4-D input, got {x.dim()}-D")
+
+    def forward(self, x):
+        if not self.training:
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+        dims = [0] if x.dim() == 2 else [0, 2, 3]
+        with torch.no_grad():
+            var, mean = torch.var_mean(x, dim=dims, unbiased=False)
+            self.running_mean.lerp_(mean, self.momentum)
+            self.running_var.lerp_(var, self.momentum)
+        return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
 
 
 # ---------------------------------------------------------------------------

@@ -88,6 +88,7 @@ class Sequential:
         self.loss: str | None = None
         self.metrics: list[str] = []
         self.stop_training = False
+        self.user_defined_metadata: dict | None = None  # saved as userDefinedMetadata, as TF.js does
         for layer in layers or []:
             self.add(layer)
 
@@ -135,6 +136,10 @@ class Sequential:
         """Create the PyTorch modules (done automatically on first use)."""
         if self.net is None:
             blocks = [layer.build_module(shape_in) for layer, (shape_in, _) in zip(self.layers, self.shapes)]
+            for layer, block in zip(self.layers, blocks):
+                if not layer.trainable:  # frozen as in TF.js: no updates, counted as non-trainable
+                    for param in block.parameters():
+                        param.requires_grad_(False)
             last = self.layers[-1]
             fused = getattr(last, "activation", None) == "softmax" and len(self.output_shape) == 1
             self.net = _Net(blocks, image_input=len(self.input_shape) == 3, fused_softmax=fused)

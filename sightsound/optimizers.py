@@ -45,7 +45,7 @@ class Optimizer:
             p.grad = None
 
     def get_config(self) -> dict:
-        return {"learning_rate": self.learning_rate}
+        return {"learningRate": self.learning_rate}
 
     def to_json(self) -> dict:
         return {"class_name": self.class_name, "config": self.get_config()}

@@ -153,3 +153,23 @@ def test_bad_layer_options_name_the_problem(build, message):
 def test_kernel_larger_than_input_is_a_shape_error():
     with pytest.raises(ShapeError, match="smaller than the kernel"):
         Sequential([layers.conv2d(filters=2, kernel_size=5, input_shape=[3, 3, 1])])
+
+
+def test_batchnorm_moving_variance_uses_biased_batch_variance_like_tfjs():
+    model = Sequential([layers.batch_normalization(input_shape=[3])], device="cpu")
+    model.compile(optimizer="sgd", loss="meanSquaredError")
+    x = np.random.rand(6, 3).astype("float32")
+    model.fit(x, np.zeros((6, 3), dtype="float32"), batch_size=6, epochs=1, shuffle=False)
+    weights = model.net.blocks[0].tfjs_weights
+    assert np.allclose(weights["moving_mean"].numpy(), 0.01 * x.mean(0), atol=1e-6)
+    assert np.allclose(weights["moving_variance"].numpy(), 0.99 + 0.01 * x.var(0), atol=1e-6)  # ddof=0
+
+
+def test_frozen_layer_is_not_trained_and_counts_as_non_trainable():
+    frozen = layers.dense(units=4, input_shape=[3], trainable=False)
+    model = Sequential([frozen, layers.dense(units=2)], device="cpu")
+    model.compile(optimizer="sgd", loss="meanSquaredError")
+    before = model.net.blocks[0].tfjs_weights["kernel"].detach().clone()
+    model.fit(np.random.rand(8, 3).astype("float32"), np.random.rand(8, 2).astype("float32"), batch_size=4, epochs=2)
+    assert torch.equal(model.net.blocks[0].tfjs_weights["kernel"], before)
+    assert "Non-trainable params: 16" in "\n".join(model.summary_lines())
