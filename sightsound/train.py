@@ -12,17 +12,22 @@ the model (TF.js format), ``history.json``, ``curves.png`` and
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from . import distributed, plots, presets
 from .callbacks import Callback
 from .data import mnist
+from .errors import SightsoundError
 from .runtime import set_seed
+
+CHECKPOINT_DIR = "checkpoint"
 
 MODEL_ALIASES = {"conv": "mnist-conv", "dense": "mnist-dense", "enhanced": "mnist-enhanced"}
 
@@ -56,7 +61,8 @@ def train_mnist(model="conv", *, data_dir=None, epochs: int | None = None, batch
                 learning_rate: float | None = None, device: str = "auto", seed: int | None = None,
                 out_dir=None, train_limit: int | None = None, test_limit: int | None = None,
                 callbacks=None, data: mnist.MnistData | None = None, progress: bool = False,
-                keep_best: bool = False, defaults_from: str = "mnist-conv") -> TrainResult:
+                keep_best: bool = False, defaults_from: str = "mnist-conv", checkpoint: bool = True,
+                resume=None) -> TrainResult:
     """Train an MNIST preset with the chapter's defaults (overridable) and evaluate on the test set.
 
     ``model`` is a preset name (``conv``, ``mnist-enhanced``...) or a callable
@@ -66,7 +72,18 @@ def train_mnist(model="conv", *, data_dir=None, epochs: int | None = None, batch
     ``train_limit``/``test_limit`` use only the first N images (for quick runs
     and tests). ``keep_best`` keeps the weights of the epoch with the best
     validation accuracy instead of the last epoch's.
+
+    With ``out_dir`` and ``checkpoint`` (the default), the model, optimizer
+    state, history and random state are saved atomically after every epoch in
+    ``out_dir/checkpoint`` (TF.js format with ``trainingConfig``).
+    ``resume=DIR`` continues such a run (``DIR`` is the run's ``out_dir`` or its
+    checkpoint folder) with the settings it was started with; the result equals
+    an uninterrupted run with the same seed. Ctrl-C leaves the last complete
+    epoch in the checkpoint.
     """
+    if resume is not None:
+        return _resume(resume, data=data, data_dir=data_dir, epochs=epochs, device=device, out_dir=out_dir,
+                       callbacks=callbacks, progress=progress)
     if callable(model):
         build, preset = model, None
         defaults = presets.TRAINING_DEFAULTS[resolve_preset(defaults_from)]
@@ -89,10 +106,24 @@ def train_mnist(model="conv", *, data_dir=None, epochs: int | None = None, batch
     device = distributed.local_device(device)
     net = build().to(device) if build else presets.build(preset, device=device)
     preset = preset or net.name
-    main_process = distributed.is_main_process()
     net.compile(optimizer=optimizer, loss="categoricalCrossentropy", metrics=["accuracy"],
                 learning_rate=learning_rate)
+    settings = {"preset": preset if build is None else None, "epochs": epochs, "batch_size": batch_size,
+                "validation_split": validation_split, "train_limit": train_limit, "test_limit": test_limit,
+                "keep_best": keep_best}
+    return _fit_and_finish(net, preset, settings, train_x, train_y, test_x, test_y, start,
+                           out_dir=out_dir, callbacks=callbacks, progress=progress,
+                           checkpoint=checkpoint and build is None)
+
+
+def _fit_and_finish(net, preset, settings, train_x, train_y, test_x, test_y, start, *, out_dir, callbacks,
+                    progress, checkpoint, initial_epoch=0, previous_history=None) -> TrainResult:
+    epochs, batch_size = settings["epochs"], settings["batch_size"]
+    validation_split, keep_best = settings["validation_split"], settings["keep_best"]
+    main_process = distributed.is_main_process()
     extra = list(callbacks or [])
+    if checkpoint and out_dir is not None and main_process:
+        extra.append(_Checkpoint(Path(out_dir) / CHECKPOINT_DIR, settings, previous_history))
     best = _KeepBest() if keep_best and validation_split else None
     if best:
         extra.append(best)
@@ -101,18 +132,76 @@ def train_mnist(model="conv", *, data_dir=None, epochs: int | None = None, batch
 
         n_train = int(len(train_x) * (1 - validation_split)) if validation_split else len(train_x)
         extra.append(ProgressBar(-(-n_train // batch_size), epochs, n_train))
-    history = net.fit(train_x, train_y, batch_size=batch_size, epochs=epochs,
-                      validation_split=validation_split, callbacks=extra)
+    history = net.fit(train_x, train_y, batch_size=batch_size, epochs=epochs, validation_split=validation_split,
+                      callbacks=extra, initial_epoch=initial_epoch)
     if best and best.state is not None:
         net.net.load_state_dict(best.state)
     test_loss, test_acc = net.evaluate(test_x, mnist.one_hot(test_y))
     seconds = time.perf_counter() - start
-    result = TrainResult(preset, net.count_params(), epochs, seconds, test_loss, test_acc, history.to_json(),
-                         model=net)
+    result = TrainResult(preset, net.count_params(), epochs, seconds, test_loss, test_acc,
+                         _merge_history(previous_history, history.to_json()), model=net)
     if out_dir is not None and main_process:
         result.out_dir = Path(out_dir)
         result.files = save_run(net, result, test_x, test_y)
     return result
+
+
+def _merge_history(previous: dict | None, new: dict) -> dict:
+    if not previous:
+        return new
+    offset = len(previous.get("batches", []))
+    return {"epochs": previous.get("epochs", []) + new["epochs"],
+            "batches": previous.get("batches", []) + [{**b, "batch": b["batch"] + offset} for b in new["batches"]]}
+
+
+class _Checkpoint(Callback):
+    """Saves model + optimizer state + history + RNG state atomically after each epoch."""
+
+    def __init__(self, directory: Path, settings: dict, previous_history: dict | None):
+        self.directory, self.settings, self.previous = directory, settings, previous_history
+        from .callbacks import History
+
+        self.history = History()
+
+    def on_batch_end(self, batch, logs=None):
+        self.history.on_batch_end(batch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.history.on_epoch_end(epoch, logs)
+        state = {"epochs_done": epoch + 1, "settings": self.settings,
+                 "history": _merge_history(self.previous, self.history.to_json()),
+                 "torch_rng": base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode()}
+        self.model.save(str(self.directory), include_optimizer=True,
+                        user_defined_metadata={"sightsound_checkpoint": state})
+
+
+def _resume(resume, *, data, data_dir, epochs, device, out_dir, callbacks, progress) -> TrainResult:
+    from . import load_layers_model
+
+    folder = Path(resume)
+    if (folder / CHECKPOINT_DIR / "model.json").is_file():
+        folder = folder / CHECKPOINT_DIR
+    if not (folder / "model.json").is_file():
+        raise SightsoundError(f"no checkpoint to resume in {resume}: expected {folder / 'model.json'} "
+                              f"(written after each epoch by 'sightsound mnist train --out DIR')")
+    net = load_layers_model(str(folder), device=distributed.local_device(device))
+    state = (net.user_defined_metadata or {}).get("sightsound_checkpoint")
+    if not state or net.optimizer is None or not (state.get("settings") or {}).get("preset"):
+        raise SightsoundError(f"{folder} is a saved model, not a sightsound training checkpoint")
+    settings = dict(state["settings"])
+    if epochs is not None:
+        settings["epochs"] = epochs
+    torch.set_rng_state(torch.from_numpy(np.frombuffer(base64.b64decode(state["torch_rng"]), dtype=np.uint8).copy()))
+    start = time.perf_counter()
+    data = data or mnist.load_mnist(data_dir, progress=progress)
+    train_x = mnist.to_float_images(data.train_images[:settings["train_limit"]])
+    train_y = mnist.one_hot(data.train_labels[:settings["train_limit"]])
+    test_x = mnist.to_float_images(data.test_images[:settings["test_limit"]])
+    test_y = data.test_labels[:settings["test_limit"]]
+    out_dir = out_dir if out_dir is not None else folder.parent
+    return _fit_and_finish(net, settings["preset"], settings, train_x, train_y, test_x, test_y, start,
+                           out_dir=out_dir, callbacks=callbacks, progress=progress, checkpoint=True,
+                           initial_epoch=int(state["epochs_done"]), previous_history=state["history"])
 
 
 class _KeepBest(Callback):

@@ -29,6 +29,9 @@ def register(sub) -> None:
     train.add_argument("--keep-best", action="store_true",
                        help="keep the weights of the epoch with the best validation accuracy, not the last")
     train.add_argument("--out", default=None, metavar="DIR", help="output directory (default: runs/<model>)")
+    train.add_argument("--resume", default=None, metavar="DIR",
+                       help="continue the run saved in DIR (its checkpoint/ is written after every epoch) "
+                            "with the settings it started with; --epochs may raise the total")
     train.set_defaults(func=run_train)
 
     evaluate = commands.add_parser("evaluate", help="evaluate a saved model on the MNIST test set")
@@ -46,13 +49,21 @@ def run_train(args: argparse.Namespace) -> int:
     from .. import presets
     from ..train import resolve_preset, train_mnist
 
+    from ..train import CHECKPOINT_DIR
+
     preset = resolve_preset(args.model)
-    presets.build(preset, device="cpu").summary()
-    out = args.out or f"runs/{preset.removeprefix('mnist-')}"
-    result = train_mnist(preset, data_dir=args.data_dir, epochs=args.epochs, batch_size=args.batch_size,
-                         validation_split=args.validation_split, optimizer=args.optimizer,
-                         learning_rate=args.learning_rate, device=args.device, seed=args.seed, out_dir=out,
-                         progress=True, keep_best=args.keep_best)
+    out = args.out or (args.resume if args.resume else f"runs/{preset.removeprefix('mnist-')}")
+    if not args.resume:
+        presets.build(preset, device="cpu").summary()
+    try:
+        result = train_mnist(preset, data_dir=args.data_dir, epochs=args.epochs, batch_size=args.batch_size,
+                             validation_split=args.validation_split, optimizer=args.optimizer,
+                             learning_rate=args.learning_rate, device=args.device, seed=args.seed, out_dir=out,
+                             progress=True, keep_best=args.keep_best, resume=args.resume)
+    except KeyboardInterrupt:
+        print(f"\nInterrupted. The last complete epoch is saved in {out}/{CHECKPOINT_DIR}; continue with:\n"
+              f"  sightsound mnist train --resume {out}")
+        return 130
     _print_evaluation(result.test_loss, result.test_accuracy)
     print(f"\nTrained {result.epochs} epochs in {result.seconds:.1f} s. Wrote:")
     for path in result.files:

@@ -1,0 +1,80 @@
+"""The MNIST training job: files it writes, checkpoints, resume, Ctrl-C."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import sightsound
+from sightsound.cli import main
+from sightsound.train import train_mnist
+
+SMALL = {"train_limit": 2000, "test_limit": 500, "batch_size": 100, "device": "cpu"}
+
+
+def test_cli_train_writes_model_history_and_plots(tmp_path, real_mnist, capsys):
+    out = tmp_path / "run"
+    code = main(["mnist", "train", "--model", "dense", "--epochs", "2", "--out", str(out), "--seed", "1",
+                 "--device", "cpu"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "Total params: 33400" in printed
+    assert "Evaluation result:\n  Loss = " in printed and "; Accuracy = 0.9" in printed
+    history = json.loads((out / "history.json").read_text())
+    assert [e["epoch"] for e in history["epochs"]] == [1, 2]
+    assert set(history["epochs"][0]) >= {"loss", "acc", "val_loss", "val_acc"}
+    assert len(history["batches"]) == 2 * 160  # 51,000 training images / 320 per batch, rounded up
+    for name in ("curves.png", "test-results.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    model = sightsound.load_layers_model(str(out), device="cpu")
+    assert model.count_params() == 33400
+    assert main(["mnist", "evaluate", str(out), "--device", "cpu"]) == 0
+    assert f"Accuracy = {history['test']['acc']:.3f}" in capsys.readouterr().out
+
+
+def test_resume_equals_uninterrupted_run(tmp_path, real_mnist):
+    full = train_mnist("enhanced", data=real_mnist, epochs=2, seed=3, out_dir=tmp_path / "full", **SMALL)
+    first = train_mnist("enhanced", data=real_mnist, epochs=1, seed=3, out_dir=tmp_path / "split", **SMALL)
+    assert first.history["epochs"][0]["loss"] == full.history["epochs"][0]["loss"]
+    resumed = train_mnist(data=real_mnist, epochs=2, resume=tmp_path / "split", device="cpu")
+    assert [e["epoch"] for e in resumed.history["epochs"]] == [1, 2]
+    assert len(resumed.history["batches"]) == len(full.history["batches"])
+    for a, b in zip(full.model.net.parameters(), resumed.model.net.parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
+    assert resumed.test_accuracy == pytest.approx(full.test_accuracy, abs=1e-6)
+
+
+def test_resume_of_a_plain_model_is_refused(tmp_path):
+    model = sightsound.presets.build("mnist-dense", device="cpu")
+    model.save(str(tmp_path))
+    with pytest.raises(sightsound.SightsoundError, match="not a sightsound training checkpoint"):
+        train_mnist(resume=tmp_path, device="cpu")
+    with pytest.raises(sightsound.SightsoundError, match="no checkpoint to resume"):
+        train_mnist(resume=tmp_path / "nothing", device="cpu")
+
+
+def test_ctrl_c_keeps_the_last_complete_epoch(tmp_path, real_mnist):
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "sightsound", "mnist", "train", "--model", "conv",
+                             "--epochs", "50", "--batch-size", "256", "--out", str(out), "--device", "cpu"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    checkpoint = out / "checkpoint" / "model.json"
+    deadline = time.time() + 240
+    while not checkpoint.exists() and time.time() < deadline:
+        time.sleep(0.5)
+    assert checkpoint.exists(), "no checkpoint after the first epoch"
+    proc.send_signal(signal.SIGINT)
+    stdout, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "sightsound mnist train --resume" in stdout
+    model = sightsound.load_layers_model(str(out / "checkpoint"), device="cpu")
+    state = model.user_defined_metadata["sightsound_checkpoint"]
+    assert state["epochs_done"] >= 1 and len(state["history"]["epochs"]) == state["epochs_done"]
+    assert model.optimizer is not None
