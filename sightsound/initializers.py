@@ -47,10 +47,37 @@ def normalize(spec) -> dict:
         if spec in _NAME_ALIASES:
             return _NAME_ALIASES[spec]
         raise ModelFormatError(f"unknown initializer {spec!r}; supported names: {', '.join(sorted(_NAME_ALIASES))}")
-    if not isinstance(spec, dict) or spec.get("class_name") not in SUPPORTED:
-        name = spec.get("class_name") if isinstance(spec, dict) else spec
-        raise ModelFormatError(f"unknown initializer {name!r}; supported: {', '.join(SUPPORTED)}")
+    name = spec.get("class_name") if isinstance(spec, dict) else spec
+    if not isinstance(name, str) or name not in SUPPORTED:
+        raise ModelFormatError(f"unknown initializer {name!r:.80}; supported: {', '.join(SUPPORTED)}")
+    config = spec.get("config")
+    if config is not None and not isinstance(config, dict):
+        raise ModelFormatError(f"initializer {name} has a config that is not an object: {config!r:.80}")
+    _check_config(name, config or {})
     return spec
+
+
+_POSITIVE = {"scale", "stddev", "gain"}
+_CHOICES = {"mode": ("fan_in", "fan_out", "fan_avg"),
+            "distribution": ("normal", "truncated_normal", "untruncated_normal", "uniform")}
+
+
+def _check_config(name: str, config: dict) -> None:
+    """Reject initializer settings that would crash or silently misbehave."""
+    for key, value in config.items():
+        if key == "seed" or value is None:
+            continue
+        if key in _CHOICES:
+            if value not in _CHOICES[key]:
+                raise ModelFormatError(f"initializer {name}: {key} must be one of {', '.join(_CHOICES[key])}, "
+                                       f"got {value!r:.80}")
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ModelFormatError(f"initializer {name}: {key} must be a finite number, got {value!r:.80}")
+        if key in _POSITIVE and value <= 0:
+            raise ModelFormatError(f"initializer {name}: {key} must be positive, got {value!r}")
+    if name == "RandomUniform" and config.get("minval", -0.05) >= config.get("maxval", 0.05):
+        raise ModelFormatError(f"initializer {name}: minval must be below maxval")
 
 
 def fans(tfjs_shape: list[int]) -> tuple[int, int]:
@@ -68,7 +95,8 @@ def fans(tfjs_shape: list[int]) -> tuple[int, int]:
 def initialize(tensor: torch.Tensor, spec, tfjs_shape: list[int]) -> None:
     """Fill ``tensor`` in place as TF.js would fill a weight of ``tfjs_shape``."""
     spec = normalize(spec)
-    name, cfg = spec["class_name"], spec.get("config") or {}
+    name = spec["class_name"]
+    cfg = {k: v for k, v in (spec.get("config") or {}).items() if v is not None}  # null means "the default"
     if name in _VARIANCE_SCALING_ALIASES:
         scale, mode, distribution = _VARIANCE_SCALING_ALIASES[name]
         name, cfg = "VarianceScaling", {"scale": scale, "mode": mode, "distribution": distribution}

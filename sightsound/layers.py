@@ -57,11 +57,14 @@ def unique_name(class_name: str) -> str:
 
 
 def _pair(value, what: str) -> list[int]:
-    if isinstance(value, int) and not isinstance(value, bool):
+    """A positive int or a pair of them, as TF.js accepts for sizes and strides."""
+    def ok(v):
+        return isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 2**16
+    if ok(value):
         return [value, value]
-    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) for v in value):
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(ok(v) for v in value):
         return [int(value[0]), int(value[1])]
-    raise ModelFormatError(f"{what} must be an int or a pair of ints, got {value!r}")
+    raise ModelFormatError(f"{what} must be a positive int or a pair of positive ints, got {value!r:.80}")
 
 
 def _positive(value, what: str):
@@ -680,7 +683,8 @@ def from_json(layer_json: dict) -> Layer:
         return cls.from_config(layer_json["config"])
     except KeyError as missing:
         raise ModelFormatError(f"{class_name} config lacks the field {missing}") from None
-    except TypeError as err:
+    except (TypeError, ValueError, AttributeError, ArithmeticError) as err:
+        # a config field of the wrong type or value that no specific check caught
         raise ModelFormatError(f"{class_name} config is invalid: {err}") from None
 
 
