@@ -1,0 +1,157 @@
+"""Prediction latency: PNG bytes -> label for one image, and batch throughput.
+
+For Listing 4.1 (``mnist-conv``) and Listing 4.5 (``mnist-enhanced``), and for two kinds of
+input - a 28x28 grey PNG (an MNIST digit as the chapter's demo shows them) and a 280x280 RGB PNG
+of a drawing (the chapter's drawing canvas) - this times the whole path a caller runs:
+
+    decode PNG -> prepare_digit -> add batch axis -> model.predict -> argmax
+
+one image at a time (p50/p99 over ``--runs`` runs after ``--warmup`` runs), split into its
+stages (decode + prepare, predict), and the same path with ``--raw`` preparation (fromPixels ->
+resizeBilinear -> /255). Then batch throughput: ``--batch`` prepared images per ``predict`` call,
+and end to end (PNG bytes for a batch -> labels). Weights are random: latency does not depend on them.
+
+Single images run on one torch thread (``--threads``): a batch of one gains nothing from more, and
+on a shared machine waking a second thread for every call costs far more than the call itself.
+Batches run on 1 thread and on every CPU (or ``--batch-threads``).
+
+    nice -n 10 python benchmarks/predict_latency.py            # goal: p50 <= 2 ms for Listing 4.1
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sightsound import image as ssimage  # noqa: E402
+from sightsound import presets  # noqa: E402
+
+GOAL_P50_MS = 2.0
+
+
+def mnist_like_png() -> bytes:
+    """A 28x28 grey PNG of a "7" drawn white on black, sized and placed like an MNIST digit."""
+    picture = Image.new("L", (28 * 4, 28 * 4), 0)
+    pen = ImageDraw.Draw(picture)
+    pen.line([(30, 24), (84, 22), (48, 92)], fill=255, width=10, joint="curve")
+    buffer = io.BytesIO()
+    picture.resize((28, 28), Image.Resampling.BOX).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def canvas_png() -> bytes:
+    """A 280x280 RGB PNG of a "3" drawn with a thick white pen on a black canvas."""
+    picture = Image.new("RGB", (280, 280), (0, 0, 0))
+    pen = ImageDraw.Draw(picture)
+    pen.arc([80, 40, 200, 140], start=-160, end=90, fill=(255, 255, 255), width=18)
+    pen.arc([70, 130, 210, 250], start=-90, end=160, fill=(255, 255, 255), width=18)
+    buffer = io.BytesIO()
+    picture.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def time_calls(call, runs: int, warmup: int) -> tuple[list[float], list[float]]:
+    """Wall-clock and process-CPU milliseconds of each of ``runs`` calls after ``warmup`` untimed ones.
+
+    CPU time is what the call itself costs; on a shared machine wall-clock time adds the waits
+    for a core (the load average printed at the top says how busy the machine was).
+    """
+    for _ in range(warmup):
+        call()
+    wall, cpu = [], []
+    for _ in range(runs):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        call()
+        wall.append((time.perf_counter() - start) * 1e3)
+        cpu.append((time.process_time() - start_cpu) * 1e3)
+    return wall, cpu
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=1000, help="timed single-image runs per row (default 1000)")
+    parser.add_argument("--warmup", type=int, default=100, help="untimed runs first (default 100)")
+    parser.add_argument("--batch", type=int, default=256, help="images per predict call for throughput")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for single images (default 1)")
+    parser.add_argument("--batch-threads", type=int, default=None, help="torch threads for batches (default: 1 and all)")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    inputs = {"28x28 grey PNG": mnist_like_png(), "280x280 RGB canvas PNG": canvas_png()}
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs visible, load average {load:.1f} at start; "
+          f"single images on {torch.get_num_threads()} torch thread(s), {args.runs} runs after {args.warmup} "
+          f"warm-up runs; wall-clock ms\n")
+    header = f"{'model':<16}{'input':<25}{'path':<26}{'p50 ms':>9}{'p99 ms':>9}{'mean ms':>9}{'CPU p50':>9}"
+    print(header)
+    print("-" * len(header))
+    single_rows = []
+    for preset, title in (("mnist-conv", "Listing 4.1"), ("mnist-enhanced", "Listing 4.5")):
+        model = presets.build(preset, device="cpu")
+        model.build()
+        for input_name, png in inputs.items():
+            def end_to_end(raw: bool = False) -> int:
+                x = ssimage.model_input(png, (28, 28, 1), raw=raw)
+                return int(model.predict(x[None]).argmax())
+
+            prepared = ssimage.model_input(png)[None]
+            paths = [("PNG -> label", lambda: end_to_end()),
+                     ("  decode + prepare_digit", lambda: ssimage.model_input(png)),
+                     ("  predict (1 image)", lambda: model.predict(prepared)),
+                     ("PNG -> label, --raw", lambda: end_to_end(raw=True))]
+            for path_name, call in paths:
+                times, cpu_times = time_calls(call, args.runs, args.warmup)
+                row = (title, input_name, path_name, statistics.median(times), percentile(times, 99),
+                       statistics.fmean(times), statistics.median(cpu_times))
+                single_rows.append(row)
+                print(f"{row[0]:<16}{row[1]:<25}{row[2]:<26}{row[3]:>9.3f}{row[4]:>9.3f}{row[5]:>9.3f}"
+                      f"{row[6]:>9.3f}")
+
+    print(f"\nBatch throughput ({args.batch} images per predict call; median of 5 repetitions)\n")
+    header = f"{'model':<16}{'threads':>8}  {'stage':<40}{'images/s':>12}{'ms/image':>10}"
+    print(header)
+    print("-" * len(header))
+    batch_pngs = [inputs["28x28 grey PNG"]] * args.batch
+    prepared = np.stack([ssimage.model_input(p) for p in batch_pngs])
+    thread_counts = [args.batch_threads] if args.batch_threads else sorted({1, os.cpu_count() or 1})
+    for preset, title in (("mnist-conv", "Listing 4.1"), ("mnist-enhanced", "Listing 4.5")):
+        model = presets.build(preset, device="cpu")
+        model.build()
+        for threads in thread_counts:
+            torch.set_num_threads(threads)
+            stages = [("predict on prepared batch", lambda: model.predict(prepared)),
+                      ("28x28 PNGs -> labels (prepare + predict)",
+                       lambda: model.predict(np.stack([ssimage.model_input(p) for p in batch_pngs])).argmax(axis=1))]
+            for stage_name, call in stages:
+                seconds = statistics.median(t / 1e3 for t in time_calls(call, 5, 1)[0])
+                print(f"{title:<16}{threads:>8}  {stage_name:<40}{args.batch / seconds:>12,.0f}"
+                      f"{seconds / args.batch * 1e3:>10.3f}")
+
+    goal_rows = [r for r in single_rows if r[0] == "Listing 4.1" and r[2] == "PNG -> label"]
+    print()
+    for row in goal_rows:
+        verdict = "meets" if row[3] <= GOAL_P50_MS else "misses"
+        print(f"Listing 4.1, {row[1]}: p50 {row[3]:.3f} ms wall-clock ({row[6]:.3f} ms CPU) {verdict} the goal "
+              f"of <= {GOAL_P50_MS} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
