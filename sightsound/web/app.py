@@ -1,0 +1,439 @@
+"""The web app behind ``sightsound serve``: the chapter's browser demos, with Python doing the work.
+
+Pages (HTML + plain JS modules under ``static/``): ``/train``, ``/test``,
+``/draw``, ``/speech``. JSON API:
+
+===============================  ==================================================================
+``GET  /api/info``               version and which features are available
+``GET  /api/models``             saved models (name, kind, labels, test accuracy)
+``POST /api/predict``            an image (multipart ``file`` or a raw ``image/*`` body) -> top-k
+``POST /api/train``              start a training job -> ``job_id``
+``GET  /api/train/{id}``         a job's state and result
+``POST /api/train/{id}/stop``    stop a job after its current batch
+``GET  /api/test-results/{m}``   test images with true and predicted labels (the figure 4.10 grid)
+``GET  /models/{m}/{file}``      a saved model as static TF.js files (``tf.loadLayersModel``)
+``WS   /ws/train/{id}``          one job's progress events
+``WS   /ws/audio``               PCM in, recognised words and spectrogram columns out
+===============================  ==================================================================
+
+Every error is JSON ``{"error": message}`` with a fitting status; nothing a
+client sends can crash the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import __version__
+from ..errors import DataError, ModelFormatError, SightsoundError
+from . import assets, audio_stream
+from .jobs import MODELS, JobError, JobManager, TrainParams
+from .models import MNIST_INPUT, ModelNotFound, ModelStore
+from .predict import MAX_UPLOAD_BYTES, NoDigit, UploadRejected, check_content_type, decode_image, predict_image
+
+STATIC_DIR = Path(__file__).parent / "static"
+PAGES = {"train": "train.html", "test": "test.html", "draw": "draw.html", "speech": "speech.html"}
+MAX_BODY_BYTES = MAX_UPLOAD_BYTES + 64 * 1024  # an upload plus its multipart envelope
+MAX_TEST_RESULTS = 500
+WS_MAX_TEXT = 1024  # bytes of a control message on /ws/train
+WS_MAX_MESSAGES_PER_SECOND = 20
+
+
+class TrainRequest(BaseModel):
+    """The body of ``POST /api/train``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field("conv", pattern="^(conv|dense|enhanced)$")
+    epochs: int = Field(10, ge=1, le=100)
+    batch_size: int = Field(320, ge=1, le=4096)
+    validation_split: float = Field(0.15, ge=0.0, le=0.5)
+    train_limit: int | None = Field(None, ge=10, le=60_000)
+    test_limit: int | None = Field(None, ge=10, le=10_000)
+    name: str | None = Field(None, min_length=1, max_length=64)
+    seed: int | None = Field(None, ge=0, le=2**31 - 1)
+
+
+# --------------------------------------------------------------------------- errors
+
+def error_response(status: int, message: str, **extra) -> JSONResponse:
+    """The one error shape of this app: ``{"error": message, ...}``."""
+    return JSONResponse({"error": message, **extra}, status_code=status)
+
+
+def _status_of(error: SightsoundError) -> int:
+    if isinstance(error, (UploadRejected, JobError)):
+        return error.status
+    if isinstance(error, ModelNotFound):
+        return 404
+    if isinstance(error, NoDigit):
+        return 422
+    if isinstance(error, DataError):
+        return 503
+    if isinstance(error, ModelFormatError):
+        return 422
+    return 400
+
+
+def _describe_validation(error: RequestValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item.get("loc", ()) if p != "body")
+        parts.append(f"{where}: {item.get('msg')}" if where else str(item.get("msg")))
+    return "invalid request: " + "; ".join(parts)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Turn every kind of failure into a JSON error response."""
+
+    @app.exception_handler(SightsoundError)
+    async def sightsound_error(_request: Request, error: SightsoundError):
+        extra = {"no_digit": True} if isinstance(error, NoDigit) else {}
+        return error_response(_status_of(error), str(error), **extra)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, error: StarletteHTTPException):
+        return error_response(error.status_code, str(error.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, error: RequestValidationError):
+        return error_response(400, _describe_validation(error))
+
+    @app.exception_handler(BodyTooLarge)
+    async def body_too_large(_request: Request, error: "BodyTooLarge"):
+        return error_response(413, str(error))
+
+
+class BodyTooLarge(Exception):
+    """A request body longer than the app accepts."""
+
+
+class GuardMiddleware:
+    """Caps request bodies and turns any unexpected exception into a JSON 500 (the server never crashes)."""
+
+    def __init__(self, app, max_body: int = MAX_BODY_BYTES):
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        too_large = f"the request body is larger than {self.max_body} bytes"
+        if length is not None:
+            try:
+                declared = int(length)
+            except ValueError:
+                declared = -1
+            if declared < 0 or declared > self.max_body:
+                reply = error_response(413 if declared > 0 else 400,
+                                       too_large if declared > 0 else "invalid Content-Length")
+                return await reply(scope, receive, send)
+        started = False
+        seen = 0
+
+        async def counting_receive():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body:
+                    raise BodyTooLarge(too_large)
+            return message
+
+        async def tracking_send(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except Exception as error:  # last line of defence: answer, log, keep serving
+            if started:
+                raise
+            import logging
+
+            logging.getLogger("sightsound.web").exception("unexpected error on %s", scope.get("path"))
+            await error_response(500, f"internal error: {type(error).__name__}: {error}")(scope, receive, send)
+
+
+# --------------------------------------------------------------------------- the app
+
+class WebState:
+    """What the endpoints share: the models, the MNIST data (loaded once) and the jobs."""
+
+    def __init__(self, models_dir: Path, data_dir, node_modules: Path):
+        self.store = ModelStore(models_dir)
+        self.store.root.mkdir(parents=True, exist_ok=True)
+        self.data_dir = data_dir
+        self.node_modules = node_modules
+        self._data = None
+        self._data_lock = threading.Lock()
+        self.jobs = JobManager(self.store.root, self.mnist)
+
+    def mnist(self):
+        """MNIST, loaded on first use (downloaded only where the data dir is writable)."""
+        with self._data_lock:
+            if self._data is None:
+                from ..data import mnist
+
+                self._data = mnist.load_mnist(self.data_dir, progress=False)
+            return self._data
+
+    def default_model(self, kind: str = "mnist") -> str:
+        for info in self.store.list():
+            if info.kind == kind:
+                return info.name
+        raise ModelNotFound(f"no {kind} model saved yet in {self.store.root}: train one on the Train page")
+
+
+def create_app(models_dir: str | Path, data_dir: str | Path | None = None,
+               assets_dir: str | Path | None = None) -> FastAPI:
+    """The FastAPI app serving pages, API and websockets for the models in ``models_dir``.
+
+    ``data_dir`` is the dataset root (MNIST under ``<data_dir>/mnist``; default
+    ``$SIGHTSOUND_DATA``). ``assets_dir`` is the ``node_modules`` folder with
+    Chart.js (found automatically in a source checkout); a missing one raises
+    :class:`sightsound.web.assets.AssetsMissing` with set-up instructions.
+    """
+    node_modules = assets.find_node_modules(assets_dir)
+    state = WebState(Path(models_dir), data_dir, node_modules)
+
+    async def lifespan(_app):
+        yield
+        await run_in_threadpool(state.jobs.stop_all)
+
+    app = FastAPI(title="sightsound", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=None)
+    app.state.web = state
+    app.add_middleware(GuardMiddleware)
+    install_error_handlers(app)
+    _add_pages(app, state)
+    _add_model_routes(app, state)
+    _add_training_routes(app, state)
+    audio_stream.add_routes(app, state)
+    return app
+
+
+# --------------------------------------------------------------------------- pages and files
+
+def _add_pages(app: FastAPI, state: WebState) -> None:
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def index():
+        return RedirectResponse("/draw")
+
+    @app.get("/{page}", include_in_schema=False)
+    async def page(page: str):
+        if page not in PAGES:
+            return error_response(404, f"no page {page!r}; pages: {', '.join('/' + p for p in PAGES)}")
+        return FileResponse(STATIC_DIR / PAGES[page], media_type="text/html")
+
+    @app.get("/vendor/{name}", include_in_schema=False)
+    async def vendor(name: str):
+        path = assets.vendor_path(state.node_modules, name)
+        if path is None:
+            return error_response(404, f"no vendor file {name!r}")
+        return FileResponse(path, media_type="text/javascript")
+
+    @app.get("/api/info")
+    async def info():
+        return {"version": __version__, "speech": audio_stream.available(), "models_dir": state.store.root.name,
+                "train_models": list(MODELS)}
+
+
+def _add_model_routes(app: FastAPI, state: WebState) -> None:
+    @app.get("/api/models")
+    async def list_models():
+        infos = await run_in_threadpool(state.store.list)
+        return {"models": [info.to_json() for info in infos]}
+
+    @app.get("/models/{name}/{filename}")
+    async def model_file(name: str, filename: str):
+        path = state.store.static_file(name, filename)
+        media = "application/json" if path.suffix == ".json" else "application/octet-stream"
+        return FileResponse(path, media_type=media, headers={"Cache-Control": "no-cache"})
+
+    @app.post("/api/predict")
+    async def predict(request: Request):
+        upload, fields = await _read_image_request(request)
+        name = fields.get("model") or await run_in_threadpool(state.default_model)
+        top = _int_field(fields, "top_k", 3)
+        raw = str(fields.get("raw", "")).lower() in ("1", "true", "yes", "on")
+
+        def work():
+            info = state.store.info(name)
+            if info.input_shape != MNIST_INPUT:
+                raise UploadRejected(f"model {name!r} takes input {info.input_shape}, not 28x28 digit images")
+            image = decode_image(upload[0], check_content_type(upload[1]))
+            started = time.perf_counter()
+            prediction = predict_image(state.store.load(name), image, info.labels, k=top, raw=raw)
+            return {"model": name, "raw": raw, **prediction.to_json(),
+                    "ms": round((time.perf_counter() - started) * 1000, 2)}
+
+        return await run_in_threadpool(work)
+
+    @app.get("/api/test-results/{name}")
+    async def test_results(name: str, offset: int = 0, count: int = 100):
+        if not 0 <= offset < 10_000 or not 1 <= count <= MAX_TEST_RESULTS:
+            raise UploadRejected(f"offset must be in 0..9999 and count in 1..{MAX_TEST_RESULTS}")
+        return await run_in_threadpool(_test_results, state, name, offset, count)
+
+
+async def _read_image_request(request: Request) -> tuple[tuple[bytes, str], dict]:
+    """``((bytes, content type), fields)`` from a multipart form (``file`` + fields) or a raw image body."""
+    content_type = request.headers.get("content-type", "")
+    fields = dict(request.query_params)
+    if content_type.startswith("multipart/form-data"):
+        try:
+            form = await request.form(max_files=1, max_fields=10, max_part_size=64 * 1024)
+        except BodyTooLarge:
+            raise
+        except Exception as error:  # malformed multipart bodies
+            raise UploadRejected(f"malformed multipart form: {error}") from error
+        upload = form.get("file")
+        fields.update({k: v for k, v in form.items() if isinstance(v, str)})
+        if upload is None or isinstance(upload, str):
+            raise UploadRejected("the form has no file field named 'file'")
+        data = await upload.read(MAX_UPLOAD_BYTES + 1)
+        part_type = upload.content_type or ""
+        await form.close()
+    elif content_type.startswith("image/"):
+        data, part_type = await request.body(), content_type
+    else:
+        raise UploadRejected(f"send the image as multipart/form-data (field 'file') or as an image/* body, "
+                             f"not {content_type or 'no content type'}", status=415)
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise UploadRejected(f"the image is larger than {MAX_UPLOAD_BYTES} bytes", status=413)
+    return (data, part_type), fields
+
+
+def _int_field(fields: dict, key: str, default: int) -> int:
+    value = fields.get(key)
+    if value in (None, ""):
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise UploadRejected(f"{key} must be an integer, got {value!r}") from None
+
+
+def _test_results(state: WebState, name: str, offset: int, count: int) -> dict:
+    """Test images ``offset..offset+count`` with true and predicted labels (figure 4.10)."""
+    info = state.store.info(name)
+    if info.input_shape != MNIST_INPUT:
+        raise UploadRejected(f"model {name!r} takes input {info.input_shape}, not MNIST images")
+    data = state.mnist()
+    from ..data import mnist
+
+    images = data.test_images[offset:offset + count]
+    labels = data.test_labels[offset:offset + count]
+    probabilities = state.store.load(name).predict(mnist.to_float_images(images))
+    predicted = probabilities.argmax(axis=1)
+    items = [{"index": offset + i, "label": int(labels[i]), "predicted": int(predicted[i]),
+              "probability": round(float(probabilities[i, predicted[i]]), 4),
+              "pixels": base64.b64encode(np.ascontiguousarray(images[i]).tobytes()).decode("ascii")}
+             for i in range(len(images))]
+    wrong = int((predicted != labels).sum())
+    return {"model": name, "offset": offset, "count": len(items), "total": int(len(data.test_images)),
+            "wrong": wrong, "accuracy": (len(items) - wrong) / max(len(items), 1), "width": 28, "height": 28,
+            "items": items}
+
+
+# --------------------------------------------------------------------------- training
+
+def _add_training_routes(app: FastAPI, state: WebState) -> None:
+    @app.post("/api/train")
+    async def start_training(body: TrainRequest):
+        params = TrainParams(**body.model_dump())
+        job = await run_in_threadpool(state.jobs.create, params)
+        return JSONResponse(job.snapshot(), status_code=201)
+
+    @app.get("/api/train/{job_id}")
+    async def job_state(job_id: str):
+        return state.jobs.get(job_id).snapshot()
+
+    @app.post("/api/train/{job_id}/stop")
+    async def stop_job(job_id: str):
+        job = state.jobs.get(job_id)
+        job.stop()
+        return job.snapshot()
+
+    @app.websocket("/ws/train/{job_id}")
+    async def training_events(websocket: WebSocket, job_id: str):
+        await websocket.accept()
+        try:
+            job = state.jobs.get(job_id)
+        except JobError as error:
+            await websocket.send_json({"type": "error", "error": str(error)})
+            await websocket.close(code=4404)
+            return
+        await _stream_job(websocket, job)
+
+
+async def _stream_job(websocket: WebSocket, job) -> None:
+    """Send ``job``'s events from the first one on; accept ``stop`` from the page; close when it ends."""
+    loop = asyncio.get_running_loop()
+    wake = asyncio.Event()
+    job.add_waiter(loop, wake)
+    listener = asyncio.create_task(_listen_for_stop(websocket, job))
+    cursor = 0
+    try:
+        while True:
+            wake.clear()
+            events = job.events_since(cursor)
+            for event in events:
+                await websocket.send_text(json.dumps(event))
+            cursor += len(events)
+            if job.finished and not job.events_since(cursor):
+                await websocket.close(code=1000)
+                return
+            if listener.done():
+                return
+            try:
+                await asyncio.wait_for(wake.wait(), timeout=1.0)
+            except asyncio.TimeoutError:
+                pass
+    except (WebSocketDisconnect, RuntimeError):
+        return
+    finally:
+        job.remove_waiter(loop, wake)
+        listener.cancel()
+
+
+async def _listen_for_stop(websocket: WebSocket, job) -> None:
+    """Read the page's control messages (``stop``), enforcing size and rate caps."""
+    window_start, in_window = time.monotonic(), 0
+    try:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            payload = message.get("text") or message.get("bytes") or ""
+            now = time.monotonic()
+            if now - window_start >= 1.0:
+                window_start, in_window = now, 0
+            in_window += 1
+            if len(payload) > WS_MAX_TEXT or in_window > WS_MAX_MESSAGES_PER_SECOND:
+                await websocket.close(code=1009 if len(payload) > WS_MAX_TEXT else 1008)
+                return
+            if payload in ("stop", b"stop"):
+                job.stop()
+    except (WebSocketDisconnect, RuntimeError, asyncio.CancelledError):
+        return

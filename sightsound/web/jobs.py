@@ -1,0 +1,271 @@
+"""Training jobs for the Train page: one thread per job, progress as events.
+
+Each job has a random id. Its thread runs :func:`sightsound.train.train_mnist`
+with a callback that appends events (``start``, ``batch``, ``epoch``,
+``status``, ``done``/``stopped``/``error``) to that job's own list; websocket
+handlers read the list from a cursor and are woken through their own asyncio
+loop, so two browser tabs each following their own job never see the other's
+events. A finished run is saved as ``<models_dir>/<name>/`` (written into a
+hidden temporary folder first, then renamed, so the models list never shows a
+half-written model).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import secrets
+import shutil
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..callbacks import Callback
+from ..errors import SightsoundError
+from .models import check_name
+
+MODELS = ("conv", "dense", "enhanced")
+MAX_EVENTS = 50_000
+_SAVE_LOCK = threading.Lock()  # matplotlib's pyplot (used when saving plots) is not thread-safe
+
+
+class JobError(SightsoundError):
+    """A training request that cannot be accepted; ``status`` is the HTTP status."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """What a Train page asks for (already validated)."""
+
+    model: str = "conv"
+    epochs: int = 10
+    batch_size: int = 320
+    validation_split: float = 0.15
+    train_limit: int | None = None
+    test_limit: int | None = None
+    name: str | None = None
+    seed: int | None = None
+
+
+class _ProgressCallback(Callback):
+    """Turns fit's hooks into job events; stops fit when the job is asked to stop."""
+
+    def __init__(self, job: "TrainingJob", batches_per_epoch: int):
+        self.job = job
+        self.batches_per_epoch = batches_per_epoch
+        self.total = batches_per_epoch * job.params.epochs
+        self.done_batches = 0
+
+    def _check_stop(self) -> None:
+        if self.job.stop_requested.is_set() and self.model is not None:
+            self.model.stop_training = True
+
+    def on_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        self.done_batches += 1
+        self.job.emit({"type": "batch", "batch": self.done_batches, "epoch": self.job.epoch,
+                       "loss": logs.get("loss"), "acc": logs.get("acc"),
+                       "progress": self.done_batches / max(self.total, 1)})
+        self._check_stop()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.job.epoch = epoch + 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        self.done_batches = (epoch + 1) * self.batches_per_epoch if not self.job.stop_requested.is_set() \
+            else self.done_batches
+        self.job.emit({"type": "epoch", "epoch": epoch + 1, "batch": self.done_batches, **logs,
+                       "progress": self.done_batches / max(self.total, 1)})
+        self._check_stop()
+
+    def on_train_end(self, logs=None):
+        self.job.emit({"type": "status", "state": "evaluating",
+                       "message": "evaluating on the test images and saving the model"})
+
+
+class TrainingJob:
+    """One training run in its own thread, with its own event list."""
+
+    def __init__(self, job_id: str, params: TrainParams, models_dir: Path, get_data):
+        self.id = job_id
+        self.params = params
+        self.models_dir = models_dir
+        self.name = params.name or f"{params.model}-{time.strftime('%Y%m%d-%H%M%S')}-{job_id[:4]}"
+        self._get_data = get_data
+        self.state = "queued"
+        self.epoch = 0
+        self.events: list[dict] = []
+        self.result: dict | None = None
+        self.error: str | None = None
+        self.created = time.time()
+        self.stop_requested = threading.Event()
+        self._lock = threading.Lock()
+        self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+        self.thread = threading.Thread(target=self._run, name=f"train-{job_id}", daemon=True)
+
+    # -- events ----------------------------------------------------------------
+    def emit(self, event: dict) -> None:
+        """Append an event (stamped with the job id) and wake this job's websocket readers."""
+        event = {"job_id": self.id, **event}
+        with self._lock:
+            if len(self.events) < MAX_EVENTS or event["type"] != "batch":
+                self.events.append(event)
+            waiters = list(self._waiters)
+        for loop, flag in waiters:
+            try:
+                loop.call_soon_threadsafe(flag.set)
+            except RuntimeError:  # that loop is closed: its reader is gone
+                pass
+
+    def events_since(self, cursor: int) -> list[dict]:
+        with self._lock:
+            return self.events[cursor:]
+
+    def add_waiter(self, loop: asyncio.AbstractEventLoop, flag: asyncio.Event) -> None:
+        with self._lock:
+            self._waiters.add((loop, flag))
+
+    def remove_waiter(self, loop: asyncio.AbstractEventLoop, flag: asyncio.Event) -> None:
+        with self._lock:
+            self._waiters.discard((loop, flag))
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("done", "stopped", "failed")
+
+    @property
+    def progress(self) -> float:
+        with self._lock:
+            for event in reversed(self.events):
+                if "progress" in event:
+                    return float(event["progress"])
+        return 1.0 if self.state == "done" else 0.0
+
+    def snapshot(self) -> dict:
+        """The job as JSON for ``GET /api/train/{id}`` (events are streamed over the websocket)."""
+        with self._lock:
+            last_epoch = next((e for e in reversed(self.events) if e["type"] == "epoch"), None)
+        return {"job_id": self.id, "state": self.state, "params": asdict(self.params), "name": self.name,
+                "epoch": self.epoch, "progress": self.progress, "last_epoch": last_epoch, "result": self.result,
+                "error": self.error, "events": len(self.events), "created": self.created,
+                "ws": f"/ws/train/{self.id}"}
+
+    # -- running ---------------------------------------------------------------
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        """Ask the job to stop after the current batch (it still evaluates and saves what it has)."""
+        if not self.finished:
+            self.stop_requested.set()
+            self.emit({"type": "status", "state": "stopping", "message": "stopping after this batch"})
+
+    def _run(self) -> None:
+        from ..train import resolve_preset, train_mnist
+        from .. import presets
+
+        p = self.params
+        self.state = "running"
+        try:
+            self.emit({"type": "status", "state": "loading", "message": "loading MNIST"})
+            data = self._get_data()
+            n_images = min(len(data.train_images), p.train_limit or len(data.train_images))
+            n_train = math.floor(n_images * (1 - p.validation_split)) if p.validation_split else n_images
+            per_epoch = math.ceil(n_train / p.batch_size)
+            preset = resolve_preset(p.model)
+            self.emit({"type": "start", "name": self.name, "model": p.model, "preset": preset,
+                       "params": presets.build(preset, device="cpu").count_params(), "epochs": p.epochs,
+                       "batch_size": p.batch_size, "train_examples": n_train, "batches_per_epoch": per_epoch,
+                       "total_batches": per_epoch * p.epochs})
+            progress = _ProgressCallback(self, per_epoch)
+            result = train_mnist(p.model, data=data, epochs=p.epochs, batch_size=p.batch_size,
+                                 validation_split=p.validation_split, train_limit=p.train_limit,
+                                 test_limit=p.test_limit, device="auto", seed=p.seed, callbacks=[progress])
+            self._save(result, data)
+            self.state = "stopped" if self.stop_requested.is_set() else "done"
+            self.result = {"test_loss": result.test_loss, "test_acc": result.test_accuracy,
+                           "epochs_run": len(result.history.get("epochs", [])), "seconds": result.seconds,
+                           "model": self.name, "test_results": f"/api/test-results/{self.name}"}
+            self.emit({"type": self.state, "state": self.state, **self.result})
+        except Exception as error:  # a job's failure is reported to its page, never raised into the server
+            self.state = "failed"
+            self.error = str(error) or type(error).__name__
+            self.emit({"type": "error", "state": "failed", "error": self.error})
+
+    def _save(self, result, data) -> None:
+        """Write the run into a hidden folder, then rename it to ``<models_dir>/<name>``."""
+        from ..data import mnist
+        from ..train import save_run
+
+        final = self.models_dir / self.name
+        temporary = self.models_dir / f".training-{self.id}"
+        test_x = mnist.to_float_images(data.test_images[:self.params.test_limit])
+        test_y = data.test_labels[:self.params.test_limit]
+        self.models_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            result.out_dir = temporary
+            with _SAVE_LOCK:
+                save_run(result.model, result, test_x, test_y)
+            if final.exists():
+                raise JobError(f"a model named {self.name!r} appeared while training; kept in {temporary.name}")
+            temporary.rename(final)
+        except BaseException:
+            if temporary.exists() and not final.exists():
+                shutil.rmtree(temporary, ignore_errors=True)
+            raise
+
+
+class JobManager:
+    """Creates, finds and stops training jobs; caps how many run at once and how many are kept."""
+
+    def __init__(self, models_dir: Path, get_data, max_running: int = 2, max_kept: int = 50):
+        self.models_dir = Path(models_dir)
+        self.get_data = get_data
+        self.max_running = max_running
+        self.max_kept = max_kept
+        self.jobs: dict[str, TrainingJob] = {}
+        self._lock = threading.Lock()
+
+    def create(self, params: TrainParams) -> TrainingJob:
+        """Validate nothing more than capacity and name clashes, then start a job."""
+        if params.name is not None:
+            check_name(params.name)
+            if (self.models_dir / params.name).exists():
+                raise JobError(f"a model named {params.name!r} already exists; choose another name", status=409)
+        with self._lock:
+            running = [j for j in self.jobs.values() if not j.finished]
+            if len(running) >= self.max_running:
+                raise JobError(f"{len(running)} training jobs are already running (at most {self.max_running}); "
+                               f"wait for one to finish or stop it", status=429)
+            if params.name is not None and any(j.name == params.name for j in running):
+                raise JobError(f"a job is already training a model named {params.name!r}", status=409)
+            self._forget_old()
+            job = TrainingJob(secrets.token_hex(8), params, self.models_dir, self.get_data)
+            self.jobs[job.id] = job
+        job.start()
+        return job
+
+    def get(self, job_id: str) -> TrainingJob:
+        job = self.jobs.get(job_id) if isinstance(job_id, str) else None
+        if job is None:
+            raise JobError(f"no training job with id {job_id!r}", status=404)
+        return job
+
+    def _forget_old(self) -> None:
+        finished = sorted((j for j in self.jobs.values() if j.finished), key=lambda j: j.created)
+        while len(self.jobs) >= self.max_kept and finished:
+            self.jobs.pop(finished.pop(0).id, None)
+
+    def stop_all(self, timeout: float = 5.0) -> None:
+        """Ask every job to stop and wait a little for their threads (server shutdown)."""
+        for job in list(self.jobs.values()):
+            job.stop()
+        deadline = time.monotonic() + timeout
+        for job in list(self.jobs.values()):
+            job.thread.join(max(0.0, deadline - time.monotonic()))

@@ -1,0 +1,163 @@
+"""The folder of saved models the web app lists, loads and serves.
+
+Every model is a sub-folder ``<models_dir>/<name>/`` with a TF.js
+``model.json`` (plus weights, and ``metadata.json`` for speech models). Names
+come from URLs and forms, so they are checked against :data:`NAME_PATTERN`
+and every resolved path must stay inside ``models_dir``: ``../`` and friends
+are refused before anything is read.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import SightsoundError
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+STATIC_FILE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\.(json|bin)$")
+MAX_JSON_BYTES = 16 * 1024 * 1024
+MNIST_INPUT = [28, 28, 1]
+
+
+class BadModelName(SightsoundError):
+    """A model name that is not a plain folder name (``../x``, ``a/b``, empty...)."""
+
+
+class ModelNotFound(SightsoundError):
+    """No saved model of that name."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the pages need to know about a saved model, read from its JSON files only."""
+
+    name: str
+    kind: str  # "mnist", "speech" or "other"
+    input_shape: list | None
+    labels: list
+    preset: str | None
+    test_accuracy: float | None
+    modified: float
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "input_shape": self.input_shape, "labels": self.labels,
+                "preset": self.preset, "test_accuracy": self.test_accuracy, "modified": self.modified,
+                "model_json": f"/models/{self.name}/model.json"}
+
+
+def check_name(name: str) -> str:
+    """``name`` if it is a safe model folder name, else :class:`BadModelName`."""
+    if not isinstance(name, str) or not NAME_PATTERN.match(name) or ".." in name:
+        raise BadModelName(f"invalid model name {name!r}: use letters, digits, '.', '_' and '-' "
+                           f"(at most 64 characters, no path separators and no '..')")
+    return name
+
+
+def _read_json(path: Path) -> dict:
+    if path.stat().st_size > MAX_JSON_BYTES:
+        raise SightsoundError(f"{path.name} is larger than {MAX_JSON_BYTES} bytes")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _input_shape(model_json: dict) -> list | None:
+    """``batch_input_shape`` of the first layer without the batch axis, if the topology states it."""
+    topology = model_json.get("modelTopology") or {}
+    config = topology.get("config", topology)
+    layers = config.get("layers", config) if isinstance(config, dict) else config
+    if not isinstance(layers, list) or not layers:
+        return None
+    first = layers[0].get("config", {}) if isinstance(layers[0], dict) else {}
+    shape = first.get("batch_input_shape") or first.get("batchInputShape")
+    return list(shape[1:]) if isinstance(shape, list) and shape else None
+
+
+def _output_units(model_json: dict) -> int | None:
+    topology = model_json.get("modelTopology") or {}
+    config = topology.get("config", topology)
+    layers = config.get("layers", config) if isinstance(config, dict) else config
+    if isinstance(layers, list) and layers and isinstance(layers[-1], dict):
+        units = layers[-1].get("config", {}).get("units")
+        return units if isinstance(units, int) else None
+    return None
+
+
+class ModelStore:
+    """Lists, resolves and loads (with a cache) the models under one folder."""
+
+    def __init__(self, models_dir: str | Path):
+        self.root = Path(models_dir).expanduser().resolve()
+        self._cache: dict[str, tuple[int, object]] = {}
+        self._lock = threading.Lock()
+
+    # -- paths -----------------------------------------------------------------
+    def path(self, name: str) -> Path:
+        """The folder of model ``name`` (which must exist), guarded against traversal."""
+        folder = (self.root / check_name(name)).resolve()
+        if folder.parent != self.root:
+            raise BadModelName(f"invalid model name {name!r}")
+        if not (folder / "model.json").is_file():
+            raise ModelNotFound(f"no model named {name!r} in {self.root.name}/ (see GET /api/models)")
+        return folder
+
+    def static_file(self, name: str, filename: str) -> Path:
+        """A file of model ``name`` that TF.js may fetch: ``model.json``, ``metadata.json`` or weights."""
+        folder = self.path(name)
+        if not STATIC_FILE_PATTERN.match(filename or "") or ".." in filename:
+            raise BadModelName(f"invalid model file name {filename!r}")
+        path = (folder / filename).resolve()
+        if path.parent != folder or not path.is_file():
+            raise ModelNotFound(f"model {name!r} has no file {filename!r}")
+        return path
+
+    # -- listing ---------------------------------------------------------------
+    def info(self, name: str) -> ModelInfo:
+        """Describe model ``name`` from its ``model.json`` and ``metadata.json``."""
+        folder = self.path(name)
+        model_json = _read_json(folder / "model.json")
+        metadata = _read_json(folder / "metadata.json") if (folder / "metadata.json").is_file() else {}
+        user = model_json.get("userDefinedMetadata") or {}
+        shape = _input_shape(model_json)
+        words = metadata.get("words") if isinstance(metadata.get("words"), list) else None
+        if words:
+            kind, labels = "speech", [str(w) for w in words]
+        else:
+            kind = "mnist" if shape == MNIST_INPUT else "other"
+            labels = list(range(_output_units(model_json) or 10))
+        accuracy = user.get("test_accuracy")
+        return ModelInfo(name=name, kind=kind, input_shape=shape, labels=labels, preset=user.get("preset"),
+                         test_accuracy=float(accuracy) if isinstance(accuracy, (int, float)) else None,
+                         modified=(folder / "model.json").stat().st_mtime)
+
+    def list(self) -> list[ModelInfo]:
+        """Every readable model, newest first; broken or hidden folders are left out."""
+        if not self.root.is_dir():
+            return []
+        found = []
+        for folder in self.root.iterdir():
+            if folder.name.startswith(".") or not NAME_PATTERN.match(folder.name):
+                continue
+            try:
+                found.append(self.info(folder.name))
+            except (SightsoundError, OSError, ValueError, AttributeError, TypeError):
+                continue
+        return sorted(found, key=lambda info: info.modified, reverse=True)
+
+    # -- loading ---------------------------------------------------------------
+    def load(self, name: str):
+        """The loaded model ``name`` (cached until its ``model.json`` changes), on the CPU."""
+        folder = self.path(name)
+        stamp = (folder / "model.json").stat().st_mtime_ns
+        with self._lock:
+            cached = self._cache.get(name)
+            if cached and cached[0] == stamp:
+                return cached[1]
+        from .. import load_layers_model
+
+        model = load_layers_model(str(folder), device="cpu")
+        with self._lock:
+            self._cache[name] = (stamp, model)
+        return model

@@ -1,0 +1,126 @@
+"""Image uploads -> top-k predictions, the pipeline of ``sightsound predict``.
+
+An upload is checked before it is decoded: content type, byte size, format
+and pixel count (read from the header, so a decompression bomb is refused
+without being expanded). Then, as on the command line, the image goes through
+``sightsound.image.prepare_digit`` (grayscale, invert, crop, scale to 20 px,
+centre by mass in 28x28) unless ``raw`` asks for a plain resize.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ImageError, SightsoundError
+
+ALLOWED_CONTENT_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/gif": "GIF", "image/webp": "WEBP",
+                         "image/bmp": "BMP"}
+MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+MAX_PIXELS = 16_000_000
+MAX_TOP_K = 10
+
+
+class UploadRejected(SightsoundError):
+    """An upload refused before decoding; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+class NoDigit(SightsoundError):
+    """The image holds nothing that looks like a digit."""
+
+
+@dataclass
+class Prediction:
+    """Top-k labels with probabilities, all probabilities, and the 28x28 input the model saw."""
+
+    top: list[tuple[object, float]]
+    probabilities: list[float]
+    model_input: np.ndarray  # float32 [28, 28, 1] in [0, 1]
+
+    def to_json(self) -> dict:
+        pixels = np.clip(self.model_input[..., 0] * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return {"top": [[label, prob] for label, prob in self.top], "probabilities": self.probabilities,
+                "input": {"width": int(pixels.shape[1]), "height": int(pixels.shape[0]),
+                          "pixels": base64.b64encode(pixels.tobytes()).decode("ascii")}}
+
+
+def check_content_type(content_type: str | None) -> str:
+    """The Pillow format name expected for ``content_type``, or :class:`UploadRejected` (415)."""
+    kind = (content_type or "").split(";")[0].strip().lower()
+    if kind not in ALLOWED_CONTENT_TYPES:
+        raise UploadRejected(f"unsupported content type {content_type!r}: send one of "
+                             f"{', '.join(sorted(ALLOWED_CONTENT_TYPES))}", status=415)
+    return ALLOWED_CONTENT_TYPES[kind]
+
+
+def decode_image(data: bytes, expected_format: str | None = None, max_pixels: int = MAX_PIXELS):
+    """Decode ``data`` into a Pillow image after checking its format and pixel count."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not data:
+        raise UploadRejected("the upload is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            if expected_format and image.format != expected_format and not (
+                    expected_format == "BMP" and image.format == "DIB"):
+                raise UploadRejected(f"the content type says {expected_format} but the data is "
+                                     f"{image.format or 'not an image'}", status=415)
+            width, height = image.size
+            if width < 1 or height < 1:
+                raise UploadRejected(f"the image has no pixels ({width}x{height})")
+            if width * height > max_pixels:
+                raise UploadRejected(f"the image has {width}x{height} = {width * height} pixels; "
+                                     f"at most {max_pixels} are accepted", status=413)
+            image.load()
+    except UploadRejected:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise UploadRejected(f"not a readable image: {error}") from error
+    except (OSError, ValueError, SyntaxError, EOFError) as error:
+        raise UploadRejected(f"cannot decode the image (truncated or corrupt?): {error}") from error
+    return image
+
+
+def model_input(image, raw: bool = False) -> np.ndarray:
+    """float32 ``[28, 28, 1]`` in [0, 1] via ``sightsound.image.model_input``, as ``sightsound predict`` does.
+
+    ``prepare_digit`` (MNIST-like: crop, 20 px, centre of mass) unless ``raw``,
+    which is the chapter's ``fromPixels -> resizeBilinear -> div(255)``.
+    """
+    from .. import image as image_mod
+
+    try:
+        return image_mod.model_input(image, (28, 28, 1), raw=raw)
+    except image_mod.NoDigitFound as error:
+        raise NoDigit(str(error) or "no digit found in the image") from error
+    except ImageError as error:
+        raise UploadRejected(str(error)) from error
+
+
+def top_k(probabilities: np.ndarray, labels: list, k: int) -> list[tuple[object, float]]:
+    """The ``k`` most probable ``(label, probability)`` pairs, best first."""
+    order = np.argsort(-probabilities, kind="stable")[:k]
+    return [(labels[i] if i < len(labels) else int(i), round(float(probabilities[i]), 6)) for i in order]
+
+
+def predict_image(model, image, labels: list, k: int = 3, raw: bool = False) -> Prediction:
+    """Run ``model`` on one decoded image; :class:`NoDigit` when preparation finds nothing."""
+    if not 1 <= k <= MAX_TOP_K:
+        raise UploadRejected(f"top_k must be between 1 and {MAX_TOP_K}, got {k}")
+    shape = tuple(getattr(model, "input_shape", (28, 28, 1)))
+    if shape != (28, 28, 1):
+        raise UploadRejected(f"this model takes input {list(shape)}, not 28x28 digit images")
+    x = model_input(image, raw=raw)
+    probabilities = np.asarray(model.predict(x[None]), dtype=np.float64)[0]
+    return Prediction(top=top_k(probabilities, labels, k),
+                      probabilities=[round(float(p), 6) for p in probabilities], model_input=x)

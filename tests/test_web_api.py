@@ -1,0 +1,452 @@
+"""The web app's JSON API, static model files and websockets, through FastAPI's TestClient.
+
+No browser and no real MNIST: models are random-weight presets saved in a temp
+folder, and training jobs run on a tiny synthetic ``mnist.npz``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+from starlette.websockets import WebSocketDisconnect
+
+from sightsound import presets
+from sightsound.web import create_app
+from sightsound.web.predict import MAX_UPLOAD_BYTES
+
+MODEL = "conv-random"
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def digit_one_png() -> bytes:
+    """A dark "1" on white paper, 100x80."""
+    drawing = np.full((100, 80), 255, dtype=np.uint8)
+    drawing[15:85, 37:45] = 0
+    return png_bytes(drawing)
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models")
+    presets.build("mnist-conv", device="cpu").save(str(folder / MODEL),
+                                                   user_defined_metadata={"preset": "mnist-conv"})
+    (folder / "not-a-model").mkdir()
+    (folder / "secret.txt").write_text("do not serve")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """A tiny synthetic MNIST (Keras npz layout): enough for training jobs to run in a blink."""
+    root = tmp_path_factory.mktemp("data")
+    (root / "mnist").mkdir()
+    rng = np.random.default_rng(0)
+
+    def split(n):
+        labels = rng.integers(0, 10, n)
+        images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
+        for i, label in enumerate(labels):  # a learnable bright bar whose column depends on the label
+            images[i, 4:24, 2 + 2 * label:4 + 2 * label] = 255
+        return images, labels.astype(np.uint8)
+
+    x_train, y_train = split(400)
+    x_test, y_test = split(100)
+    np.savez(root / "mnist" / "mnist.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    return root
+
+
+@pytest.fixture()
+def client(models_dir, data_dir):
+    app = create_app(models_dir, data_dir=data_dir)
+    with TestClient(app) as test_client:
+        yield test_client
+        app.state.web.jobs.stop_all()
+
+
+def assert_json_error(response, status: int) -> str:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert isinstance(body.get("error"), str) and body["error"]
+    return body["error"]
+
+
+# --------------------------------------------------------------------------- models and pages
+
+def test_models_list_shows_saved_models_only(client):
+    models = client.get("/api/models").json()["models"]
+    assert [m["name"] for m in models] == [MODEL]
+    (info,) = models
+    assert info["kind"] == "mnist" and info["input_shape"] == [28, 28, 1] and info["labels"] == list(range(10))
+    assert info["model_json"] == f"/models/{MODEL}/model.json"
+
+
+def test_pages_and_vendor_files_are_served(client):
+    for page in ("/train", "/test", "/draw", "/speech"):
+        response = client.get(page)
+        assert response.status_code == 200 and "<html" in response.text
+    assert client.get("/").status_code == 200  # redirects to /draw
+    chart = client.get("/vendor/chart.umd.min.js")
+    assert chart.status_code == 200 and "Chart" in chart.text[:2000]
+    assert client.get("/static/js/draw.js").status_code == 200
+    assert_json_error(client.get("/vendor/package.json"), 404)
+    assert_json_error(client.get("/no-such-page"), 404)
+
+
+def test_model_files_are_served_for_tfjs(client):
+    model_json = client.get(f"/models/{MODEL}/model.json")
+    assert model_json.status_code == 200
+    manifest = model_json.json()["weightsManifest"]
+    for group in manifest:
+        for path in group["paths"]:
+            weights = client.get(f"/models/{MODEL}/{path}")
+            assert weights.status_code == 200 and len(weights.content) > 0
+
+
+@pytest.mark.parametrize("url", [
+    "/models/..%2F..%2Fetc/passwd",
+    "/models/%2e%2e/model.json",
+    "/models/..%2Fsecret.txt/model.json",
+    f"/models/{MODEL}/..%2F..%2Fsecret.txt",
+    f"/models/{MODEL}/%2e%2e%2fsecret.txt",
+    f"/models/{MODEL}/..",
+    "/models/../secret.txt",
+    f"/models/{MODEL}/.hidden.json",
+    "/models/not-a-model/model.json",
+    "/static/..%2F..%2Fapp.py",
+    "/static/%2e%2e/app.py",
+    "/vendor/..%2F..%2Fpackage.json",
+    "/api/test-results/..%2F..%2Fetc",
+    "/api/test-results/..",
+])
+def test_path_traversal_is_refused(client, url):
+    response = client.get(url)
+    assert response.status_code in (400, 404), (url, response.status_code, response.text[:200])
+    assert "error" in response.json()
+    assert "do not serve" not in response.text
+
+
+def test_missing_front_end_libraries_say_how_to_install(tmp_path, capsys):
+    from sightsound.cli import main
+    from sightsound.web.assets import AssetsMissing
+
+    with pytest.raises(AssetsMissing, match="npm ci"):
+        create_app(tmp_path / "models", assets_dir=tmp_path / "no-node-modules")
+    assert main(["serve", "--port", "0", "--models", str(tmp_path / "models"),
+                 "--assets", str(tmp_path / "no-node-modules")]) == 2
+    assert "make setup" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- predict
+
+def test_predict_returns_top_k(client):
+    response = client.post("/api/predict", files={"file": ("one.png", digit_one_png(), "image/png")},
+                           data={"model": MODEL, "top_k": "5"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model"] == MODEL and len(body["top"]) == 5
+    probs = [p for _, p in body["top"]]
+    assert probs == sorted(probs, reverse=True)
+    assert abs(sum(body["probabilities"]) - 1) < 1e-3
+    assert body["input"]["width"] == 28 and len(body["input"]["pixels"]) > 0
+
+
+def test_predict_accepts_raw_image_body_and_raw_mode(client):
+    response = client.post(f"/api/predict?model={MODEL}&raw=1", content=digit_one_png(),
+                           headers={"content-type": "image/png"})
+    assert response.status_code == 200, response.text
+    assert response.json()["raw"] is True and len(response.json()["top"]) == 3
+
+
+def test_predict_uses_newest_model_when_none_named(client):
+    response = client.post("/api/predict", files={"file": ("one.png", digit_one_png(), "image/png")})
+    assert response.status_code == 200 and response.json()["model"] == MODEL
+
+
+def test_blank_image_says_no_digit(client):
+    blank = png_bytes(np.full((50, 50), 255, dtype=np.uint8))
+    response = client.post("/api/predict", files={"file": ("blank.png", blank, "image/png")}, data={"model": MODEL})
+    assert_json_error(response, 422)
+    assert response.json()["no_digit"] is True
+
+
+@pytest.mark.parametrize("files, data, status", [
+    ({"file": ("a.txt", b"hello", "text/plain")}, {}, 415),                       # wrong content type
+    ({"file": ("a.png", b"\x89PNG\r\n\x1a\nnot really", "image/png")}, {}, 400),  # corrupt image
+    ({"file": ("a.png", b"", "image/png")}, {}, 400),                            # empty
+    ({"file": ("a.jpg", None, "image/jpeg")}, {}, 415),                          # PNG bytes labelled JPEG
+    ({"other": ("a.png", None, "image/png")}, {}, 400),                          # no "file" field
+    ({"file": ("a.png", None, "image/png")}, {"model": "../../etc"}, 400),       # traversal in model name
+    ({"file": ("a.png", None, "image/png")}, {"model": "missing"}, 404),         # unknown model
+    ({"file": ("a.png", None, "image/png")}, {"top_k": "many"}, 400),            # not an integer
+    ({"file": ("a.png", None, "image/png")}, {"top_k": "50"}, 400),              # too many
+])
+def test_bad_predict_requests_get_json_errors(client, files, data, status):
+    files = {key: (name, content if content is not None else digit_one_png(), kind)
+             for key, (name, content, kind) in files.items()}
+    assert_json_error(client.post("/api/predict", files=files, data=data), status)
+
+
+def test_predict_caps_upload_size(client):
+    huge = b"\x89PNG" + bytes(MAX_UPLOAD_BYTES + 100)
+    response = client.post("/api/predict", files={"file": ("big.png", huge, "image/png")}, data={"model": MODEL})
+    assert "larger than" in assert_json_error(response, 413)
+
+
+def test_predict_caps_pixels_before_decoding(client):
+    bomb = png_bytes(np.zeros((5000, 4000), dtype=np.uint8))  # 20 Mpx of zeros: a small file
+    assert len(bomb) < MAX_UPLOAD_BYTES
+    response = client.post("/api/predict", files={"file": ("bomb.png", bomb, "image/png")}, data={"model": MODEL})
+    assert "pixels" in assert_json_error(response, 413)
+
+
+def test_predict_rejects_other_bodies(client):
+    assert_json_error(client.post("/api/predict", json={"image": "x"}), 415)
+    assert_json_error(client.post("/api/predict", content=b"--x\r\nbroken",
+                                  headers={"content-type": "multipart/form-data; boundary=x"}), 400)
+
+
+def test_unexpected_failure_is_a_json_500_and_the_server_lives_on(client, monkeypatch):
+    def explode():
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(client.app.state.web.store, "list", explode)
+    assert "boom" in assert_json_error(client.get("/api/models"), 500)
+    monkeypatch.undo()
+    assert client.get("/api/models").status_code == 200
+
+
+# --------------------------------------------------------------------------- test results
+
+def test_test_results_grid(client):
+    body = client.get(f"/api/test-results/{MODEL}?offset=10&count=20").json()
+    assert body["count"] == 20 and body["offset"] == 10 and body["total"] == 100
+    assert [item["index"] for item in body["items"]] == list(range(10, 30))
+    assert body["wrong"] == sum(item["label"] != item["predicted"] for item in body["items"])
+    assert all(len(item["pixels"]) == 1048 for item in body["items"])  # base64 of 784 bytes
+    assert_json_error(client.get(f"/api/test-results/{MODEL}?count=100000"), 400)
+    assert_json_error(client.get(f"/api/test-results/{MODEL}?count=abc"), 400)
+    assert_json_error(client.get("/api/test-results/missing"), 404)
+
+
+# --------------------------------------------------------------------------- training jobs
+
+def collect_events(client, job_id: str, timeout: float = 60) -> list[dict]:
+    """Every event of one job's websocket until the server closes it."""
+    events = []
+    deadline = time.monotonic() + timeout
+    with client.websocket_connect(f"/ws/train/{job_id}") as socket:
+        while time.monotonic() < deadline:
+            try:
+                events.append(socket.receive_json())
+            except WebSocketDisconnect:
+                break
+            if events[-1]["type"] in ("done", "stopped", "error"):
+                break
+    return events
+
+
+def test_two_jobs_stream_only_their_own_events(client, models_dir):
+    first = client.post("/api/train", json={"model": "dense", "epochs": 2, "batch_size": 32, "seed": 1})
+    second = client.post("/api/train", json={"model": "dense", "epochs": 1, "batch_size": 100, "name": "second"})
+    assert first.status_code == 201 and second.status_code == 201, (first.text, second.text)
+    ids = first.json()["job_id"], second.json()["job_id"]
+    assert ids[0] != ids[1]
+    streams = [collect_events(client, job_id) for job_id in ids]
+    for job_id, events, (epochs, batch) in zip(ids, streams, [(2, 32), (1, 100)]):
+        assert {e["job_id"] for e in events} == {job_id}
+        start = next(e for e in events if e["type"] == "start")
+        per_epoch = -(-start["train_examples"] // batch)
+        assert start["batch_size"] == batch and start["total_batches"] == per_epoch * epochs
+        batches = [e for e in events if e["type"] == "batch"]
+        assert [e["batch"] for e in batches] == list(range(1, per_epoch * epochs + 1))
+        assert len([e for e in events if e["type"] == "epoch"]) == epochs
+        assert all("val_acc" in e for e in events if e["type"] == "epoch")
+        final = events[-1]
+        assert final["type"] == "done" and 0 <= final["test_acc"] <= 1 and final["epochs_run"] == epochs
+        state = client.get(f"/api/train/{job_id}").json()
+        assert state["state"] == "done" and state["progress"] == 1 and state["result"]["model"] == final["model"]
+        assert (models_dir / final["model"] / "model.json").is_file()
+        assert (models_dir / final["model"] / "history.json").is_file()
+    assert streams[1][-1]["model"] == "second"
+    names = {m["name"] for m in client.get("/api/models").json()["models"]}
+    assert {streams[0][-1]["model"], "second"} <= names
+    assert not [p for p in models_dir.iterdir() if p.name.startswith(".training")]
+
+
+def test_stop_ends_a_job_early_and_keeps_the_model(client, models_dir):
+    job = client.post("/api/train", json={"model": "dense", "epochs": 100, "batch_size": 10}).json()
+    job_id = job["job_id"]
+    deadline = time.monotonic() + 30
+    while client.get(f"/api/train/{job_id}").json()["events"] < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert client.post(f"/api/train/{job_id}/stop").status_code == 200
+    events = collect_events(client, job_id)
+    assert events[-1]["type"] == "stopped" and events[-1]["epochs_run"] < 100
+    assert (models_dir / events[-1]["model"] / "model.json").is_file()
+
+
+def test_stop_over_the_websocket(client):
+    job_id = client.post("/api/train", json={"model": "dense", "epochs": 100, "batch_size": 10}).json()["job_id"]
+    with client.websocket_connect(f"/ws/train/{job_id}") as socket:
+        socket.receive_json()
+        socket.send_text("stop")
+        while True:
+            event = socket.receive_json()
+            if event["type"] in ("stopped", "done", "error"):
+                break
+    assert event["type"] == "stopped"
+
+
+@pytest.mark.parametrize("body", [
+    {"model": "resnet"}, {"epochs": 0}, {"epochs": 1000}, {"batch_size": -1}, {"validation_split": 0.9},
+    {"name": "../evil"}, {"name": "a/b"}, {"name": ".hidden"}, {"unknown": 1}, {"train_limit": 5}, [], "text",
+])
+def test_bad_training_requests_get_json_errors(client, body):
+    assert_json_error(client.post("/api/train", json=body), 400)
+
+
+def test_training_request_with_malformed_json(client):
+    response = client.post("/api/train", content=b"{not json", headers={"content-type": "application/json"})
+    assert_json_error(response, 400)
+
+
+def test_name_clash_and_job_cap(client):
+    assert "exists" in assert_json_error(client.post("/api/train", json={"name": MODEL}), 409)
+    long_jobs = [client.post("/api/train", json={"model": "dense", "epochs": 100, "batch_size": 10}).json()
+                 for _ in range(2)]
+    assert "already running" in assert_json_error(client.post("/api/train", json={"model": "dense"}), 429)
+    for job in long_jobs:
+        client.post(f"/api/train/{job['job_id']}/stop")
+    for job in long_jobs:
+        collect_events(client, job["job_id"])
+
+
+def test_unknown_job(client):
+    assert_json_error(client.get("/api/train/nope"), 404)
+    assert_json_error(client.post("/api/train/nope/stop"), 404)
+    with client.websocket_connect("/ws/train/nope") as socket:
+        assert "no training job" in socket.receive_json()["error"]
+        with pytest.raises(WebSocketDisconnect) as closed:
+            socket.receive_json()
+    assert closed.value.code == 4404
+
+
+@pytest.mark.parametrize("flood, code", [(["x" * 5000], 1009), (["ping"] * 50, 1008)])
+def test_websocket_message_size_and_rate_caps(client, flood, code):
+    job_id = client.post("/api/train", json={"model": "dense", "epochs": 100, "batch_size": 10}).json()["job_id"]
+    try:
+        with client.websocket_connect(f"/ws/train/{job_id}") as socket:
+            for message in flood:
+                socket.send_text(message)
+            with pytest.raises(WebSocketDisconnect) as closed:
+                for _ in range(100_000):
+                    socket.receive_json()
+        assert closed.value.code == code
+    finally:
+        client.post(f"/api/train/{job_id}/stop")
+        collect_events(client, job_id)
+
+
+# --------------------------------------------------------------------------- audio websocket
+
+SPEECH_MODEL = "speech-random"
+SPEECH_WORDS = ["_background_noise_", "_unknown_", "no", "yes"]
+
+
+@pytest.fixture(scope="module")
+def speech_client(tmp_path_factory, data_dir):
+    """An app whose models folder holds a tiny random-weight speech model (metadata.json with 4 words)."""
+    pytest.importorskip("sightsound.speech")
+    from sightsound import layers as L
+    from sightsound.model import Sequential
+
+    folder = tmp_path_factory.mktemp("speech-models")
+    model = Sequential([L.conv2d(input_shape=[43, 232, 1], filters=4, kernel_size=[2, 8], activation="relu"),
+                        L.max_pooling2d(pool_size=[4, 8]), L.flatten(),
+                        L.dense(units=len(SPEECH_WORDS), activation="softmax")], device="cpu")
+    model.save(str(folder / SPEECH_MODEL))
+    (folder / SPEECH_MODEL / "metadata.json").write_text(json.dumps({"words": SPEECH_WORDS, "frameSize": 232}))
+    presets.build("mnist-dense", device="cpu").save(str(folder / "digits"))
+    app = create_app(folder, data_dir=data_dir)
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def receive_until(socket, kind: str, limit: int = 500) -> list[dict]:
+    messages = []
+    for _ in range(limit):
+        messages.append(socket.receive_json())
+        if messages[-1]["type"] in (kind, "error"):
+            return messages
+    raise AssertionError(f"no {kind!r} message in {limit}")
+
+
+def test_speech_models_are_listed_and_refused_for_digits(speech_client):
+    models = {m["name"]: m for m in speech_client.get("/api/models").json()["models"]}
+    assert models[SPEECH_MODEL]["kind"] == "speech" and models[SPEECH_MODEL]["labels"] == SPEECH_WORDS
+    assert models[SPEECH_MODEL]["input_shape"] == [43, 232, 1]
+    response = speech_client.post("/api/predict", files={"file": ("one.png", digit_one_png(), "image/png")},
+                                  data={"model": SPEECH_MODEL})
+    assert "not 28x28" in assert_json_error(response, 400)
+    assert speech_client.get("/api/info").json()["speech"] is True
+
+
+def test_audio_stream_gives_frames_and_scores(speech_client):
+    rate = 16000
+    samples = (0.1 * np.random.default_rng(0).standard_normal(rate * 2)).astype("<f4")
+    with speech_client.websocket_connect("/ws/audio") as socket:
+        socket.send_text(json.dumps({"model": SPEECH_MODEL, "sample_rate": rate, "threshold": 0.0}))
+        ready = socket.receive_json()
+        assert ready["type"] == "ready" and ready["words"] == SPEECH_WORDS and ready["model"] == SPEECH_MODEL
+        socket.send_text(json.dumps({"type": "threshold", "value": 0.0}))
+        for start in range(0, samples.size, 4000):
+            socket.send_bytes(samples[start:start + 4000].tobytes())
+        messages = receive_until(socket, "scores")
+        socket.send_text("stop")
+    frames = [m for m in messages if m["type"] == "frames"]
+    assert frames and all(m["bins"] == 232 for m in frames)
+    scores = messages[-1]
+    assert scores["type"] == "scores" and len(scores["scores"]) == 4 and abs(sum(scores["scores"]) - 1) < 1e-2
+
+
+@pytest.mark.parametrize("start, payloads, code", [
+    ("not json", [], 1008),
+    (json.dumps({"model": "../x", "sample_rate": 16000}), [], 4400),
+    (json.dumps({"model": "digits", "sample_rate": 16000}), [], 1008),
+    (json.dumps({"model": "nope", "sample_rate": 16000}), [], 4400),
+    (json.dumps({"model": SPEECH_MODEL, "sample_rate": 5}), [], 4400),
+    (json.dumps({"model": SPEECH_MODEL, "sample_rate": 16000, "threshold": 7}), [], 1008),
+    (json.dumps({"model": SPEECH_MODEL, "sample_rate": 16000}), [b"x" * (64 * 1024 + 4)], 1009),
+    (json.dumps({"model": SPEECH_MODEL, "sample_rate": 8000}), [bytes(60 * 1024)] * 6, 1008),
+    (json.dumps({"model": SPEECH_MODEL, "sample_rate": 16000}), [b"abc"], 1003),
+    (json.dumps({"model": SPEECH_MODEL, "sample_rate": 16000}), [np.full(8, np.nan, "<f4").tobytes()], 4400),
+    (json.dumps({"model": SPEECH_MODEL, "sample_rate": 16000}), ["x" * 2000], 1009),
+    (json.dumps({"model": SPEECH_MODEL, "sample_rate": 16000}), ['{"type": "dance"}'], 1008),
+])
+def test_audio_stream_caps_and_bad_input(speech_client, start, payloads, code):
+    with speech_client.websocket_connect("/ws/audio") as socket:
+        socket.send_text(start)
+        for payload in payloads:
+            if isinstance(payload, bytes):
+                socket.send_bytes(payload)
+            else:
+                socket.send_text(payload)
+        messages = []
+        with pytest.raises(WebSocketDisconnect) as closed:
+            for _ in range(1000):
+                messages.append(socket.receive_json())
+    assert closed.value.code == code, messages
+    assert messages and messages[-1]["type"] == "error" and messages[-1]["error"]
+    assert speech_client.get("/api/info").status_code == 200  # the server lives on
