@@ -1,0 +1,196 @@
+"""``sightsound speech ...``: spoken-command recognition from the shell.
+
+    sightsound speech synth corpus/ --size full --seed 0
+    sightsound speech train corpus/ runs/speech --epochs 25
+    sightsound speech evaluate runs/speech corpus/
+    sightsound speech recognize runs/speech clip1.wav clip2.wav
+    sightsound speech spectrogram clip1.wav -o clip1.png
+    sightsound speech download            # the real Speech Commands v0.02, into the data dir
+    sightsound speech listen runs/speech --file long.wav   # streaming (cli/speech_listen.py)
+
+``train`` takes the data first (as the chapter's ``yarn train DATA MODEL``);
+commands that use a trained model take the model first. DATA_DIR is the
+dataset folder itself: the one holding the word folders and the two lists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .common import add_data_dir, add_device, add_seed
+
+
+def register(sub) -> None:
+    speech = sub.add_parser("speech", help="spoken commands: build data, train, evaluate, recognise, plot",
+                            description="The chapter's spoken-command recognizer: browser-FFT spectrograms "
+                                        "and the Listing 4.8 convnet.")
+    commands = speech.add_subparsers(dest="speech_command", metavar="ACTION", required=True)
+
+    train = commands.add_parser(
+        "train", help="train Listing 4.8 on a Speech Commands folder",
+        description="Train the speech convnet (Listing 4.8) on a Speech Commands folder (real or from "
+                    "`speech synth`), validating each epoch, then evaluate on the test split and write the "
+                    "TF.js model, metadata.json, history.json, curves.png, confusion.png and "
+                    "test_results.json into MODEL_DIR.")
+    train.add_argument("data", metavar="DATA_DIR", help="dataset folder (word folders + validation/testing lists)")
+    train.add_argument("model", metavar="MODEL_DIR", help="where to write the trained model and reports")
+    train.add_argument("--epochs", type=int, default=None, help="training epochs (default: 25)")
+    train.add_argument("--batch-size", type=int, default=None, help="batch size (default: 64)")
+    train.add_argument("--optimizer", default=None, choices=["sgd", "rmsprop", "adam"],
+                       help="optimizer (default: sgd, the chapter's)")
+    train.add_argument("--learning-rate", type=float, default=None,
+                       help="learning rate (default: 0.01 for the default sgd, else the optimizer's TF.js default)")
+    train.add_argument("--unknown-share", type=float, default=None, metavar="F",
+                       help="fraction of each split that is _unknown_ (default 0.05)")
+    train.add_argument("--noise-share", type=float, default=None, metavar="F",
+                       help="fraction of each split that is _background_noise_ (default 0.05)")
+    train.add_argument("--no-augment", action="store_true", help="train on the clips as they are")
+    add_device(train)
+    add_seed(train)
+    train.set_defaults(func=run_train)
+
+    evaluate = commands.add_parser("evaluate", help="accuracy of a trained model on a dataset's test split",
+                                   description="Print loss, accuracy and per-class accuracy of a saved speech "
+                                               "model on the test split of a dataset folder.")
+    evaluate.add_argument("model", metavar="MODEL_DIR", help="folder with model.json and metadata.json")
+    evaluate.add_argument("data", metavar="DATA_DIR", help="dataset folder")
+    evaluate.add_argument("--seed", type=int, default=0,
+                          help="seed of the _unknown_ sample and noise windows (default 0, as train uses "
+                               "without --seed)")
+    add_device(evaluate)
+    evaluate.set_defaults(func=run_evaluate)
+
+    recognize = commands.add_parser(
+        "recognize", help="recognise the word in WAV files",
+        description="Print one line per file: PATH, the best word and its probability, then the next two "
+                    "as WORD:PROB, tab-separated. Files longer than one second are scanned in windows "
+                    "22 frames apart; the window most confident about anything but background noise is reported.")
+    recognize.add_argument("model", metavar="MODEL_DIR", help="folder with model.json and metadata.json")
+    recognize.add_argument("wavs", metavar="WAV", nargs="+", help="WAV files (any rate, bit depth, channels)")
+    add_device(recognize)
+    recognize.set_defaults(func=run_recognize)
+
+    spectrogram = commands.add_parser(
+        "spectrogram", help="plot a WAV's browser-FFT spectrogram (figure 4.12 style)",
+        description="Plot the dB frames the recognizer sees: time across (s), frequency up (Hz, 0-5 kHz), "
+                    "darker = more energy.")
+    spectrogram.add_argument("wav", metavar="WAV")
+    spectrogram.add_argument("-o", "--output", default=None, metavar="PNG", help="output file (default: WAV.png)")
+    spectrogram.set_defaults(func=run_spectrogram)
+
+    synth = commands.add_parser(
+        "synth", help="build an offline speech corpus with espeak-ng",
+        description="Speak the 18 command words and 17 auxiliary words with many espeak-ng voices into OUT_DIR, "
+                    "in the Speech Commands v0.02 layout (validation/testing lists split by voice).")
+    synth.add_argument("out", metavar="OUT_DIR", help="new (or empty) folder for the corpus")
+    synth.add_argument("--size", choices=["small", "full"], default="small",
+                       help="small: 20 clips per word, seconds; full: 1,100 per word, minutes (default: small)")
+    synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    synth.add_argument("--workers", type=int, default=2, help="parallel processes (default 2)")
+    synth.add_argument("--force", action="store_true", help="replace OUT_DIR if it is not empty")
+    synth.set_defaults(func=run_synth)
+
+    download = commands.add_parser(
+        "download", help="download and extract the real Speech Commands v0.02",
+        description="Fetch speech_commands_v0.02.tar.gz (2.3 GB, SHA-256 checked) into <data dir>/speech_commands "
+                    "and print that folder.")
+    add_data_dir(download)
+    download.set_defaults(func=run_download)
+
+    try:  # `speech listen` (streaming recognition) lives in its own module
+        from .speech_listen import add_listen_command
+    except ModuleNotFoundError as err:
+        if err.name != f"{__package__}.speech_listen":
+            raise
+    else:
+        add_listen_command(commands)
+
+
+def _shares(args) -> dict:
+    from ..data.speech_commands import DEFAULT_SHARE
+
+    return {"unknown_share": DEFAULT_SHARE if args.unknown_share is None else args.unknown_share,
+            "noise_share": DEFAULT_SHARE if args.noise_share is None else args.noise_share}
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from .. import presets
+    from ..data.speech_commands import Augmentation
+    from ..speech_training import PRESET, train_speech
+
+    presets.build(PRESET, device="cpu").summary()
+    result = train_speech(args.data, args.model, epochs=args.epochs, batch_size=args.batch_size,
+                          optimizer=args.optimizer, learning_rate=args.learning_rate, device=args.device,
+                          seed=args.seed, augmentation=None if args.no_augment else Augmentation(),
+                          progress=True, **_shares(args))
+    ev = result.evaluation
+    print(f"\nExamples: {result.examples['training']} training, {result.examples['validation']} validation, "
+          f"{result.examples['testing']} test")
+    print(f"\nTest loss = {ev.loss:.4f}; test accuracy = {ev.accuracy:.4f}\n")
+    print(ev.table())
+    print(f"\nTrained {result.epochs} epochs in {result.seconds:.1f} s. Wrote:")
+    for path in result.files:
+        print(f"  {path}")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from ..speech_training import evaluate_speech
+
+    ev = evaluate_speech(args.model, args.data, device=args.device, seed=args.seed,
+                         progress=sys.stderr.isatty())
+    print(f"Test loss = {ev.loss:.4f}; test accuracy = {ev.accuracy:.4f}\n")
+    print(ev.table())
+    return 0
+
+
+def run_recognize(args: argparse.Namespace) -> int:
+    from .. import audio
+    from ..errors import AudioError
+    from ..speech_training import load_speech_model, recognize_samples
+
+    model, words = load_speech_model(args.model, args.device)
+    failures = 0
+    for path in args.wavs:
+        try:
+            samples, rate = audio.read_wav(path)
+        except AudioError as err:
+            print(f"sightsound: error: {err}", file=sys.stderr)
+            failures += 1
+            continue
+        print(recognize_samples(model, words, samples, rate, path=path).line(), flush=True)
+    return 2 if failures else 0
+
+
+def run_spectrogram(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .. import audio
+
+    samples, rate = audio.read_wav(args.wav)
+    out = args.output or str(Path(args.wav).with_suffix(".png"))
+    audio.plot_spectrogram(samples, rate, out, title=Path(args.wav).name)
+    print(out)
+    return 0
+
+
+def run_synth(args: argparse.Namespace) -> int:
+    from ..data.synth import build_corpus
+
+    report = build_corpus(args.out, size=args.size, seed=args.seed, workers=args.workers, progress=True,
+                          overwrite=args.force)
+    from ..data.speech_commands import TARGET_WORDS
+
+    targets = [report.clips_per_word.get(w, 0) for w in TARGET_WORDS]
+    print(f"Wrote {report.clips} clips ({min(targets)}-{max(targets)} per target word) and "
+          f"{len(report.noise_files)} noise files to {report.out_dir} in {report.seconds:.1f} s; speakers: "
+          + ", ".join(f"{n} {s}" for s, n in report.speakers.items()))
+    return 0
+
+
+def run_download(args: argparse.Namespace) -> int:
+    from ..data.speech_commands import ensure_speech_commands
+
+    print(ensure_speech_commands(args.data_dir, progress=True))
+    return 0

@@ -1,0 +1,376 @@
+"""Training, evaluating and using the chapter's spoken-command convnet (Listing 4.8).
+
+``train_speech`` is what ``sightsound speech train DATA_DIR MODEL_DIR`` runs:
+load a Speech Commands folder (real or synthetic) as 20 classes, build
+Listing 4.8, compile it with sgd(0.01) and categorical cross-entropy, train
+with fresh augmentation every epoch and validation after each, evaluate on
+the test split and write into MODEL_DIR::
+
+    model.json, weights.bin   the TF.js Layers model
+    metadata.json             {"words": [...], "frameSize": 232, ...} for the speech-commands package
+    history.json              per-epoch and per-batch loss/accuracy, plus the test figures
+    curves.png                loss and accuracy curves
+    confusion.png             the test confusion matrix
+    test_results.json         test loss/accuracy, per-class accuracy, confusion matrix
+
+Example::
+
+    >>> from sightsound.speech_training import train_speech, recognize_files
+    >>> result = train_speech("corpus/", "runs/speech", epochs=2)  # doctest: +SKIP
+    >>> result.test_accuracy, result.per_class["yes"]  # doctest: +SKIP
+    (0.91, 0.95)
+    >>> recognize_files("runs/speech", ["yes.wav"])[0].top[0]  # doctest: +SKIP
+    ('yes', 0.98)
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import audio, presets
+from .data import speech_commands as sc
+from .errors import DataError, ModelFormatError
+from .runtime import set_seed
+
+PRESET = "speech-conv"
+METADATA_JSON = "metadata.json"
+SPEECH_COMMANDS_VERSION = "0.5.4"  #: the speech-commands package whose metadata format we write
+RECOGNIZE_HOP_FRAMES = 22  #: window step for clips over 1 s: round(43 * (1 - 0.5)), listen()'s default overlap
+
+
+@dataclass
+class SpeechEvaluation:
+    """Test-split figures of a model: loss, accuracy, per-class accuracy and confusion counts."""
+
+    words: tuple[str, ...]
+    loss: float
+    accuracy: float
+    per_class: dict[str, float]
+    counts: dict[str, int]
+    confusion: np.ndarray  # [true, predicted] counts
+
+    def to_json(self) -> dict:
+        return {"loss": self.loss, "accuracy": self.accuracy, "words": list(self.words),
+                "per_class_accuracy": self.per_class, "examples_per_class": self.counts,
+                "confusion": self.confusion.tolist()}
+
+    def table(self) -> str:
+        """Per-class accuracy as aligned text lines."""
+        width = max(len(w) for w in self.words)
+        lines = [f"{'class':<{width}}  examples  accuracy"]
+        for w in self.words:
+            acc = self.per_class.get(w, float("nan"))
+            lines.append(f"{w:<{width}}  {self.counts.get(w, 0):>8}  {acc:>8.3f}")
+        lines.append(f"{'all':<{width}}  {sum(self.counts.values()):>8}  {self.accuracy:>8.3f}")
+        return "\n".join(lines)
+
+
+@dataclass
+class SpeechTrainResult:
+    words: tuple[str, ...]
+    params: int
+    epochs: int
+    seconds: float
+    evaluation: SpeechEvaluation
+    history: dict
+    examples: dict[str, int]  # per split
+    out_dir: Path | None = None
+    files: list[Path] = field(default_factory=list)
+    model: object = None
+
+    @property
+    def test_accuracy(self) -> float:
+        return self.evaluation.accuracy
+
+    @property
+    def test_loss(self) -> float:
+        return self.evaluation.loss
+
+    @property
+    def per_class(self) -> dict[str, float]:
+        return self.evaluation.per_class
+
+
+# -- metrics -----------------------------------------------------------------------------
+
+def evaluate_predictions(probs: np.ndarray, labels: np.ndarray, words: tuple[str, ...]) -> SpeechEvaluation:
+    """Cross-entropy (probabilities clipped at 1e-7 as TF.js does), accuracy, per-class accuracy, confusion."""
+    probs = np.asarray(probs, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.int64)
+    if len(labels) == 0:
+        raise DataError("no test examples to evaluate")
+    picked = np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1 - 1e-7)
+    predicted = probs.argmax(axis=1)
+    k = len(words)
+    confusion = np.zeros((k, k), dtype=np.int64)
+    np.add.at(confusion, (labels, predicted), 1)
+    totals = confusion.sum(axis=1)
+    per_class = {w: (float(confusion[i, i] / totals[i]) if totals[i] else float("nan")) for i, w in enumerate(words)}
+    return SpeechEvaluation(words=tuple(words), loss=float(-np.log(picked).mean()),
+                            accuracy=float((predicted == labels).mean()), per_class=per_class,
+                            counts={w: int(totals[i]) for i, w in enumerate(words)}, confusion=confusion)
+
+
+# -- files ---------------------------------------------------------------------------------
+
+def metadata(words: tuple[str, ...], model_name: str = "sightsound-speech-conv") -> dict:
+    """``metadata.json``: ``words`` and ``frameSize`` as the speech-commands training script writes
+    them, ``wordLabels``/``tfjsSpeechCommandsVersion``/``modelName``/``timeStamp`` as the package's
+    own recognizers save them, and the front end this model expects."""
+    return {
+        "words": list(words),
+        "frameSize": audio.FRAME_SIZE,
+        "wordLabels": list(words),
+        "tfjsSpeechCommandsVersion": SPEECH_COMMANDS_VERSION,
+        "modelName": model_name,
+        "timeStamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "sampleRateHz": audio.SAMPLE_RATE,
+        "fftSize": audio.HOP,
+        "numFrames": audio.NUM_FRAMES,
+        "silenceDb": audio.SILENCE_DB,
+    }
+
+
+def read_metadata(model_dir: str | os.PathLike) -> tuple[str, ...]:
+    """The word list of a model folder's ``metadata.json`` (``wordLabels``, else ``words``)."""
+    path = Path(model_dir) / METADATA_JSON
+    if not path.is_file():
+        raise ModelFormatError(f"{path}: missing; a speech model folder needs metadata.json with its words")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelFormatError(f"{path}: not valid JSON ({err})") from None
+    words = meta.get("wordLabels") if isinstance(meta, dict) else None
+    if words is None and isinstance(meta, dict):
+        words = meta.get("words")
+    if not isinstance(words, list) or not words or not all(isinstance(w, str) for w in words):
+        raise ModelFormatError(f"{path}: expected a non-empty 'words' (or 'wordLabels') list of strings")
+    return tuple(words)
+
+
+def _write_json(path: Path, doc) -> Path:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def plot_confusion(evaluation: SpeechEvaluation, path: str | os.PathLike, title: str | None = None) -> Path:
+    """Row-normalised confusion matrix (true class down, predicted across), counts in the cells."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = evaluation.confusion
+    rows = cm.sum(axis=1, keepdims=True)
+    share = np.divide(cm, rows, out=np.zeros(cm.shape), where=rows > 0)
+    k = len(evaluation.words)
+    fig, ax = plt.subplots(figsize=(0.45 * k + 3, 0.45 * k + 2))
+    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(k), evaluation.words, rotation=90)
+    ax.set_yticks(range(k), evaluation.words)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(k):
+        for j in range(k):
+            if cm[i, j]:
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
+                        color="white" if share[i, j] > 0.5 else "black")
+    ax.set_title(title or f"test accuracy {evaluation.accuracy:.3f}")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
+    fig.tight_layout()
+    out = Path(path)
+    tmp = out.with_name(f".{out.name}.tmp")
+    fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    tmp.replace(out)
+    return out
+
+
+# -- training ------------------------------------------------------------------------------
+
+def _merge_history(parts: list[dict]) -> dict:
+    """Concatenate the histories of per-epoch ``fit`` calls, numbering batches across epochs."""
+    epochs, batches = [], []
+    for part in parts:
+        offset = len(batches)
+        epochs += part["epochs"]
+        batches += [{**b, "batch": b["batch"] + offset} for b in part["batches"]]
+    return {"epochs": epochs, "batches": batches}
+
+
+def train_speech(data_dir: str | os.PathLike, model_dir: str | os.PathLike | None = None, *,
+                 epochs: int | None = None, batch_size: int | None = None, optimizer: str | None = None,
+                 learning_rate: float | None = None, device: str = "auto", seed: int | None = None,
+                 unknown_share: float = sc.DEFAULT_SHARE, noise_share: float = sc.DEFAULT_SHARE,
+                 augmentation: sc.Augmentation | None = sc.Augmentation(), progress: bool = False,
+                 cache_dir: str | os.PathLike | None = None, workers: int = 2,
+                 data: sc.SpeechCommandsData | None = None, callbacks=None) -> SpeechTrainResult:
+    """Train Listing 4.8 on a Speech Commands folder; evaluate on its test split; save into ``model_dir``.
+
+    Defaults are the chapter's (``presets.TRAINING_DEFAULTS["speech-conv"]``):
+    sgd with learning rate 0.01, batch 64. Each epoch sees freshly augmented
+    training examples (``augmentation=None`` trains on the clips as they are).
+    """
+    defaults = presets.TRAINING_DEFAULTS[PRESET]
+    epochs = defaults["epochs"] if epochs is None else epochs
+    batch_size = batch_size or defaults["batch_size"]
+    if optimizer is None:
+        optimizer = defaults["optimizer"]
+        learning_rate = defaults["learning_rate"] if learning_rate is None else learning_rate
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    if seed is not None:
+        set_seed(seed)
+    start = time.perf_counter()
+    data = data or sc.load_speech_commands(data_dir, unknown_share=unknown_share, noise_share=noise_share,
+                                           seed=seed or 0, cache_dir=cache_dir, workers=workers,
+                                           progress=progress)
+    words = data.words
+    train, val, test = data.split("training"), data.split("validation"), data.split("testing")
+    val_x, val_y = val.arrays() if len(val) else (None, None)
+    model = presets.build(PRESET, num_classes=len(words), device=device)
+    model.compile(optimizer=optimizer, loss="categoricalCrossentropy", metrics=["accuracy"],
+                  learning_rate=learning_rate)
+    rng = np.random.default_rng([seed or 0, 99])
+    parts = []
+    for epoch in range(epochs):
+        x, y = train.arrays(augmentation, rng)
+        extra = list(callbacks or [])
+        if progress:
+            from .callbacks import ProgressBar
+
+            extra.append(ProgressBar(math.ceil(len(x) / batch_size), epochs, len(x)))
+        history = model.fit(x, y, batch_size=batch_size, epochs=epoch + 1, initial_epoch=epoch,
+                            validation_data=(val_x, val_y) if val_x is not None else None, callbacks=extra)
+        parts.append(history.to_json())
+        del x, y
+        if model.stop_training:
+            break
+    test_x, test_labels = test.arrays(one_hot=False)
+    evaluation = evaluate_predictions(model.predict(test_x), test_labels, words)
+    seconds = time.perf_counter() - start
+    result = SpeechTrainResult(words=words, params=model.count_params(), epochs=len(parts), seconds=seconds,
+                               evaluation=evaluation, history=_merge_history(parts),
+                               examples={s: len(data.split(s)) for s in sc.SPLITS}, model=model)
+    if model_dir is not None:
+        result.out_dir = Path(model_dir)
+        result.files = save_speech_run(model, result, data.root)
+    return result
+
+
+def save_speech_run(model, result: SpeechTrainResult, data_root: Path | None = None) -> list[Path]:
+    """Write the model, metadata.json, history.json, curves.png, confusion.png and test_results.json."""
+    from . import plots
+
+    out = Path(result.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ev = result.evaluation
+    model.save(str(out), user_defined_metadata={"preset": PRESET, "words": list(result.words),
+                                                "test_accuracy": ev.accuracy, "test_loss": ev.loss})
+    meta = _write_json(out / METADATA_JSON, metadata(result.words))
+    history = _write_json(out / "history.json", {
+        **result.history, "test": {"loss": ev.loss, "acc": ev.accuracy, "per_class_acc": ev.per_class},
+        "preset": PRESET, "words": list(result.words), "examples": result.examples, "seconds": result.seconds,
+        "data": str(data_root) if data_root else None})
+    results = _write_json(out / "test_results.json", ev.to_json())
+    curves = plots.plot_curves(result.history, out / "curves.png", title="Listing 4.8 on speech commands")
+    confusion = plot_confusion(ev, out / "confusion.png",
+                               title=f"test split: accuracy {ev.accuracy:.3f} on {sum(ev.counts.values())} examples")
+    return [out / "model.json", meta, history, curves, confusion, results]
+
+
+# -- using a trained model --------------------------------------------------------------------
+
+def load_speech_model(model_dir: str | os.PathLike, device: str = "auto"):
+    """(model, words) from a folder holding model.json, weights and metadata.json."""
+    from . import load_layers_model
+
+    words = read_metadata(model_dir)
+    model = load_layers_model(str(model_dir), device=device)
+    if tuple(model.input_shape) != audio.SPECTROGRAM_SHAPE:
+        raise ModelFormatError(f"{model_dir}: the model takes {list(model.input_shape)}, not the speech "
+                               f"spectrogram {list(audio.SPECTROGRAM_SHAPE)}")
+    if tuple(model.output_shape) != (len(words),):
+        raise ModelFormatError(f"{model_dir}: the model has {model.output_shape[-1]} outputs but "
+                               f"metadata.json lists {len(words)} words")
+    return model, words
+
+
+def evaluate_speech(model_dir: str | os.PathLike, data_dir: str | os.PathLike, *, device: str = "auto",
+                    unknown_share: float = sc.DEFAULT_SHARE, noise_share: float = sc.DEFAULT_SHARE,
+                    seed: int = 0, cache_dir=None, workers: int = 2, progress: bool = False) -> SpeechEvaluation:
+    """Accuracy of a saved model on a dataset folder's test split (classes from its metadata.json)."""
+    model, words = load_speech_model(model_dir, device)
+    specials = {sc.BACKGROUND_NOISE, sc.UNKNOWN}
+    if not specials <= set(words):
+        raise ModelFormatError(f"{model_dir}: metadata words must include {sc.BACKGROUND_NOISE} and {sc.UNKNOWN}")
+    targets = tuple(w for w in words if w not in specials)
+    data = sc.load_speech_commands(data_dir, targets=targets, unknown_share=unknown_share, noise_share=noise_share,
+                                   seed=seed, splits=("testing",), cache_dir=cache_dir, workers=workers,
+                                   progress=progress)
+    test = data.split("testing")
+    x, labels = test.arrays(one_hot=False)
+    return evaluate_predictions(model.predict(x), _to_model_order(labels, data.words, words), words)
+
+
+def _to_model_order(labels: np.ndarray, data_words: tuple[str, ...], model_words: tuple[str, ...]) -> np.ndarray:
+    """Dataset class ids -> the model's output positions (metadata order may differ from sorted order)."""
+    lookup = np.array([model_words.index(w) for w in data_words], dtype=np.int64)
+    return lookup[labels]
+
+
+@dataclass
+class Recognition:
+    """The result for one file: the best three (word, probability) pairs of the chosen window."""
+
+    path: str
+    top: list[tuple[str, float]]
+    window: int  # index of the 1-s window reported (0 for clips up to one second)
+    windows: int
+
+    def line(self) -> str:
+        """``PATH<TAB>WORD<TAB>PROB<TAB>WORD:PROB<TAB>WORD:PROB``."""
+        (word, prob), rest = self.top[0], self.top[1:]
+        return "\t".join([self.path, word, f"{prob:.4f}"] + [f"{w}:{p:.4f}" for w, p in rest])
+
+
+def recognize_samples(model, words: tuple[str, ...], samples: np.ndarray, sample_rate: int, path: str = "",
+                      top: int = 3) -> Recognition:
+    """Recognise one clip. Clips over one second are cut into windows 22 frames apart (the
+    recognizer's default overlap of 0.5) and the window with the highest probability of any
+    class other than ``_background_noise_`` is reported."""
+    specs = audio.spectrograms(samples, sample_rate, hop_frames=RECOGNIZE_HOP_FRAMES)
+    probs = model.predict(specs)
+    choice = 0
+    if len(probs) > 1:
+        keep = [i for i, w in enumerate(words) if w != sc.BACKGROUND_NOISE]
+        choice = int(probs[:, keep].max(axis=1).argmax())
+    p = probs[choice]
+    order = np.argsort(-p, kind="stable")[:top]
+    return Recognition(path=path, top=[(words[i], float(p[i])) for i in order], window=choice, windows=len(probs))
+
+
+def recognize_files(model_dir: str | os.PathLike, wav_paths: list[str | os.PathLike], device: str = "auto"
+                    ) -> list[Recognition]:
+    """Recognise WAV files with a saved model (see :func:`recognize_samples`)."""
+    model, words = load_speech_model(model_dir, device)
+    out = []
+    for p in wav_paths:
+        samples, rate = audio.read_wav(p)
+        out.append(recognize_samples(model, words, samples, rate, path=str(p)))
+    return out
+
+
+__all__ = ["train_speech", "evaluate_speech", "recognize_files", "recognize_samples", "load_speech_model",
+           "read_metadata", "metadata", "evaluate_predictions", "plot_confusion", "SpeechEvaluation",
+           "SpeechTrainResult", "Recognition", "save_speech_run"]

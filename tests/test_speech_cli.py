@@ -1,0 +1,117 @@
+"""``sightsound speech synth|train|evaluate|recognize|spectrogram`` end to end on a small corpus."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from sightsound import audio
+from sightsound.cli import main
+from sightsound.data import speech_commands as sc
+from sightsound.data import synth
+
+pytestmark = pytest.mark.skipif(not synth.espeak_available(), reason="espeak-ng is not installed")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _private_cache(tmp_path_factory):
+    """Spectrogram caches go to the test's temp folder (module scope: before the module fixtures)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SIGHTSOUND_CACHE", str(tmp_path_factory.getbasetemp() / "speech-cache"))
+        yield
+
+
+@pytest.fixture(scope="module")
+def cli_corpus(tmp_path_factory):
+    """The small corpus for seed 0, made through the CLI unless test_speech_data built it already
+    (the corpus is deterministic, so both give the same files)."""
+    path = tmp_path_factory.getbasetemp() / "speech-small-seed0"
+    if not path.is_dir():
+        assert main(["speech", "synth", str(path), "--size", "small", "--seed", "0"]) == 0
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(cli_corpus, tmp_path_factory):
+    model_dir = tmp_path_factory.mktemp("cli") / "model"
+    code = main(["speech", "train", str(cli_corpus), str(model_dir), "--epochs", "2", "--seed", "0",
+                 "--device", "cpu", "--batch-size", "32"])
+    assert code == 0
+    return model_dir
+
+
+def test_synth_cli_made_the_layout(cli_corpus, capsys):
+    assert (cli_corpus / "validation_list.txt").is_file() and (cli_corpus / "testing_list.txt").is_file()
+    assert len(list((cli_corpus / "stop").glob("*_nohash_*.wav"))) == 20
+    assert main(["speech", "synth", str(cli_corpus), "--size", "small"]) == 2
+    assert "not empty" in capsys.readouterr().err
+
+
+def test_train_writes_every_file(trained):
+    for name in ("model.json", "weights.bin", "metadata.json", "history.json", "curves.png", "confusion.png",
+                 "test_results.json"):
+        assert (trained / name).is_file(), name
+    meta = json.loads((trained / "metadata.json").read_text())
+    assert meta["words"] == list(sc.WORDS) and meta["frameSize"] == 232
+    history = json.loads((trained / "history.json").read_text())
+    assert [e["epoch"] for e in history["epochs"]] == [1, 2]
+    assert all("val_acc" in e for e in history["epochs"])
+    assert history["batches"][-1]["batch"] == len(history["batches"])
+    results = json.loads((trained / "test_results.json").read_text())
+    assert set(results["per_class_accuracy"]) == set(sc.WORDS)
+    assert np.array(results["confusion"]).shape == (20, 20)
+    model_json = json.loads((trained / "model.json").read_text())
+    assert model_json["format"] == "layers-model"
+
+
+def test_evaluate_matches_training_report(trained, cli_corpus, capsys):
+    capsys.readouterr()
+    assert main(["speech", "evaluate", str(trained), str(cli_corpus), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    accuracy = float(re.search(r"test accuracy = ([0-9.]+)", out).group(1))
+    assert accuracy == pytest.approx(json.loads((trained / "test_results.json").read_text())["accuracy"], abs=1e-4)
+    assert "_background_noise_" in out and "zero" in out
+
+
+def test_recognize_prints_three_guesses_per_file(trained, cli_corpus, tmp_path, capsys):
+    clip = sorted((cli_corpus / "yes").glob("*.wav"))[0]
+    long = tmp_path / "long.wav"
+    x, rate = audio.read_wav(clip)
+    sf.write(long, np.concatenate([np.zeros(rate), x, np.zeros(rate)]), rate, subtype="PCM_16")
+    capsys.readouterr()
+    assert main(["speech", "recognize", str(trained), str(clip), str(long), "--device", "cpu"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2
+    word = "|".join(re.escape(w) for w in sc.WORDS)
+    pattern = re.compile(rf"^(.+)\t({word})\t(0\.\d{{4}}|1\.0000)\t({word}):(\d\.\d{{4}})\t({word}):(\d\.\d{{4}})$")
+    for line, path in zip(lines, (clip, long)):
+        m = pattern.match(line)
+        assert m, line
+        assert m.group(1) == str(path)
+        probs = [float(m.group(3)), float(m.group(5)), float(m.group(7))]
+        assert probs == sorted(probs, reverse=True)
+    bad = tmp_path / "bad.wav"
+    bad.write_text("not audio")
+    assert main(["speech", "recognize", str(trained), str(bad), str(clip), "--device", "cpu"]) == 2
+    captured = capsys.readouterr()
+    assert "bad.wav" in captured.err and len(captured.out.strip().splitlines()) == 1
+
+
+def test_spectrogram_cli(cli_corpus, tmp_path, capsys):
+    clip = sorted((cli_corpus / "seven").glob("*.wav"))[0]
+    out = tmp_path / "seven.png"
+    assert main(["speech", "spectrogram", str(clip), "-o", str(out)]) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    (tmp_path / "x.wav").write_bytes(b"RIFF")
+    assert main(["speech", "spectrogram", str(tmp_path / "x.wav")]) == 2
+    assert "x.wav" in capsys.readouterr().err
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    assert main(["speech", "train", str(tmp_path / "missing"), str(tmp_path / "m"), "--epochs", "1"]) == 2
+    assert "no such dataset folder" in capsys.readouterr().err
+    (tmp_path / "model").mkdir()
+    assert main(["speech", "recognize", str(tmp_path / "model"), str(tmp_path / "a.wav")]) == 2
+    assert "metadata.json" in capsys.readouterr().err

@@ -1,0 +1,326 @@
+"""Speech Commands loading, cache, augmentation, download/extraction, and the espeak-ng corpus."""
+
+import hashlib
+import http.server
+import io
+import json
+import os
+import re
+import shutil
+import tarfile
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from sightsound import audio
+from sightsound.data import speech_commands as sc
+from sightsound.data import synth
+from sightsound.errors import DataError
+
+needs_espeak = pytest.mark.skipif(not synth.espeak_available(), reason="espeak-ng is not installed")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _private_cache(tmp_path_factory):
+    """Spectrogram caches go to the test's temp folder (module scope: before the module fixtures)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SIGHTSOUND_CACHE", str(tmp_path_factory.getbasetemp() / "speech-cache"))
+        yield
+
+
+@pytest.fixture(scope="session")
+def small_corpus(tmp_path_factory):
+    """The ``small`` corpus for seed 0, built once per test session (shared with test_speech_cli)."""
+    path = tmp_path_factory.getbasetemp() / "speech-small-seed0"
+    if not synth.espeak_available():
+        pytest.skip("espeak-ng is not installed")
+    if not path.is_dir():
+        synth.build_corpus(path, "small", seed=0, progress=False)
+    return path
+
+
+def write_clip(path: Path, freq: float, rate: int = 16000, seconds: float = 1.0, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(rate * seconds)) / rate
+    x = 0.3 * np.sin(2 * np.pi * freq * t) + 0.01 * rng.standard_normal(t.size)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, x, rate, subtype="PCM_16")
+
+
+def make_fake_dataset(root: Path, per_word: int = 3, aux=("bed", "cat")) -> Path:
+    """A tiny dataset in the v0.02 layout: tones for words, two noise files, lists."""
+    val, test = [], []
+    for w_i, word in enumerate(sc.TARGET_WORDS + tuple(aux)):
+        for n in range(per_word):
+            name = f"{w_i:04x}{n:04x}_nohash_0.wav"
+            write_clip(root / word / name, 200 + 40 * w_i, seed=w_i * 10 + n)
+            (val if n == 1 else test if n == 2 else []).append(f"{word}/{name}")
+    (root / "validation_list.txt").write_text("".join(f"{e}\n" for e in val))
+    (root / "testing_list.txt").write_text("".join(f"{e}\n" for e in test))
+    rng = np.random.default_rng(5)
+    (root / sc.BACKGROUND_NOISE).mkdir(parents=True)
+    for name in ("white_noise.wav", "pink_noise.wav"):
+        sf.write(root / sc.BACKGROUND_NOISE / name, 0.1 * rng.standard_normal(16000 * 12), 16000, subtype="PCM_16")
+    return root
+
+
+# -- class order -------------------------------------------------------------------------
+
+def test_words_follow_the_speech_commands_convention():
+    assert len(sc.WORDS) == 20 and sc.WORDS[0] == "_background_noise_" and sc.WORDS[1] == "_unknown_"
+    assert list(sc.WORDS) == sorted(sc.WORDS)  # the package sorts its vocabulary
+    assert set(sc.WORDS[2:]) == set(sc.TARGET_WORDS) and len(sc.TARGET_WORDS) == 18
+    assert not set(sc.AUX_WORDS) & set(sc.TARGET_WORDS) and len(sc.AUX_WORDS) == 17
+
+
+# -- the synthetic corpus ----------------------------------------------------------------------
+
+@needs_espeak
+def test_small_corpus_layout(small_corpus):
+    root = small_corpus
+    name = re.compile(r"^[0-9a-f]{8}_nohash_\d+\.wav$")
+    for word in sc.TARGET_WORDS:
+        files = sorted((root / word).iterdir())
+        assert len(files) == 20, word
+        assert all(name.match(f.name) for f in files)
+    assert any((root / w).is_dir() for w in sc.AUX_WORDS)
+    for f in root.glob("*/*.wav"):
+        if f.parent.name == sc.BACKGROUND_NOISE:
+            continue
+        info = sf.info(f)
+        assert (info.samplerate, info.channels, info.frames, info.subtype) == (16000, 1, 16000, "PCM_16"), f
+    x, _ = audio.read_wav(root / "yes" / sorted(os.listdir(root / "yes"))[0])
+    assert np.count_nonzero(x == 0) < 200  # a noise floor, not digital silence
+    assert np.abs(x).max() > 0.05  # a word is in there
+    noise = sorted((root / sc.BACKGROUND_NOISE).glob("*.wav"))
+    assert {p.name for p in noise} >= {"white_noise.wav", "pink_noise.wav", "brown_noise.wav", "hum.wav",
+                                       "babble.wav"}
+    assert all(sf.info(p).frames >= 16000 * 10 for p in noise)
+
+
+@needs_espeak
+def test_small_corpus_splits_are_voice_disjoint(small_corpus):
+    root = small_corpus
+    lists = {s: (root / f"{s}_list.txt").read_text().split() for s in ("validation", "testing")}
+    assert lists["validation"] and lists["testing"]
+    assert not set(lists["validation"]) & set(lists["testing"])
+    for entries in lists.values():
+        assert all((root / e).is_file() for e in entries)
+    manifest = json.loads((root / "synth.json").read_text())
+    variant_of = {s["hash"]: s["variant"] for s in manifest["speakers"]}
+    held = {s: {sc.speaker_of(e.split("/")[1]) for e in lists[s]} for s in lists}
+    all_clips = {f"{p.parent.name}/{p.name}" for p in root.glob("*/*.wav") if p.parent.name != sc.BACKGROUND_NOISE}
+    train_speakers = {sc.speaker_of(c.split("/")[1]) for c in all_clips - set(lists["validation"]) - set(lists["testing"])}
+    for split, speakers in held.items():
+        assert not speakers & train_speakers, split
+        assert not {variant_of[s] for s in speakers} & {variant_of[s] for s in train_speakers}, split
+
+
+@needs_espeak
+def test_corpus_is_deterministic_per_seed(tmp_path):
+    tiny = synth.SynthSize("tiny", speakers=3, clips_per_word=2, aux_per_speaker=1, noise_seconds=10)
+    a = synth.build_corpus(tmp_path / "a", tiny, seed=7, progress=False, workers=2)
+    synth.build_corpus(tmp_path / "b", tiny, seed=7, progress=False, workers=1)
+    synth.build_corpus(tmp_path / "c", tiny, seed=8, progress=False, workers=1)
+
+    def digest(root):
+        return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(root.rglob("*")) if p.is_file()}
+
+    da, db, dc = digest(tmp_path / "a"), digest(tmp_path / "b"), digest(tmp_path / "c")
+    assert da == db
+    assert da != dc
+    assert a.clips == 18 * 2 + 3 and a.clips_per_word["yes"] == 2
+    with pytest.raises(DataError, match="not empty"):
+        synth.build_corpus(tmp_path / "a", tiny, seed=7, progress=False)
+    assert not list(tmp_path.glob(".*partial"))
+
+
+def test_synth_rejects_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="size"):
+        synth.build_corpus(tmp_path / "x", "huge")
+    with pytest.raises(ValueError, match="seed"):
+        synth.build_corpus(tmp_path / "x", "small", seed=-1)
+
+
+# -- loading ------------------------------------------------------------------------------------
+
+@needs_espeak
+def test_load_small_corpus_counts_and_shares(small_corpus):
+    data = sc.load_speech_commands(small_corpus, progress=False)
+    assert data.words == sc.WORDS
+    train = data.split("training")
+    counts = train.counts()
+    assert counts["yes"] == 16 and counts[sc.UNKNOWN] == 16 and counts[sc.BACKGROUND_NOISE] == 16
+    assert data.split("testing").counts()["zero"] == 2
+    more = sc.load_speech_commands(small_corpus, unknown_share=0.1, noise_share=0.0, progress=False,
+                                   splits=("training",))
+    c = more.split("training").counts()
+    assert c[sc.BACKGROUND_NOISE] == 0 and c[sc.UNKNOWN] == 32
+    with pytest.raises(ValueError):
+        sc.load_speech_commands(small_corpus, unknown_share=0.6, noise_share=0.5)
+
+
+@needs_espeak
+def test_cached_frames_match_the_spectrogram_and_are_not_recomputed(small_corpus, monkeypatch):
+    data = sc.load_speech_commands(small_corpus, splits=("testing",), progress=False)
+    test = data.split("testing")
+    x, labels = test.arrays(one_hot=False)
+    x2, _ = test.arrays(one_hot=False)
+    np.testing.assert_array_equal(x, x2)
+    assert x.shape == (len(test), 43, 232, 1) and x.dtype == np.float32
+    for i in (0, 5):
+        samples, rate = audio.read_wav(test.clips[i].path)
+        np.testing.assert_allclose(x[i], audio.spectrogram(samples, rate), atol=0.01)
+    assert (labels[-test.noise_examples:] == 0).all()
+
+    def boom(*args):
+        raise AssertionError("recomputed a cached spectrogram")
+
+    monkeypatch.setattr(sc, "_compute_entry", boom)
+    again = sc.load_speech_commands(small_corpus, splits=("testing",), progress=False, workers=1)
+    np.testing.assert_array_equal(again.split("testing").arrays()[0], x)
+
+
+def test_augmentation_shift_noise_gain(tmp_path):
+    root = make_fake_dataset(tmp_path / "ds")
+    data = sc.load_speech_commands(root, progress=False, workers=1)
+    train = data.split("training")
+    clean, _ = train.arrays(one_hot=False)
+    n = len(train.clips)
+    shifted, _ = train.arrays(sc.Augmentation(shift_frames=2, noise_probability=0.0, gain_db=(0.0, 0.0)),
+                              np.random.default_rng(3), one_hot=False)
+    for i in range(n):
+        options = [sc.normalize_batch(train.clip_frames[i:i + 1, 4 - k:4 - k + 43].astype(np.float32))[0]
+                   for k in range(-2, 3)]
+        assert any(np.allclose(shifted[i, ..., 0], o, atol=1e-4) for o in options), i
+    noisy, _ = train.arrays(sc.Augmentation(shift_frames=0, noise_probability=1.0, snr_db=(0.0, 0.0)),
+                            np.random.default_rng(4), one_hot=False)
+    assert np.isfinite(noisy).all()
+    assert np.abs(noisy[:n] - clean[:n]).mean() > 0.05
+    assert np.abs(noisy.mean(axis=(1, 2, 3))).max() < 1e-4
+    e1, y1 = train.arrays(sc.Augmentation(), np.random.default_rng(1))
+    e2, y2 = train.arrays(sc.Augmentation(), np.random.default_rng(2))
+    assert not np.array_equal(e1, e2) and np.array_equal(y1, y2)
+    assert y1.shape == (len(train), 20) and (y1.sum(axis=1) == 1).all()
+
+
+def test_dataset_errors(tmp_path):
+    root = make_fake_dataset(tmp_path / "ds")
+    (root / "testing_list.txt").rename(root / "moved.txt")
+    with pytest.raises(DataError, match="testing_list.txt is missing"):
+        sc.load_speech_commands(root, progress=False)
+    (root / "moved.txt").rename(root / "testing_list.txt")
+    (root / "dog").mkdir()
+    with pytest.raises(DataError, match="dog: word folder holds no .wav"):
+        sc.load_speech_commands(root, progress=False)
+    (root / "dog").rmdir()
+    shutil.rmtree(root / "seven")
+    with pytest.raises(DataError, match="seven"):
+        sc.load_speech_commands(root, progress=False)
+    write_clip(root / "seven" / "aaaa0000_nohash_0.wav", 300)
+    with (root / "validation_list.txt").open("a") as f:
+        f.write("yes/ffffffff_nohash_9.wav\n")
+    with pytest.raises(DataError, match="do not exist"):
+        sc.load_speech_commands(root, progress=False)
+    (root / "validation_list.txt").write_text("not a path\n")
+    with pytest.raises(DataError, match="line 1"):
+        sc.load_speech_commands(root, progress=False)
+    (root / "validation_list.txt").write_text("")
+    (root / "testing_list.txt").write_text("")
+    (root / "yes" / "bbbb0000_nohash_0.wav").write_bytes(b"garbage, not a wav")
+    with pytest.raises(DataError, match="bbbb0000_nohash_0.wav"):
+        sc.load_speech_commands(root, progress=False, workers=1)
+    with pytest.raises(DataError, match="no such dataset folder"):
+        sc.load_speech_commands(tmp_path / "nowhere")
+
+
+def test_short_noise_files_are_rejected(tmp_path):
+    root = make_fake_dataset(tmp_path / "ds")
+    sf.write(root / sc.BACKGROUND_NOISE / "white_noise.wav", np.zeros(16000), 16000)
+    with pytest.raises(DataError, match="too short"):
+        sc.load_speech_commands(root, progress=False, workers=1)
+
+
+# -- extraction and download ----------------------------------------------------------------------
+
+def make_tar(path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return path
+
+
+def test_safe_extract_refuses_traversal_links_and_absolute_paths(tmp_path):
+    def file_member(name, data=b"x"):
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        return info, data
+
+    link = tarfile.TarInfo("yes/link.wav")
+    link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+    cases = {"traversal": [file_member("../evil.txt")], "absolute": [file_member("/tmp/evil.txt")],
+             "link": [file_member("ok.txt"), (link, None)]}
+    for label, members in cases.items():
+        archive = make_tar(tmp_path / f"{label}.tar.gz", members)
+        with pytest.raises(DataError, match="refusing"):
+            sc.safe_extract(archive, tmp_path / f"out-{label}", progress=False)
+        assert not (tmp_path / f"out-{label}").exists()
+    assert not (tmp_path / "evil.txt").exists()
+    assert not list(tmp_path.glob(".*partial"))
+    good = make_tar(tmp_path / "good.tar.gz", [file_member("./yes/a.wav", b"abc")])
+    out = sc.safe_extract(good, tmp_path / "good", progress=False)
+    assert (out / "yes" / "a.wav").read_bytes() == b"abc"
+    (tmp_path / "broken.tar.gz").write_bytes(good.read_bytes()[:30])
+    with pytest.raises(DataError):
+        sc.safe_extract(tmp_path / "broken.tar.gz", tmp_path / "broken", progress=False)
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    served = tmp_path / "served"
+    served.mkdir()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(served), **kwargs)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield served, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_download_and_extract_from_a_local_server(tmp_path, http_server):
+    served, base = http_server
+    source = make_fake_dataset(tmp_path / "src", per_word=3)
+    archive = served / sc.ARCHIVE_NAME
+    with tarfile.open(archive, "w:gz") as tar:  # the real archive has its files at the top level
+        for p in sorted(source.rglob("*")):
+            tar.add(p, arcname="./" + str(p.relative_to(source)), recursive=False)
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    data_dir = tmp_path / "data"
+    url = f"{base}/{sc.ARCHIVE_NAME}"
+
+    with pytest.raises(DataError, match="SHA-256"):
+        sc.ensure_speech_commands(data_dir, urls=(url,), sha256="0" * 64, progress=False)
+    assert not (data_dir / sc.SUBDIR).exists() and not (data_dir / sc.ARCHIVE_NAME).exists()
+
+    folder = sc.ensure_speech_commands(data_dir, urls=(url,), sha256=digest, progress=False)
+    assert folder == (data_dir / "speech_commands").absolute()
+    assert sc.is_dataset_folder(folder) and not (data_dir / sc.ARCHIVE_NAME).exists()
+    data = sc.load_speech_commands(folder, progress=False, workers=1)
+    assert data.split("testing").counts()["yes"] == 1
+    assert sc.ensure_speech_commands(data_dir, urls=("http://127.0.0.1:9/unused",), progress=False) == folder
+    with pytest.raises(DataError, match="sightsound speech synth"):
+        sc.ensure_speech_commands(tmp_path / "other", download=False)
+    with pytest.raises(DataError, match="could not download"):
+        sc.ensure_speech_commands(tmp_path / "other", urls=(f"{base}/missing.tar.gz",), progress=False)
