@@ -1,0 +1,488 @@
+"""Audio sources for the streaming recognizer (:mod:`sightsound.speech`).
+
+A *source* is any object with
+
+* ``sample_rate`` - an int, in Hz (any rate from 1 kHz to 768 kHz; the
+  recognizer resamples to 44,100 Hz as the audio streams in);
+* ``__iter__()`` - yields mono PCM chunks as 1-D numpy arrays (float in
+  [-1, 1]); it may block while waiting for audio, and it ends when the stream
+  ends (an endless source never ends);
+* ``close()`` (optional) - asks a blocked iterator to finish soon. It is called
+  from another thread by :meth:`Recognizer.stop_listening`.
+
+Three are provided: :class:`WavFileSource` (a file, as fast as possible or in
+real time), :class:`MicrophoneSource` (through the optional ``sounddevice``
+package: ``pip install 'sightsound[mic]'``) and :class:`ChunkSource` (any
+iterator of PCM chunks: float32/float64, int16, int32, uint8 arrays or raw
+bytes, for example from a websocket). :class:`PushSource` is a ChunkSource
+that other code feeds with ``push(chunk)`` and ends with ``end()``.
+
+**Streaming resampling** (:class:`StreamResampler`). Audio at another rate is
+converted with the polyphase low-pass filter of ``scipy.signal.resample_poly``
+(the same ``firwin`` Kaiser-window design, beta 5, and the same reduced ratio as
+:func:`sightsound.audio.resample`), evaluated incrementally: output sample
+``m`` is ``sum_n x[n] h[m*down + D - n*up]`` with ``D`` the filter's
+half-length, which is exactly what ``resample_poly`` computes on the whole
+signal. The resampler keeps only the last ``len(h)/up`` input samples (about
+20) between chunks, so pushing a signal in any chunking and then calling
+:meth:`StreamResampler.flush` gives ``resample_poly`` of the whole signal, to
+float rounding, with bounded memory and a latency of ``D/up`` input samples
+(0.23 ms at 16 kHz -> 44.1 kHz).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+from scipy.signal import firwin
+
+from . import audio
+from .errors import AudioError
+
+_WAV_CHUNK_FAST = 16384  #: frames per chunk when a WAV file is read as fast as possible
+_WAV_CHUNK_REALTIME = 1024  #: frames per chunk (about 23 ms at 44.1 kHz) when replayed in real time
+_POLL = 0.05  #: seconds between checks of the closed flag while a source waits
+
+
+# -- resampling -------------------------------------------------------------------
+
+def _ratio(from_rate: int, to_rate: int) -> Fraction:
+    ratio = Fraction(to_rate, from_rate)
+    if max(ratio.numerator, ratio.denominator) > 1000:  # same rule as audio.resample
+        ratio = ratio.limit_denominator(1000)
+    return ratio
+
+
+class StreamResampler:
+    """Stateful polyphase resampler: ``process(chunk)`` as audio arrives, ``flush()`` at the end.
+
+    Gives the same samples as ``scipy.signal.resample_poly`` on the whole
+    signal (see the module docstring), ``ceil(N * up / down)`` of them in all.
+
+    >>> import numpy as np
+    >>> from scipy.signal import resample_poly
+    >>> x = np.random.default_rng(0).standard_normal(1600)
+    >>> r = StreamResampler(16000, 44100)
+    >>> y = np.concatenate([r.process(x[:700]), r.process(x[700:]), r.flush()])
+    >>> bool(np.allclose(y, resample_poly(x, 441, 160), atol=1e-12))
+    True
+    """
+
+    _BLOCK = 65536  # output samples per vectorised step (bounds temporary memory)
+
+    def __init__(self, from_rate: int, to_rate: int = audio.SAMPLE_RATE):
+        self.from_rate, self.to_rate = int(from_rate), int(to_rate)
+        ratio = _ratio(self.from_rate, self.to_rate)
+        self.up, self.down = ratio.numerator, ratio.denominator
+        self.identity = self.up == self.down
+        if self.identity:
+            return
+        half_len = 10 * max(self.up, self.down)  # as resample_poly
+        h = firwin(2 * half_len + 1, 1.0 / max(self.up, self.down), window=("kaiser", 5.0)) * self.up
+        self.delay = half_len
+        self.taps = -(-len(h) // self.up)  # input samples that touch one output sample
+        padded = np.zeros(self.taps * self.up)
+        padded[:len(h)] = h
+        # phases[p, k] = h[p + k*up]: the taps applied to x[n_hi - k] for an output of phase p
+        self.phases = padded.reshape(self.taps, self.up).T.copy()
+        self._buf = np.zeros(0)  # input samples from index self._buf_start on
+        self._buf_start = 0
+        self._received = 0  # input samples pushed so far
+        self._next_out = 0  # index of the next output sample
+        self._flushed = False
+
+    def _n_hi(self, m: np.ndarray | int):
+        return (m * self.down + self.delay) // self.up
+
+    def _emit(self, stop: int) -> np.ndarray:
+        """Compute outputs ``self._next_out .. stop - 1`` from the buffer."""
+        outs = []
+        while self._next_out < stop:
+            end = min(stop, self._next_out + self._BLOCK)
+            m = np.arange(self._next_out, end, dtype=np.int64)
+            t = m * self.down + self.delay
+            n_hi, phase = t // self.up, t % self.up
+            idx = n_hi[:, None] - np.arange(self.taps)[None, :] - self._buf_start
+            valid = idx >= 0  # indices before the first sample stand for zeros
+            vals = np.where(valid, self._buf[np.where(valid, idx, 0)], 0.0)
+            outs.append(np.einsum("ij,ij->i", vals, self.phases[phase]))
+            self._next_out = end
+        # keep only what the next output still needs
+        keep_from = int(self._n_hi(self._next_out)) - self.taps + 1
+        drop = min(max(0, keep_from - self._buf_start), self._buf.size)
+        if drop:
+            self._buf = self._buf[drop:]
+            self._buf_start += drop
+        return np.concatenate(outs) if outs else np.zeros(0)
+
+    def process(self, chunk: np.ndarray) -> np.ndarray:
+        """Push input samples; return the output samples (float32) they complete."""
+        x = np.asarray(chunk, dtype=np.float64).reshape(-1)
+        if self.identity:
+            return x.astype(np.float32)
+        if self._flushed:
+            raise RuntimeError("StreamResampler.process() after flush()")
+        if x.size:
+            self._buf = np.concatenate([self._buf, x]) if self._buf.size else x.copy()
+            self._received += x.size
+        # output m is complete once input n_hi(m) has arrived
+        stop = max(0, -(-(self._received * self.up - self.delay) // self.down))
+        return self._emit(stop).astype(np.float32)
+
+    def flush(self) -> np.ndarray:
+        """End of input: return the remaining outputs (input continued by zeros)."""
+        if self.identity or self._flushed:
+            return np.zeros(0, dtype=np.float32)
+        self._flushed = True
+        total = -(-self._received * self.up // self.down)  # ceil(N * up / down), as resample_poly
+        if total <= self._next_out:
+            return np.zeros(0, dtype=np.float32)
+        need = int(self._n_hi(total - 1)) + 1 - (self._buf_start + self._buf.size)
+        if need > 0:
+            self._buf = np.concatenate([self._buf, np.zeros(need)])
+        return self._emit(total).astype(np.float32)
+
+
+# -- chunk conversion ------------------------------------------------------------------
+
+def to_float_chunk(chunk, dtype=None) -> np.ndarray:
+    """One PCM chunk as 1-D float32 mono in [-1, 1].
+
+    Floats pass through; int16 is divided by 32768, int32 by 2**31, uint8 is
+    offset binary ``(x - 128) / 128``. ``bytes`` (and other buffers) are read
+    as ``dtype`` (default little-endian int16). 2-D ``[frames, channels]``
+    chunks are averaged over channels. NaN or infinite samples raise
+    :class:`AudioError`.
+
+    >>> to_float_chunk(np.array([0, 16384, -32768], dtype=np.int16)).tolist()
+    [0.0, 0.5, -1.0]
+    """
+    if isinstance(chunk, (bytes, bytearray, memoryview)):
+        dt = np.dtype(dtype or "<i2")
+        raw = bytes(chunk)
+        if len(raw) % dt.itemsize:
+            raise AudioError(f"a PCM chunk of {len(raw)} bytes is not a whole number of {dt} samples")
+        x = np.frombuffer(raw, dtype=dt)
+    else:
+        x = np.asarray(chunk)
+        if dtype is not None and x.dtype != np.dtype(dtype):
+            x = x.astype(dtype)
+    if x.ndim not in (1, 2):
+        raise AudioError(f"a PCM chunk must be 1-D (mono) or 2-D [frames, channels], got shape {list(x.shape)}")
+    if np.issubdtype(x.dtype, np.floating):
+        out = x.astype(np.float32, copy=False)
+    elif x.dtype == np.int16:
+        out = x.astype(np.float32) / 32768.0
+    elif x.dtype == np.int32:
+        out = (x.astype(np.float64) / 2.0 ** 31).astype(np.float32)
+    elif x.dtype == np.uint8:
+        out = (x.astype(np.float32) - 128.0) / 128.0
+    elif np.issubdtype(x.dtype, np.integer):
+        raise AudioError(f"unsupported integer PCM dtype {x.dtype} (use int16, int32, uint8 or floats)")
+    else:
+        raise AudioError(f"a PCM chunk must hold numbers, got dtype {x.dtype}")
+    if out.ndim == 2:
+        out = out[:, 0] if out.shape[1] == 1 else out.mean(axis=1, dtype=np.float64).astype(np.float32)
+    if out.size and not np.isfinite(out).all():
+        raise AudioError("a PCM chunk contains NaN or infinite samples")
+    return out
+
+
+def _check_rate(sample_rate) -> int:
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer, float)) or \
+            isinstance(sample_rate, float) and not sample_rate.is_integer():
+        raise AudioError(f"sample_rate must be a whole number of Hz, got {sample_rate!r}")
+    rate = int(sample_rate)
+    if not audio.MIN_SAMPLE_RATE <= rate <= audio.MAX_SAMPLE_RATE:
+        raise AudioError(f"sample_rate {rate} Hz is outside the supported "
+                         f"{audio.MIN_SAMPLE_RATE}-{audio.MAX_SAMPLE_RATE} Hz")
+    return rate
+
+
+# -- sources -------------------------------------------------------------------------
+
+class AudioSource:
+    """Base class of the sources (see the module docstring for the protocol)."""
+
+    sample_rate: int = audio.SAMPLE_RATE
+
+    def __init__(self):
+        self._closed = threading.Event()
+
+    def __iter__(self):
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Ask the iterator to stop soon (safe to call from any thread, more than once)."""
+        self._closed.set()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+
+class WavFileSource(AudioSource):
+    """A WAV (or other ``soundfile``-readable) file, streamed in chunks.
+
+    ``realtime=False`` (default) yields the audio as fast as the recognizer
+    takes it; ``realtime=True`` paces the chunks (``chunk_size`` frames,
+    default 1,024) with the wall clock, like a live stream. The file is read
+    block by block, so its length is not limited by memory. Channels are
+    averaged into mono. Missing or unreadable files raise :class:`AudioError`
+    at construction.
+    """
+
+    def __init__(self, path: str | os.PathLike, realtime: bool = False, chunk_size: int | None = None):
+        import soundfile as sf
+
+        super().__init__()
+        self.path = Path(path)
+        self.realtime = bool(realtime)
+        self.chunk_size = int(chunk_size or (_WAV_CHUNK_REALTIME if realtime else _WAV_CHUNK_FAST))
+        if self.chunk_size < 1:
+            raise ValueError(f"chunk_size must be positive, got {chunk_size!r}")
+        if not self.path.is_file():
+            raise AudioError(f"{self.path}: no such file" if not self.path.exists() else
+                             f"{self.path}: not a regular file")
+        try:
+            info = sf.info(str(self.path))
+        except Exception as err:  # soundfile raises several types for bad headers
+            raise AudioError(f"{self.path}: not a readable audio file ({str(err).split(': ', 1)[-1]})") from None
+        if info.frames == 0:
+            raise AudioError(f"{self.path}: the file holds no samples")
+        self.sample_rate = _check_rate(info.samplerate)
+        self.channels = info.channels
+        self.frames = info.frames
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return self.frames / self.sample_rate
+
+    def __iter__(self):
+        import soundfile as sf
+
+        start = time.monotonic()
+        sent = 0
+        try:
+            handle = sf.SoundFile(str(self.path))
+        except Exception as err:
+            raise AudioError(f"{self.path}: cannot open ({err})") from None
+        with handle:
+            while not self.closed:
+                try:
+                    block = handle.read(self.chunk_size, dtype="float32", always_2d=True)
+                except Exception as err:
+                    raise AudioError(f"{self.path}: cannot decode the sample data ({err})") from None
+                if block.shape[0] == 0:
+                    return
+                x = block[:, 0] if block.shape[1] == 1 else block.mean(axis=1)
+                if not np.isfinite(x).all():
+                    raise AudioError(f"{self.path}: contains NaN or infinite samples")
+                if self.realtime:
+                    due = start + sent / self.sample_rate
+                    delay = due - time.monotonic()
+                    if delay > 0 and self._closed.wait(delay):
+                        return
+                sent += x.size
+                yield np.ascontiguousarray(x)
+
+
+class ChunkSource(AudioSource):
+    """Any iterable of PCM chunks at ``sample_rate`` (see :func:`to_float_chunk` for the types).
+
+    Empty chunks are skipped. ``dtype`` says how to read ``bytes`` chunks
+    (default little-endian int16) and, for arrays, forces a conversion first.
+    ``close()`` also closes the iterable when it has a ``close`` method (a
+    generator), if that is possible at that moment.
+    """
+
+    def __init__(self, iterable: Iterable, sample_rate: int = audio.SAMPLE_RATE, dtype=None):
+        super().__init__()
+        if isinstance(iterable, (bytes, bytearray, memoryview, np.ndarray)) or not hasattr(iterable, "__iter__"):
+            raise TypeError("ChunkSource() takes an iterable of chunks (for one array, use [array])")
+        self.iterable = iterable
+        self.sample_rate = _check_rate(sample_rate)
+        self.dtype = dtype
+
+    def __iter__(self):
+        for chunk in self.iterable:
+            if self.closed:
+                return
+            if chunk is None:
+                continue
+            x = to_float_chunk(chunk, self.dtype)
+            if x.size:
+                yield x
+
+    def close(self) -> None:
+        super().close()
+        closer = getattr(self.iterable, "close", None)
+        if callable(closer):
+            try:
+                closer()
+            except (ValueError, RuntimeError):  # a generator running in another thread cannot be closed
+                pass
+
+
+class PushSource(AudioSource):
+    """A source fed from outside: ``push(chunk)`` from any thread, ``end()`` when the stream ends.
+
+    Meant for network streams (a websocket handler pushes what it receives).
+    ``max_pending`` chunks may wait; beyond that ``push`` drops the oldest
+    chunk (counted in ``dropped``) rather than block the producer.
+    """
+
+    _END = object()
+
+    def __init__(self, sample_rate: int = audio.SAMPLE_RATE, dtype=None, max_pending: int = 256):
+        super().__init__()
+        self.sample_rate = _check_rate(sample_rate)
+        self.dtype = dtype
+        self.dropped = 0
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, int(max_pending)))
+
+    def push(self, chunk) -> None:
+        """Queue one chunk (converted now, so bad data raises here, in the producer)."""
+        x = to_float_chunk(chunk, self.dtype)
+        if x.size and not self.closed:
+            self._put(x)
+
+    def end(self) -> None:
+        """Mark the end of the stream (the recognizer flushes and finishes)."""
+        self._put(self._END)
+
+    def _put(self, item) -> None:
+        while True:
+            try:
+                self._queue.put_nowait(item)
+                return
+            except queue.Full:
+                try:
+                    self._queue.get_nowait()
+                    self.dropped += 1
+                except queue.Empty:
+                    pass
+
+    def __iter__(self):
+        while not self.closed:
+            try:
+                item = self._queue.get(timeout=_POLL)
+            except queue.Empty:
+                continue
+            if item is self._END:
+                return
+            yield item
+
+
+class MicrophoneSource(AudioSource):
+    """The default (or a chosen) input device through ``sounddevice`` (``pip install 'sightsound[mic]'``).
+
+    Records mono float32 at 44,100 Hz when the device supports it, else at the
+    device's default rate (the recognizer then resamples). Raises
+    :class:`AudioError` at construction when ``sounddevice`` (or PortAudio) is
+    missing or there is no usable input device. If the recognizer falls
+    behind, the oldest blocks are dropped (counted in ``dropped``) so that
+    latency stays bounded.
+    """
+
+    def __init__(self, device=None, sample_rate: int | None = None, blocksize: int = 1024,
+                 max_pending: int = 256):
+        super().__init__()
+        try:
+            import sounddevice as sd
+        except ImportError:
+            raise AudioError("the microphone needs the optional 'sounddevice' package: "
+                             "pip install 'sightsound[mic]' (or pip install sounddevice)") from None
+        except OSError as err:  # PortAudio library missing
+            raise AudioError(f"the microphone needs PortAudio, which could not be loaded ({err}); "
+                             "install it (Debian/Ubuntu: apt-get install libportaudio2)") from None
+        self._sd = sd
+        self.device = device
+        self.blocksize = int(blocksize)
+        self.dropped = 0
+        try:
+            info = sd.query_devices(device, kind="input")
+        except Exception as err:
+            raise AudioError(f"no audio input device{'' if device is None else f' {device!r}'} found ({err}); "
+                             "connect a microphone or use a file (--file)") from None
+        if not info or int(info.get("max_input_channels", 0)) < 1:
+            raise AudioError("the chosen audio device has no input channels; connect a microphone or use --file")
+        rate = sample_rate or audio.SAMPLE_RATE
+        try:
+            sd.check_input_settings(device=device, channels=1, dtype="float32", samplerate=rate)
+        except Exception:
+            if sample_rate:
+                raise AudioError(f"the input device does not support {sample_rate} Hz") from None
+            rate = int(round(float(info.get("default_samplerate") or audio.SAMPLE_RATE)))
+        self.sample_rate = _check_rate(rate)
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, int(max_pending)))
+        self._stream = None
+
+    def _on_audio(self, indata, frames, time_info, status) -> None:  # PortAudio thread
+        block = np.array(indata[:, 0] if indata.ndim == 2 else indata, dtype=np.float32)
+        while True:
+            try:
+                self._queue.put_nowait(block)
+                return
+            except queue.Full:
+                try:
+                    self._queue.get_nowait()
+                    self.dropped += 1
+                except queue.Empty:
+                    pass
+
+    def __iter__(self):
+        try:
+            stream = self._sd.InputStream(device=self.device, channels=1, dtype="float32",
+                                          samplerate=self.sample_rate, blocksize=self.blocksize,
+                                          callback=self._on_audio)
+            stream.start()
+        except Exception as err:
+            raise AudioError(f"cannot open the microphone ({err})") from None
+        self._stream = stream
+        try:
+            while not self.closed:
+                try:
+                    yield self._queue.get(timeout=_POLL)
+                except queue.Empty:
+                    continue
+        finally:
+            self._stop_stream()
+
+    def _stop_stream(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            try:
+                stream.stop()
+                stream.close()
+            except Exception:
+                pass
+
+    def close(self) -> None:
+        super().close()
+        self._stop_stream()
+
+
+def as_source(source) -> AudioSource:
+    """``None`` -> the microphone; a path -> :class:`WavFileSource`; a source object as it is."""
+    if source is None:
+        return MicrophoneSource()
+    if isinstance(source, (str, os.PathLike)):
+        return WavFileSource(source)
+    if hasattr(source, "__iter__") and hasattr(source, "sample_rate"):
+        return source
+    raise TypeError(f"source must be a path, None (the microphone) or an audio source with sample_rate and "
+                    f"__iter__ (wrap an iterator of chunks in ChunkSource(chunks, sample_rate)); "
+                    f"got {type(source).__name__}")
+
+
+__all__ = ["AudioSource", "WavFileSource", "MicrophoneSource", "ChunkSource", "PushSource", "StreamResampler",
+           "to_float_chunk", "as_source"]
