@@ -60,6 +60,21 @@ def _ratio(from_rate: int, to_rate: int) -> Fraction:
     return ratio
 
 
+
+def _put_dropping_oldest(bounded: queue.Queue, item) -> int:
+    """Put ``item`` without blocking; when the queue is full drop the oldest items. Returns how many were dropped."""
+    dropped = 0
+    while True:
+        try:
+            bounded.put_nowait(item)
+            return dropped
+        except queue.Full:
+            try:
+                bounded.get_nowait()
+                dropped += 1
+            except queue.Empty:
+                pass
+
 class StreamResampler:
     """Stateful polyphase resampler: ``process(chunk)`` as audio arrives, ``flush()`` at the end.
 
@@ -360,16 +375,7 @@ class PushSource(AudioSource):
         self._put(self._END)
 
     def _put(self, item) -> None:
-        while True:
-            try:
-                self._queue.put_nowait(item)
-                return
-            except queue.Full:
-                try:
-                    self._queue.get_nowait()
-                    self.dropped += 1
-                except queue.Empty:
-                    pass
+        self.dropped += _put_dropping_oldest(self._queue, item)
 
     def __iter__(self):
         while not self.closed:
@@ -428,16 +434,7 @@ class MicrophoneSource(AudioSource):
 
     def _on_audio(self, indata, frames, time_info, status) -> None:  # PortAudio thread
         block = np.array(indata[:, 0] if indata.ndim == 2 else indata, dtype=np.float32)
-        while True:
-            try:
-                self._queue.put_nowait(block)
-                return
-            except queue.Full:
-                try:
-                    self._queue.get_nowait()
-                    self.dropped += 1
-                except queue.Empty:
-                    pass
+        self.dropped += _put_dropping_oldest(self._queue, block)
 
     def __iter__(self):
         try:
