@@ -5,6 +5,8 @@ message that names the file (or URL, or argument) and the problem. Callers can
 catch :class:`SightsoundError` to handle all of them.
 """
 
+import errno
+
 
 class SightsoundError(Exception):
     """Base class of every error sightsound raises on purpose."""
@@ -36,3 +38,31 @@ class ImageError(SightsoundError):
 
 class AudioError(SightsoundError):
     """Audio cannot be read or has unusable content."""
+
+
+class OutputError(SightsoundError, OSError):
+    """A file or folder cannot be written (read-only, disk full, no permission...).
+
+    The message names the path and the problem. It is also an :class:`OSError`
+    (with the original ``errno``), so code that caught the underlying
+    ``OSError`` before still does.
+    """
+
+    REASONS = {errno.ENOSPC: "the disk is full", errno.EROFS: "the file system is read-only",
+               errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
+               errno.EDQUOT: "the disk quota is exceeded", errno.ENOTDIR: "a part of the path is a file",
+               errno.EEXIST: "a file of that name is in the way", errno.ENAMETOOLONG: "the name is too long"}
+
+    def __init__(self, message: str, path=None, code: int | None = None):
+        super().__init__(message)
+        self.errno = code  # with strerror unset, str() stays the message
+        self.path = path
+
+    @classmethod
+    def from_os_error(cls, error: OSError, path, action: str) -> "OutputError":
+        """``cannot <action> <path>: <reason> (<strerror>)`` for an OSError raised while writing."""
+        reason = cls.REASONS.get(error.errno)
+        detail = error.strerror or str(error)
+        where = f" ({error.filename})" if error.filename and str(error.filename) != str(path) else ""
+        text = f"{reason} ({detail}){where}" if reason else f"{detail}{where}"
+        return cls(f"cannot {action} {path}: {text}", path=path, code=error.errno)

@@ -41,6 +41,7 @@ import os
 import re
 import secrets
 import socket
+import stat
 import time
 import urllib.error
 import urllib.parse
@@ -55,7 +56,7 @@ import numpy as np
 import torch
 
 from . import __version__, optimizers
-from .errors import ModelFormatError, SightsoundError
+from .errors import ModelFormatError, OutputError, SightsoundError
 
 MODEL_JSON = "model.json"
 WEIGHTS_BIN = "weights.bin"
@@ -302,7 +303,10 @@ def save_model(model, path, include_optimizer: bool = False, user_defined_metada
         return js_json(doc).encode("utf-8")
 
     model_json(WEIGHTS_BIN)  # fail on unserialisable metadata before touching the folder
-    _commit(directory, model_json, chunks)
+    try:
+        _commit(directory, model_json, chunks)
+    except OSError as err:  # read-only, disk full...: the previous model there is unchanged
+        raise OutputError.from_os_error(err, directory, "save the model to") from err
     return {"dateSaved": datetime.datetime.now(datetime.timezone.utc).isoformat(),
             "modelTopologyType": "JSON", "modelTopologyBytes": len(js_json(topology).encode("utf-8")),
             "weightSpecsBytes": len(js_json(specs).encode("utf-8")),
@@ -316,7 +320,10 @@ def _local_save_dir(path) -> Path:
     directory = Path(_file_url_path(text) if text.startswith("file://") else text).expanduser()
     if directory.exists() and not directory.is_dir():
         raise ModelFormatError(f"cannot save to {directory}: it exists as a file; give a folder")
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError.from_os_error(err, directory, "create the model folder") from err
     return directory
 
 
@@ -472,6 +479,23 @@ class _LocalSource(_Source):
                 return f.read(MAX_MODEL_JSON_BYTES + 1)
         except OSError as err:
             raise ModelFormatError(f"cannot read {self.where}: {err.strerror or err}") from None
+
+    def check_weight_path(self, path: str) -> None:
+        """Also refuse weight files that are links leading out of model.json's folder, or not regular files."""
+        super().check_weight_path(path)
+        folder = self.path.parent
+        file = folder.joinpath(*PurePosixPath(path).parts)
+        try:
+            real, base = file.resolve(), folder.resolve()
+            if not file.exists():
+                return  # reported as missing when read
+        except (OSError, RuntimeError) as err:  # a symlink loop, an unreadable folder
+            raise ModelFormatError(f"{self.where}: weight path {path!r} cannot be resolved: {err}") from None
+        if real != base and base not in real.parents:
+            raise ModelFormatError(f"{self.where}: weight file {path!r} is a symbolic link leading out of the "
+                                   f"model folder (to {real}); weight files must be inside {base}")
+        if not stat.S_ISREG(os.stat(real).st_mode):
+            raise ModelFormatError(f"{self.where}: weight file {path!r} is not a regular file")
 
     def read_weights(self, paths: list[str], size: int) -> bytearray:
         buffer = bytearray(size)

@@ -13,7 +13,10 @@ the model (TF.js format), ``history.json``, ``curves.png`` and
 from __future__ import annotations
 
 import base64
+import contextlib
+import errno
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +27,7 @@ import torch
 from . import distributed, plots, presets
 from .callbacks import Callback
 from .data import mnist
-from .errors import SightsoundError
+from .errors import OutputError, SightsoundError
 from .runtime import set_seed
 
 CHECKPOINT_DIR = "checkpoint"
@@ -121,6 +124,10 @@ def _fit_and_finish(net, preset, settings, train_x, train_y, test_x, test_y, sta
     epochs, batch_size = settings["epochs"], settings["batch_size"]
     validation_split, keep_best = settings["validation_split"], settings["keep_best"]
     main_process = distributed.is_main_process()
+    if out_dir is not None:
+        out_dir = Path(out_dir).expanduser()  # as model.save does: the model and its history stay together
+        if main_process:
+            _check_writable(out_dir)  # before training, not after it
     extra = list(callbacks or [])
     if checkpoint and out_dir is not None and main_process:
         extra.append(_Checkpoint(Path(out_dir) / CHECKPOINT_DIR, settings, previous_history))
@@ -144,6 +151,24 @@ def _fit_and_finish(net, preset, settings, train_x, train_y, test_x, test_y, sta
         result.out_dir = Path(out_dir)
         result.files = save_run(net, result, test_x, test_y)
     return result
+
+
+def _check_writable(out: Path) -> None:
+    """Create ``out`` and make sure files can be created in it, else :class:`OutputError` naming it."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError.from_os_error(err, out, "create the output folder") from err
+    if not os.access(out, os.W_OK | os.X_OK):  # read-only file system (even for root) or no permission
+        code = errno.EROFS if _read_only_fs(out) else errno.EACCES
+        raise OutputError.from_os_error(OSError(code, os.strerror(code)), out, "write into the output folder")
+
+
+def _read_only_fs(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):
+        return False
 
 
 def _merge_history(previous: dict | None, new: dict) -> dict:
@@ -178,7 +203,7 @@ class _Checkpoint(Callback):
 def _resume(resume, *, data, data_dir, epochs, device, out_dir, callbacks, progress) -> TrainResult:
     from . import load_layers_model
 
-    folder = Path(resume)
+    folder = Path(resume).expanduser()
     if (folder / CHECKPOINT_DIR / "model.json").is_file():
         folder = folder / CHECKPOINT_DIR
     if not (folder / "model.json").is_file():
@@ -218,17 +243,28 @@ class _KeepBest(Callback):
 def save_run(model, result: TrainResult, test_x: np.ndarray, test_y: np.ndarray, grid: int = 50) -> list[Path]:
     """Write the model, history.json, curves.png and test-results.png into ``result.out_dir``."""
     out = result.out_dir
-    out.mkdir(parents=True, exist_ok=True)
-    model.save(str(out), user_defined_metadata={
-        "preset": result.preset, "test_accuracy": result.test_accuracy, "test_loss": result.test_loss})
-    history_path = out / "history.json"
-    tmp = history_path.with_name(".history.json.tmp")
-    tmp.write_text(json.dumps({**result.history, "test": {"loss": result.test_loss, "acc": result.test_accuracy},
-                               "preset": result.preset, "seconds": result.seconds}, indent=1))
-    tmp.replace(history_path)
-    curves = plots.plot_curves(result.history, out / "curves.png", title=f"{result.preset} on MNIST")
-    sample = test_x[:grid]
-    predicted = model.predict(sample).argmax(axis=1)
-    grid_path = plots.plot_test_results(sample, test_y[:grid], predicted, out / "test-results.png",
-                                        title=f"{result.preset}: test images (wrong ones in red)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        model.save(str(out), user_defined_metadata={
+            "preset": result.preset, "test_accuracy": result.test_accuracy, "test_loss": result.test_loss})
+        history_path = out / "history.json"
+        tmp = history_path.with_name(".history.json.tmp")
+        try:
+            tmp.write_text(json.dumps({**result.history, "test": {"loss": result.test_loss,
+                                                                  "acc": result.test_accuracy},
+                                       "preset": result.preset, "seconds": result.seconds}, indent=1))
+            tmp.replace(history_path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        curves = plots.plot_curves(result.history, out / "curves.png", title=f"{result.preset} on MNIST")
+        sample = test_x[:grid]
+        predicted = model.predict(sample).argmax(axis=1)
+        grid_path = plots.plot_test_results(sample, test_y[:grid], predicted, out / "test-results.png",
+                                            title=f"{result.preset}: test images (wrong ones in red)")
+    except OutputError:
+        raise
+    except OSError as err:  # read-only, disk full...: earlier files there are unchanged (all writes are atomic)
+        raise OutputError.from_os_error(err, out, "save the run to") from err
     return [out / "model.json", history_path, curves, grid_path]

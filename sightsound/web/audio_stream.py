@@ -162,8 +162,9 @@ class AudioSession:
         if not isinstance(overlap, (int, float)) or not 0 <= overlap < 1:
             raise StreamRejected(f"overlap must be a number in [0, 1), got {overlap!r}")
         sample_rate = config.get("sample_rate")
-        self.source = PushSource(sample_rate=sample_rate if isinstance(sample_rate, (int, float)) else -1,
-                                 dtype="<f4")
+        if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, float)):
+            raise StreamRejected(f"sample_rate must be the audio's rate in Hz (a number), got {sample_rate!r:.60}")
+        self.source = PushSource(sample_rate=sample_rate, dtype="<f4")
         self.resampler = StreamResampler(int(self.source.sample_rate))
         self.frames = FrameExtractor()
         recognizer = speech.create("BROWSER_FFT", model=folder, device="cpu")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import secrets
 import shutil
 import threading
@@ -212,7 +213,7 @@ class TrainingJob:
             result.out_dir = temporary
             with _SAVE_LOCK:
                 save_run(result.model, result, test_x, test_y)
-            if final.exists():
+            if os.path.lexists(final):
                 raise JobError(f"a model named {self.name!r} appeared while training; kept in {temporary.name}")
             temporary.rename(final)
         except BaseException:
@@ -236,7 +237,7 @@ class JobManager:
         """Validate nothing more than capacity and name clashes, then start a job."""
         if params.name is not None:
             check_name(params.name)
-            if (self.models_dir / params.name).exists():
+            if os.path.lexists(self.models_dir / params.name):  # lexists: a dangling link is in the way too
                 raise JobError(f"a model named {params.name!r} already exists; choose another name", status=409)
         with self._lock:
             running = [j for j in self.jobs.values() if not j.finished]

@@ -15,12 +15,13 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import SightsoundError
+from ..errors import ModelFormatError, SightsoundError
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 STATIC_FILE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\.(json|bin)$")
 MAX_JSON_BYTES = 16 * 1024 * 1024
 MNIST_INPUT = [28, 28, 1]
+MAX_LABELS = 4096
 
 
 class BadModelName(SightsoundError):
@@ -51,16 +52,24 @@ class ModelInfo:
 
 def check_name(name: str) -> str:
     """``name`` if it is a safe model folder name, else :class:`BadModelName`."""
-    if not isinstance(name, str) or not NAME_PATTERN.match(name) or ".." in name:
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name) or ".." in name:  # fullmatch: no "x\n"
         raise BadModelName(f"invalid model name {name!r}: use letters, digits, '.', '_' and '-' "
                            f"(at most 64 characters, no path separators and no '..')")
     return name
 
 
 def _read_json(path: Path) -> dict:
-    if path.stat().st_size > MAX_JSON_BYTES:
-        raise SightsoundError(f"{path.name} is larger than {MAX_JSON_BYTES} bytes")
-    return json.loads(path.read_text(encoding="utf-8"))
+    """The JSON object in ``path``; a broken or non-object file is a :class:`ModelFormatError` (never a 500)."""
+    where = f"{path.parent.name}/{path.name}"
+    try:
+        if path.stat().st_size > MAX_JSON_BYTES:
+            raise ModelFormatError(f"{where} is larger than {MAX_JSON_BYTES} bytes")
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as error:  # unreadable, not UTF-8, malformed JSON
+        raise ModelFormatError(f"{where} cannot be read: {error}") from None
+    if not isinstance(doc, dict):
+        raise ModelFormatError(f"{where} must hold a JSON object, not {type(doc).__name__}")
+    return doc
 
 
 def _input_shape(model_json: dict) -> list | None:
@@ -101,12 +110,14 @@ class ModelStore:
             raise BadModelName(f"invalid model name {name!r}")
         if not (folder / "model.json").is_file():
             raise ModelNotFound(f"no model named {name!r} in {self.root.name}/ (see GET /api/models)")
+        if (folder / "model.json").resolve().parent != folder:  # as static_file: no links leading out
+            raise BadModelName(f"model {name!r}: its model.json is a link leading out of the model folder")
         return folder
 
     def static_file(self, name: str, filename: str) -> Path:
         """A file of model ``name`` that TF.js may fetch: ``model.json``, ``metadata.json`` or weights."""
         folder = self.path(name)
-        if not STATIC_FILE_PATTERN.match(filename or "") or ".." in filename:
+        if not STATIC_FILE_PATTERN.fullmatch(filename or "") or ".." in filename:
             raise BadModelName(f"invalid model file name {filename!r}")
         path = (folder / filename).resolve()
         if path.parent != folder or not path.is_file():
@@ -119,14 +130,22 @@ class ModelStore:
         folder = self.path(name)
         model_json = _read_json(folder / "model.json")
         metadata = _read_json(folder / "metadata.json") if (folder / "metadata.json").is_file() else {}
-        user = model_json.get("userDefinedMetadata") or {}
-        shape = _input_shape(model_json)
-        words = metadata.get("words") if isinstance(metadata.get("words"), list) else None
+        try:  # any JSON can sit in these files: odd shapes are a format error, never a 500
+            user = model_json.get("userDefinedMetadata") or {}
+            user = user if isinstance(user, dict) else {}
+            shape = _input_shape(model_json)
+            words = metadata.get("words") if isinstance(metadata.get("words"), list) else None
+            units = _output_units(model_json)
+        except (AttributeError, TypeError, ValueError, KeyError) as error:
+            raise ModelFormatError(f"{name}/model.json is not a TF.js Layers model description: {error}") from None
         if words:
-            kind, labels = "speech", [str(w) for w in words]
+            kind, labels = "speech", [str(w) for w in words[:MAX_LABELS]]
         else:
             kind = "mnist" if shape == MNIST_INPUT else "other"
-            labels = list(range(_output_units(model_json) or 10))
+            if units is not None and not 1 <= units <= MAX_LABELS:
+                raise ModelFormatError(f"{name}/model.json: the last layer has {units} units "
+                                       f"(at most {MAX_LABELS} labels are shown)")
+            labels = list(range(units or 10))
         accuracy = user.get("test_accuracy")
         return ModelInfo(name=name, kind=kind, input_shape=shape, labels=labels, preset=user.get("preset"),
                          test_accuracy=float(accuracy) if isinstance(accuracy, (int, float)) else None,
@@ -138,7 +157,7 @@ class ModelStore:
             return []
         found = []
         for folder in self.root.iterdir():
-            if folder.name.startswith(".") or not NAME_PATTERN.match(folder.name):
+            if folder.name.startswith(".") or not NAME_PATTERN.fullmatch(folder.name):
                 continue
             try:
                 found.append(self.info(folder.name))
