@@ -143,11 +143,11 @@ def digit_pngs(data_dir: str | None, count: int = 20) -> list[bytes]:
 # --------------------------------------------------------------------------- the server
 
 def rss_kib(pid: int) -> dict:
-    """VmRSS and VmHWM (peak) of ``pid`` in KiB, from /proc/PID/status."""
+    """VmRSS and VmHWM (peak) of ``pid`` in KiB, and its thread count, from /proc/PID/status."""
     found = {}
     with open(f"/proc/{pid}/status") as status:
         for line in status:
-            if line.startswith(("VmRSS:", "VmHWM:")):
+            if line.startswith(("VmRSS:", "VmHWM:", "Threads:")):
                 key, value = line.split(":", 1)
                 found[key] = int(value.split()[0])
     return found
@@ -320,7 +320,8 @@ async def run_clients(url: str, args, pngs: list[bytes], server: Server) -> tupl
 
     async def sample_memory():
         while time.monotonic() < stop_at + GRACE:
-            samples.append((round(time.monotonic() - start, 1), rss_kib(server.pid)["VmRSS"]))
+            status = rss_kib(server.pid)
+            samples.append((round(time.monotonic() - start, 1), status["VmRSS"], status["Threads"]))
             await asyncio.sleep(5)
 
     async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT, limits=limits) as client:
@@ -380,7 +381,8 @@ def report(stats: Stats, memory: dict, args, setup: dict) -> dict:
     mib = lambda kib: f"{kib / 1024:.0f} MiB"  # noqa: E731
     print(f"\nServer RSS: {mib(memory['start'])} after start-up, {mib(memory['warm'])} after warm-up, "
           f"{mib(memory['end'])} at the end (peak {mib(memory['peak'])}); "
-          f"during the run: {', '.join(mib(v) for _, v in memory['samples'])}")
+          f"every 5 s: {', '.join(mib(v) for _, v, _ in memory['samples'])}; "
+          f"threads {memory['samples'][0][2] if memory['samples'] else '-'} -> {memory['threads_end']}")
     if stats.error_samples:
         print("\nFirst errors:\n  " + "\n  ".join(stats.error_samples))
     load = os.getloadavg()
@@ -389,7 +391,7 @@ def report(stats: Stats, memory: dict, args, setup: dict) -> dict:
             "think_seconds": args.think, "session_seconds": args.session_seconds, "results": rows,
             "errors_total": sum(stats.errors.values()), "error_samples": stats.error_samples,
             "server_rss_kib": {"start": memory["start"], "after_warm_up": memory["warm"], "end": memory["end"],
-                               "peak": memory["peak"], "samples": memory["samples"]},
+                               "peak": memory["peak"], "samples_t_rss_threads": memory["samples"]},
             "models": setup, "load_average_after": [round(v, 2) for v in load], "cpus": os.cpu_count(),
             "date": time.strftime("%Y-%m-%d %H:%M:%S")}
 
@@ -438,7 +440,7 @@ def main(argv=None) -> int:
         stats, samples = asyncio.run(run_clients(server.url, args, pngs, server))
         time.sleep(2.0)  # let finished sessions wind down
         status = rss_kib(server.pid)
-        memory.update(end=status["VmRSS"], peak=status["VmHWM"], samples=samples)
+        memory.update(end=status["VmRSS"], peak=status["VmHWM"], samples=samples, threads_end=status["Threads"])
         if server.process.poll() is not None:
             stats.error("predict", f"the server exited with {server.process.returncode}")
         figures = report(stats, memory, args, setup)

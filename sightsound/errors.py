@@ -63,6 +63,7 @@ class OutputError(SightsoundError, OSError):
         """``cannot <action> <path>: <reason> (<strerror>)`` for an OSError raised while writing."""
         reason = cls.REASONS.get(error.errno)
         detail = error.strerror or str(error)
-        where = f" ({error.filename})" if error.filename and str(error.filename) != str(path) else ""
+        inside = str(error.filename or "").startswith(str(path))  # the folder's own (temporary) files
+        where = f" ({error.filename})" if error.filename and not inside else ""
         text = f"{reason} ({detail}){where}" if reason else f"{detail}{where}"
         return cls(f"cannot {action} {path}: {text}", path=path, code=error.errno)

@@ -123,13 +123,18 @@ def follow(client, job_id: str, into: list, timeout: float = 120) -> None:
                 return
 
 
-def test_two_jobs_and_predictions_at_once(client, models_dir):
+def test_two_jobs_and_predictions_at_once(client, models_dir, monkeypatch):
     from sightsound import load_layers_model
 
+    timeline = []  # (time, job id, event type) of every event, to see that the jobs really overlap
+    emit = TrainingJob.emit
+    monkeypatch.setattr(TrainingJob, "emit",
+                        lambda job, event: (timeline.append((time.monotonic(), job.id, event["type"])),
+                                            emit(job, event))[-1])
     requests = {
         "load-a": {"model": "conv", "epochs": 1, "batch_size": 50, "train_limit": 1000, "test_limit": 100,
                    "validation_split": 0.1, "seed": 1, "name": "load-a"},
-        "load-b": {"model": "dense", "epochs": 1, "batch_size": 125, "train_limit": 800, "test_limit": 150,
+        "load-b": {"model": "dense", "epochs": 1, "batch_size": 20, "train_limit": 900, "test_limit": 150,
                    "validation_split": 0.2, "seed": 2, "name": "load-b"},
     }
     jobs = {}
@@ -148,16 +153,19 @@ def test_two_jobs_and_predictions_at_once(client, models_dir):
     answered, during_training = 0, 0
     deadline = time.monotonic() + 120
     while any(not manager.get(i).finished for i in jobs.values()) and time.monotonic() < deadline:
-        both_training = all(manager.get(i).state == "running" and manager.get(i).epoch >= 1 for i in jobs.values())
+        training = any(manager.get(i).state == "running" and manager.get(i).epoch >= 1 for i in jobs.values())
         response = client.post("/api/predict", files={"file": ("d.png", digit_png(), "image/png")},
                                data={"model": DIGITS, "top_k": "2"})
         assert response.status_code == 200, response.text
         assert len(response.json()["top"]) == 2
         answered += 1
-        during_training += both_training
+        during_training += training
     for thread in followers:
         thread.join(30)
-    assert answered >= 1 and during_training >= 1, (answered, during_training)
+    assert during_training >= 3, (answered, during_training)
+    batch_times = {job_id: [t for t, i, kind in timeline if i == job_id and kind == "batch"] for job_id in jobs.values()}
+    a, b = batch_times[jobs["load-a"]], batch_times[jobs["load-b"]]
+    assert a and b and max(a[0], b[0]) < min(a[-1], b[-1]), "the two jobs did not train at the same time"
 
     for name, job_id in jobs.items():
         body, events = requests[name], streams[name]
