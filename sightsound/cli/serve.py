@@ -26,6 +26,9 @@ def register(sub) -> None:
     serve.add_argument("--assets", default=None, metavar="NODE_MODULES",
                        help="node_modules folder with chart.js (default: found in the source checkout, "
                             "or $SIGHTSOUND_NODE_MODULES)")
+    serve.add_argument("--predict-workers", type=int, default=None, metavar="N",
+                       help="threads that run image predictions; more requests wait in line (default: half the "
+                            "CPUs, leaving the rest to audio streams and training)")
     serve.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"],
                        help="uvicorn log level (default: warning)")
     serve.set_defaults(func=run_serve)
@@ -57,7 +60,12 @@ def run_serve(args: argparse.Namespace) -> int:
 
     from ..web import create_app
 
-    app = create_app(args.models, data_dir=args.data_dir, assets_dir=args.assets)
+    if args.predict_workers is not None and args.predict_workers < 1:
+        from ..errors import SightsoundError
+
+        raise SightsoundError(f"--predict-workers must be at least 1, got {args.predict_workers}")
+    app = create_app(args.models, data_dir=args.data_dir, assets_dir=args.assets,
+                     predict_workers=args.predict_workers)
     sock = bind_socket(args.host, args.port)
     config = uvicorn.Config(app, log_level=args.log_level, ws_max_size=WS_MAX_MESSAGE_BYTES,
                             timeout_graceful_shutdown=5)

@@ -43,6 +43,7 @@ from ..errors import DataError, ModelFormatError, SightsoundError
 from . import assets, audio_stream
 from .jobs import MODELS, JobError, JobManager, TrainParams
 from .models import MNIST_INPUT, ModelNotFound, ModelStore
+from .pool import WorkPool
 from .predict import MAX_UPLOAD_BYTES, NoDigit, UploadRejected, check_content_type, decode_image, predict_image
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -177,8 +178,9 @@ class GuardMiddleware:
 class WebState:
     """What the endpoints share: the models, the MNIST data (loaded once) and the jobs."""
 
-    def __init__(self, models_dir: Path, data_dir, node_modules: Path):
+    def __init__(self, models_dir: Path, data_dir, node_modules: Path, predict_workers: int | None = None):
         self.store = ModelStore(models_dir)
+        self.predictions = WorkPool(predict_workers, name="sightsound-predict")
         self.store.root.mkdir(parents=True, exist_ok=True)
         self.data_dir = data_dir
         self.node_modules = node_modules
@@ -203,20 +205,23 @@ class WebState:
 
 
 def create_app(models_dir: str | Path, data_dir: str | Path | None = None,
-               assets_dir: str | Path | None = None) -> FastAPI:
+               assets_dir: str | Path | None = None, predict_workers: int | None = None) -> FastAPI:
     """The FastAPI app serving pages, API and websockets for the models in ``models_dir``.
 
     ``data_dir`` is the dataset root (MNIST under ``<data_dir>/mnist``; default
     ``$SIGHTSOUND_DATA``). ``assets_dir`` is the ``node_modules`` folder with
     Chart.js (found automatically in a source checkout); a missing one raises
     :class:`sightsound.web.assets.AssetsMissing` with set-up instructions.
+    ``predict_workers`` threads run image predictions (default: half the CPUs),
+    so that a flood of uploads cannot starve audio streams and training.
     """
     node_modules = assets.find_node_modules(assets_dir)
-    state = WebState(Path(models_dir), data_dir, node_modules)
+    state = WebState(Path(models_dir), data_dir, node_modules, predict_workers)
 
     async def lifespan(_app):
         yield
         await run_in_threadpool(state.jobs.stop_all)
+        await run_in_threadpool(state.predictions.shutdown)
 
     app = FastAPI(title="sightsound", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=None)
@@ -287,13 +292,13 @@ def _add_model_routes(app: FastAPI, state: WebState) -> None:
             return {"model": name, "raw": raw, **prediction.to_json(),
                     "ms": round((time.perf_counter() - started) * 1000, 2)}
 
-        return await run_in_threadpool(work)
+        return await state.predictions.run(work)
 
     @app.get("/api/test-results/{name}")
     async def test_results(name: str, offset: int = 0, count: int = 100):
         if not 0 <= offset < 10_000 or not 1 <= count <= MAX_TEST_RESULTS:
             raise UploadRejected(f"offset must be in 0..9999 and count in 1..{MAX_TEST_RESULTS}")
-        return await run_in_threadpool(_test_results, state, name, offset, count)
+        return await state.predictions.run(_test_results, state, name, offset, count)
 
 
 async def _read_image_request(request: Request) -> tuple[tuple[bytes, str], dict]:
