@@ -78,3 +78,40 @@ def test_ctrl_c_keeps_the_last_complete_epoch(tmp_path, real_mnist):
     state = model.user_defined_metadata["sightsound_checkpoint"]
     assert state["epochs_done"] >= 1 and len(state["history"]["epochs"]) == state["epochs_done"]
     assert model.optimizer is not None
+
+
+def test_fast_recipe_beats_the_chapter_recipe_on_the_same_budget(tmp_path, real_mnist):
+    budget = {"train_limit": 6000, "test_limit": 2000, "epochs": 2, "device": "cpu", "seed": 5}
+    chapter = train_mnist("conv", data=real_mnist, **budget)
+    fast = train_mnist("conv", data=real_mnist, recipe="fast", out_dir=tmp_path / "fast", **budget)
+    assert fast.model.optimizer.get_config()["learningRate"] == pytest.approx(1e-5)  # annealed to peak/1000
+    assert len(fast.history["batches"]) == 2 * 24  # all 6,000 images (no validation split), batch 256
+    assert "val_acc" not in fast.history["epochs"][0]
+    assert fast.test_accuracy > chapter.test_accuracy + 0.01, (fast.test_accuracy, chapter.test_accuracy)
+    settings = json.loads((tmp_path / "fast" / "checkpoint" / "model.json").read_text())
+    stored = settings["userDefinedMetadata"]["sightsound_checkpoint"]["settings"]
+    assert stored["recipe"] == "fast" and stored["label_smoothing"] == 0.1
+    assert stored["schedule"] == {"class_name": "OneCycle", "warmup": 0.2, "peak": 0.01}
+
+
+def test_fast_recipe_resumes_on_its_schedule(tmp_path, real_mnist):
+    small = {"train_limit": 1500, "test_limit": 300, "device": "cpu", "recipe": "fast"}
+    full = train_mnist("conv", data=real_mnist, epochs=2, seed=4, out_dir=tmp_path / "full", **small)
+    split = tmp_path / "split"
+    train_mnist("conv", data=real_mnist, epochs=2, seed=4, out_dir=split, callbacks=[StopAfterFirstEpoch()],
+                **small)
+    resumed = train_mnist(data=real_mnist, resume=split, device="cpu")
+    for a, b in zip(full.model.net.parameters(), resumed.model.net.parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_fast_recipe_exists_for_listing_4_1_only(real_mnist, capsys):
+    with pytest.raises(ValueError, match="defined for mnist-conv, not mnist-dense"):
+        train_mnist("dense", data=real_mnist, recipe="fast")
+    assert main(["mnist", "train", "--model", "enhanced", "--recipe", "fast"]) == 2
+    assert "--recipe fast" in capsys.readouterr().err
+
+
+class StopAfterFirstEpoch(sightsound.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        self.model.stop_training = True
