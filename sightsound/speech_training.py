@@ -214,12 +214,16 @@ def train_speech(data_dir: str | os.PathLike, model_dir: str | os.PathLike | Non
                  unknown_share: float = sc.DEFAULT_SHARE, noise_share: float = sc.DEFAULT_SHARE,
                  augmentation: sc.Augmentation | None = sc.Augmentation(), progress: bool = False,
                  cache_dir: str | os.PathLike | None = None, workers: int = 2,
-                 data: sc.SpeechCommandsData | None = None, callbacks=None) -> SpeechTrainResult:
+                 data: sc.SpeechCommandsData | None = None, callbacks=None,
+                 initial_model: str | os.PathLike | None = None) -> SpeechTrainResult:
     """Train Listing 4.8 on a Speech Commands folder; evaluate on its test split; save into ``model_dir``.
 
     Defaults are the chapter's (``presets.TRAINING_DEFAULTS["speech-conv"]``):
     sgd with learning rate 0.01, batch 64. Each epoch sees freshly augmented
     training examples (``augmentation=None`` trains on the clips as they are).
+    ``initial_model`` (a saved speech model folder with the same words) starts
+    from its weights instead of a fresh network: fine-tuning, e.g. on noisier
+    augmentation or new recordings.
     """
     defaults = presets.TRAINING_DEFAULTS[PRESET]
     epochs = defaults["epochs"] if epochs is None else epochs
@@ -238,7 +242,13 @@ def train_speech(data_dir: str | os.PathLike, model_dir: str | os.PathLike | Non
     words = data.words
     train, val, test = data.split("training"), data.split("validation"), data.split("testing")
     val_x, val_y = val.arrays() if len(val) else (None, None)
-    model = presets.build(PRESET, num_classes=len(words), device=device)
+    if initial_model is not None:
+        model, known = load_speech_model(initial_model, device=device)
+        if known != words:
+            raise ModelFormatError(f"{initial_model} knows the words {list(known)} but {data.root} has "
+                                   f"{list(words)}; fine-tuning needs the same word list")
+    else:
+        model = presets.build(PRESET, num_classes=len(words), device=device)
     model.compile(optimizer=optimizer, loss="categoricalCrossentropy", metrics=["accuracy"],
                   learning_rate=learning_rate)
     rng = np.random.default_rng([seed or 0, 99])

@@ -115,3 +115,39 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     (tmp_path / "model").mkdir()
     assert main(["speech", "recognize", str(tmp_path / "model"), str(tmp_path / "a.wav")]) == 2
     assert "metadata.json" in capsys.readouterr().err
+
+
+def test_fine_tuning_starts_from_the_saved_weights(trained, cli_corpus, tmp_path, capsys):
+    from sightsound.speech_training import load_speech_model
+
+    before, _ = load_speech_model(trained, device="cpu")
+    first = json.loads((trained / "history.json").read_text())["epochs"][-1]
+    tuned = tmp_path / "tuned"
+    assert main(["speech", "train", str(cli_corpus), str(tuned), "--from", str(trained), "--epochs", "1",
+                 "--seed", "0", "--device", "cpu", "--batch-size", "32", "--snr", "-5", "20",
+                 "--noise-probability", "0.9", "--learning-rate", "0.001"]) == 0
+    assert "Total params" not in capsys.readouterr().out  # no fresh network summary
+    after, _ = load_speech_model(tuned, device="cpu")
+    changes = [float((a - b).abs().max().detach()) for a, b in zip(before.net.parameters(), after.net.parameters())]
+    assert 0 < max(changes) < 0.1  # moved a little from the saved weights, not re-initialised
+    epoch = json.loads((tuned / "history.json").read_text())["epochs"][0]
+    assert epoch["acc"] > first["acc"] - 0.2  # starts where the saved model was, not at chance (0.05)
+
+
+def test_fine_tuning_and_augmentation_options_are_checked(trained, cli_corpus, tmp_path, capsys):
+    other = tmp_path / "fewer-words"
+    other.mkdir()
+    meta = json.loads((trained / "metadata.json").read_text())
+    for name in ("model.json", "weights.bin"):
+        (other / name).write_bytes((trained / name).read_bytes())
+    changed = meta["words"][:-1] + ["zebra"]
+    (other / "metadata.json").write_text(json.dumps({**meta, "words": changed, "wordLabels": changed}))
+    args = ["speech", "train", str(cli_corpus), str(tmp_path / "x"), "--epochs", "1", "--device", "cpu"]
+    assert main(args + ["--from", str(other)]) == 2
+    assert "fine-tuning needs the same word list" in capsys.readouterr().err
+    assert main(args + ["--snr", "20", "5"]) == 2
+    assert "snr_db must be a finite (min, max) range" in capsys.readouterr().err
+    assert main(args + ["--no-augment", "--snr", "0", "10"]) == 2
+    assert "--no-augment" in capsys.readouterr().err
+    assert main(args + ["--noise-probability", "1.5"]) == 2
+    assert "noise_probability must be in [0, 1]" in capsys.readouterr().err

@@ -46,6 +46,14 @@ def register(sub) -> None:
     train.add_argument("--noise-share", type=float, default=None, metavar="F",
                        help="fraction of each split that is _background_noise_ (default 0.05)")
     train.add_argument("--no-augment", action="store_true", help="train on the clips as they are")
+    train.add_argument("--noise-probability", type=float, default=None, metavar="P",
+                       help="share of training clips mixed with background noise (default 0.7)")
+    train.add_argument("--snr", type=float, nargs=2, default=None, metavar=("MIN_DB", "MAX_DB"),
+                       help="signal-to-noise range of that mix in dB (default 3 30); lower makes the model "
+                            "hold up in louder noise")
+    train.add_argument("--from", dest="initial_model", default=None, metavar="MODEL_DIR",
+                       help="start from this saved speech model (same words) instead of fresh weights: "
+                            "fine-tuning")
     add_device(train)
     add_seed(train)
     train.set_defaults(func=run_train)
@@ -117,13 +125,28 @@ def _shares(args) -> dict:
 def run_train(args: argparse.Namespace) -> int:
     from .. import presets
     from ..data.speech_commands import Augmentation
+    from ..errors import SightsoundError
     from ..speech_training import PRESET, train_speech
 
-    presets.build(PRESET, device="cpu").summary()
+    augmentation = None
+    if not args.no_augment:
+        options = {}
+        if args.noise_probability is not None:
+            options["noise_probability"] = args.noise_probability
+        if args.snr is not None:
+            options["snr_db"] = tuple(args.snr)
+        try:
+            augmentation = Augmentation(**options)
+        except ValueError as error:
+            raise SightsoundError(str(error)) from error
+    elif args.noise_probability is not None or args.snr is not None:
+        raise SightsoundError("--no-augment turns noise mixing off; drop --noise-probability/--snr or it")
+    if args.initial_model is None:
+        presets.build(PRESET, device="cpu").summary()
     result = train_speech(args.data, args.model, epochs=args.epochs, batch_size=args.batch_size,
                           optimizer=args.optimizer, learning_rate=args.learning_rate, device=args.device,
-                          seed=args.seed, augmentation=None if args.no_augment else Augmentation(),
-                          progress=True, **_shares(args))
+                          seed=args.seed, augmentation=augmentation, progress=True,
+                          initial_model=args.initial_model, **_shares(args))
     ev = result.evaluation
     print(f"\nExamples: {result.examples['training']} training, {result.examples['validation']} validation, "
           f"{result.examples['testing']} test")

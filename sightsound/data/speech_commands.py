@@ -432,6 +432,9 @@ class Augmentation:
             raise ValueError(f"shift_frames must be in 0..{CONTEXT_FRAMES}, got {self.shift_frames}")
         if not 0 <= self.noise_probability <= 1:
             raise ValueError(f"noise_probability must be in [0, 1], got {self.noise_probability}")
+        low, high = self.snr_db
+        if not (np.isfinite(low) and np.isfinite(high) and low <= high):
+            raise ValueError(f"snr_db must be a finite (min, max) range in dB, got {self.snr_db}")
 
     @classmethod
     def none(cls) -> "Augmentation":
