@@ -683,6 +683,8 @@ def _neighbour_correlation(values: np.ndarray) -> float:
     step = max(1, math.ceil(math.sqrt(values.shape[0] * values.shape[1] / 16384)))
     centre = values[:-1:step, :-1:step].astype(np.float64)
     right, below = values[:-1:step, 1::step][:, :centre.shape[1]], values[1::step, :-1:step][:centre.shape[0]]
+    if centre.size == 0:  # one pixel wide or high: no neighbour pairs, nothing that looks like noise
+        return 1.0
     mean, variance = centre.mean(), centre.var()
     if variance <= 0:
         return 1.0

@@ -607,3 +607,19 @@ def test_predict_end_to_end_with_saved_model(trained_model, digit_files, tmp_pat
     proc = subprocess.run([sys.executable, "-m", "sightsound", "predict", str(tmp_path / "no-model"),
                            str(digit_files["7"])], capture_output=True, env=env, timeout=300)
     assert proc.returncode == 2 and proc.stderr.decode().startswith("sightsound: error:")
+
+
+@pytest.mark.parametrize("shape", [(1, 40), (40, 1), (2, 30), (1, 1), (3, 3)])
+def test_prepare_digit_on_slivers_answers_without_numpy_warnings(shape):
+    import warnings
+
+    rng = np.random.default_rng(sum(shape))
+    for _ in range(20):
+        sliver = np.where(rng.random(shape) < 0.5, 0, 255).astype(np.uint8)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            try:
+                out = image.prepare_digit(sliver)
+            except image.NoDigitFound:
+                continue
+        assert out.shape == (28, 28, 1) and np.isfinite(out).all()
