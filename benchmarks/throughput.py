@@ -14,6 +14,11 @@ memory never mix):
                without XLA: the C++ kernels tfjs-node uses (--tf-xla to allow XLA)
   tfjs         TF.js in Node, pure-JS CPU backend (benchmarks/js/tfjs_throughput.js),
                on a small sample; Listing 4.5 only with --tfjs-enhanced (too slow)
+  *-bf16       sightsound, the plain loop and TensorFlow again in mixed precision:
+               sightsound's dtype_policy="mixed_bfloat16", the plain loop's
+               forward under torch.autocast(bfloat16), Keras' mixed_bfloat16
+               policy (weights and optimizer stay float32 in all three; the
+               kernels need AVX512-BF16/AMX to pay off)
 
 Listing 4.1 trains at batch 320, Listing 4.5 at batch 64, rmsprop, categorical
 cross-entropy (+ accuracy where the engine's API computes it). Every worker
@@ -53,7 +58,8 @@ JS_SCRIPT = HERE / "js" / "tfjs_throughput.js"
 RESULT_MARK = "@@RESULT "
 
 MODELS = {"conv": {"title": "Listing 4.1", "batch": 320}, "enhanced": {"title": "Listing 4.5", "batch": 64}}
-ENGINES = ["sightsound", "torch", "torch-cl", "keras-torch", "tensorflow", "tfjs"]
+ENGINES = ["sightsound", "torch", "torch-cl", "keras-torch", "tensorflow", "tfjs",
+           "sightsound-bf16", "torch-bf16", "tensorflow-bf16"]
 LABELS = {
     "sightsound": "sightsound (model.fit / predict)",
     "torch": "plain PyTorch eager loop, NCHW (reference)",
@@ -61,6 +67,9 @@ LABELS = {
     "keras-torch": "Keras 3 on the PyTorch backend",
     "tensorflow": "TensorFlow CPU + Keras 3",
     "tfjs": "TF.js pure-JS CPU (Node)",
+    "sightsound-bf16": "sightsound, dtype_policy mixed_bfloat16",
+    "torch-bf16": "plain PyTorch loop under torch.autocast(bfloat16)",
+    "tensorflow-bf16": "TensorFlow CPU + Keras 3, policy mixed_bfloat16",
 }
 WARMUP_BATCHES = 3
 NOISY_SPREAD = 1.5  # repeats whose fastest is this much faster than the slowest are flagged with a dagger
@@ -124,7 +133,8 @@ def worker_sightsound(a, x, y, px) -> dict:
     threads = _torch_threads(a.threads)
     torch.manual_seed(0)
     model = presets.build("mnist-conv" if a.model == "conv" else "mnist-enhanced", device="cpu")
-    model.compile(optimizer="rmsprop", loss="categoricalCrossentropy", metrics=["accuracy"])
+    model.compile(optimizer="rmsprop", loss="categoricalCrossentropy", metrics=["accuracy"],
+                  dtype_policy="mixed_bfloat16" if a.bf16 else "float32")
     yh = _one_hot(y)
     rss_setup = _peak_rss_mb()
     warm = min(WARMUP_BATCHES * a.batch, len(x))
@@ -176,7 +186,9 @@ def worker_torch(a, x, y, px, channels_last: bool = False) -> dict:
             if channels_last:
                 xb = xb.contiguous(memory_format=fmt)
             opt.zero_grad()
-            loss = loss_fn(net(xb), yb)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
+                logits = net(xb)
+            loss = loss_fn(logits.float(), yb)
             loss.backward()
             opt.step()
             total += loss.item()  # the usual running-loss bookkeeping
@@ -184,8 +196,9 @@ def worker_torch(a, x, y, px, channels_last: bool = False) -> dict:
 
     def predict():
         net.eval()
-        with torch.inference_mode():
-            outs = [F.softmax(net(pxs[i:i + a.predict_batch]), dim=1) for i in range(0, len(pxs), a.predict_batch)]
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
+            outs = [F.softmax(net(pxs[i:i + a.predict_batch]).float(), dim=1)
+                    for i in range(0, len(pxs), a.predict_batch)]
             return torch.cat(outs).numpy()
 
     rss_setup = _peak_rss_mb()
@@ -215,6 +228,8 @@ def worker_keras(a, x, y, px) -> dict:
     from keras import layers
 
     keras.utils.set_random_seed(0)
+    if a.bf16:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
     if a.model == "conv":
         stack = [layers.Conv2D(16, 3, activation="relu"), layers.MaxPooling2D(2, 2),
                  layers.Conv2D(32, 3, activation="relu"), layers.MaxPooling2D(2, 2), layers.Flatten(),
@@ -249,6 +264,8 @@ def worker_keras(a, x, y, px) -> dict:
 def run_worker(a) -> int:
     n_train = a.samples // a.batch * a.batch
     x, y, px = _load_worker_data(a.data, n_train, a.predict_samples)
+    a.bf16 = a.worker.endswith("-bf16")
+    a.worker = a.worker.removesuffix("-bf16")
     if a.worker == "sightsound":
         res = worker_sightsound(a, x, y, px)
     elif a.worker in ("torch", "torch-cl"):
@@ -257,7 +274,7 @@ def run_worker(a) -> int:
         res = worker_keras(a, x, y, px)
     else:
         raise SystemExit(f"unknown worker {a.worker}")
-    res.update(engine=a.worker, model=a.model, batch=a.batch, load_average_end=os.getloadavg(),
+    res.update(engine=a.worker + ("-bf16" if a.bf16 else ""), model=a.model, batch=a.batch, load_average_end=os.getloadavg(),
                train_samples=len(x), predict_samples=len(px),
                train_median=statistics.median(res["train_per_s"]),
                predict_median=statistics.median(res["predict_per_s"]),
@@ -270,9 +287,9 @@ def run_worker(a) -> int:
 
 def engine_missing(engine: str) -> str | None:
     """Why ``engine`` cannot run here, or None."""
-    if engine in ("keras-torch", "tensorflow") and importlib.util.find_spec("keras") is None:
+    if engine.startswith(("keras-torch", "tensorflow")) and importlib.util.find_spec("keras") is None:
         return "not installed (pip install keras)"
-    if engine == "tensorflow" and importlib.util.find_spec("tensorflow") is None:
+    if engine.startswith("tensorflow") and importlib.util.find_spec("tensorflow") is None:
         return "not installed (pip install tensorflow-cpu)"
     if engine == "tfjs":
         node = shutil.which("node")
@@ -345,7 +362,7 @@ def run_engine(engine: str, model: str, a, tmp: Path) -> dict:
         return _run(cmd, env, a.timeout, ROOT)
     if engine == "keras-torch":
         env["KERAS_BACKEND"] = "torch"
-    elif engine == "tensorflow":
+    elif engine in ("tensorflow", "tensorflow-bf16"):
         env["KERAS_BACKEND"] = "tensorflow"
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", engine, "--model", model, "--data", str(tmp),
            "--samples", str(a.samples), "--batch", str(batch), "--repeats", str(a.repeats),

@@ -37,6 +37,9 @@ from .errors import ShapeError, TrainingError
 from .runtime import resolve_device
 
 LOSSES = ("categoricalCrossentropy", "sparseCategoricalCrossentropy", "meanSquaredError")
+#: Keras' names: ``float32`` (TF.js's numerics, the default) or ``mixed_bfloat16`` (layers compute in
+#: bfloat16 where PyTorch's autocast allows, weights, optimizer and loss stay float32).
+DTYPE_POLICIES = ("float32", "mixed_bfloat16")
 _LOSS_ALIASES = {"categorical_crossentropy": "categoricalCrossentropy",
                  "sparse_categorical_crossentropy": "sparseCategoricalCrossentropy",
                  "mean_squared_error": "meanSquaredError", "mse": "meanSquaredError"}
@@ -87,6 +90,16 @@ def _pre_softmax(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return x  # an Activation("softmax") block: its input is the logits
 
 
+def bfloat16_is_fast(device: torch.device) -> bool:
+    """True where bfloat16 has hardware support: AVX512-BF16/AMX CPUs (oneDNN) or bf16-capable GPUs."""
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 class Sequential:
     """A linear stack of layers, as ``tf.sequential()``."""
 
@@ -100,6 +113,7 @@ class Sequential:
         self.metrics: list[str] = []
         self.stop_training = False
         self.user_defined_metadata: dict | None = None  # saved as userDefinedMetadata, as TF.js does
+        self.dtype_policy = "float32"
         for layer in layers or []:
             self.add(layer)
 
@@ -237,8 +251,18 @@ class Sequential:
 
     # -- training --------------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss="categoricalCrossentropy", metrics=None,
-                learning_rate: float | None = None) -> None:
-        """Choose optimizer (TF.js name or object), loss and metrics (``["accuracy"]``)."""
+                learning_rate: float | None = None, dtype_policy: str | None = None) -> None:
+        """Choose optimizer (TF.js name or object), loss and metrics (``["accuracy"]``).
+
+        ``dtype_policy="mixed_bfloat16"`` (as Keras' mixed-precision policy) runs
+        the layers in bfloat16 under PyTorch's autocast in fit, evaluate and
+        predict, with float32 weights, optimizer and loss: on CPUs with
+        AVX512-BF16 or AMX and on recent GPUs convolutions run up to twice as
+        fast. Saved models are float32 as always. The default ``float32`` keeps
+        TF.js's numerics.
+        """
+        if dtype_policy is not None:
+            self.set_dtype_policy(dtype_policy)
         loss = _LOSS_ALIASES.get(loss, loss)
         if loss not in LOSSES:
             raise ValueError(f"unknown loss {loss!r}; supported: {', '.join(LOSSES)}")
@@ -251,19 +275,41 @@ class Sequential:
         self.build()
         self.optimizer.bind(list(self.net.parameters()))
 
+    def set_dtype_policy(self, policy: str) -> None:
+        """``float32`` or ``mixed_bfloat16`` (see :meth:`compile`); warns where bfloat16 has no hardware."""
+        if policy not in DTYPE_POLICIES:
+            raise ValueError(f"unknown dtype policy {policy!r}; choose one of {', '.join(DTYPE_POLICIES)}")
+        if policy == "mixed_bfloat16" and not bfloat16_is_fast(self.device):
+            import warnings
+
+            warnings.warn(f"mixed_bfloat16 on {self.device}: this device has no fast bfloat16 kernels, so "
+                          f"training will be slower than float32, not faster", RuntimeWarning, stacklevel=3)
+        self.dtype_policy = policy
+
+    def _autocast(self):
+        """The mixed-precision context of the dtype policy (a no-op for float32)."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16,
+                              enabled=self.dtype_policy == "mixed_bfloat16")
+
     def _loss_and_correct(self, x: torch.Tensor, y: torch.Tensor):
         net = self.net
         if self.loss == "meanSquaredError":
-            out = net(x)
+            with self._autocast():
+                out = net(x)
+            out = out.float()
             loss = F.mse_loss(out, y)
         elif net.fused_softmax:
-            logits = net(x, logits=True)
+            with self._autocast():
+                logits = net(x, logits=True)
+            logits = logits.float()
             logp = F.log_softmax(logits, dim=-1)
             loss = F.nll_loss(logp, y) if self.loss == "sparseCategoricalCrossentropy" \
                 else -(y * logp).sum(dim=-1).mean()
             out = logits
         else:
-            out = net(x)
+            with self._autocast():
+                out = net(x)
+            out = out.float()
             logp = torch.log(out.clamp(_CLIP, 1 - _CLIP))
             loss = F.nll_loss(logp.reshape(len(x), -1), y) if self.loss == "sparseCategoricalCrossentropy" \
                 else -(y * logp).reshape(len(x), -1).sum(dim=-1).mean()
@@ -406,7 +452,9 @@ class Sequential:
         """Outputs for a batch ``x`` shaped ``[N, *input_shape]`` (probabilities for softmax models)."""
         xs = self._as_inputs(x, "x")
         self.net.eval()
-        outs = [self.net(xs[i:i + max(batch_size, _EVAL_BATCH)]) for i in range(0, len(xs), max(batch_size, _EVAL_BATCH))]
+        step = max(batch_size, _EVAL_BATCH)
+        with self._autocast():
+            outs = [self.net(xs[i:i + step]) for i in range(0, len(xs), step)]
         if not outs:
             return np.zeros((0, *self.output_shape), dtype=np.float32)
         return torch.cat(outs).float().cpu().numpy()

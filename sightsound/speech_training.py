@@ -215,7 +215,8 @@ def train_speech(data_dir: str | os.PathLike, model_dir: str | os.PathLike | Non
                  augmentation: sc.Augmentation | None = sc.Augmentation(), progress: bool = False,
                  cache_dir: str | os.PathLike | None = None, workers: int = 2,
                  data: sc.SpeechCommandsData | None = None, callbacks=None,
-                 initial_model: str | os.PathLike | None = None) -> SpeechTrainResult:
+                 initial_model: str | os.PathLike | None = None, dtype_policy: str = "float32"
+                 ) -> SpeechTrainResult:
     """Train Listing 4.8 on a Speech Commands folder; evaluate on its test split; save into ``model_dir``.
 
     Defaults are the chapter's (``presets.TRAINING_DEFAULTS["speech-conv"]``):
@@ -223,7 +224,8 @@ def train_speech(data_dir: str | os.PathLike, model_dir: str | os.PathLike | Non
     training examples (``augmentation=None`` trains on the clips as they are).
     ``initial_model`` (a saved speech model folder with the same words) starts
     from its weights instead of a fresh network: fine-tuning, e.g. on noisier
-    augmentation or new recordings.
+    augmentation or new recordings. ``dtype_policy="mixed_bfloat16"`` trains
+    in mixed precision (see :meth:`sightsound.model.Sequential.compile`).
     """
     defaults = presets.TRAINING_DEFAULTS[PRESET]
     epochs = defaults["epochs"] if epochs is None else epochs
@@ -250,7 +252,7 @@ def train_speech(data_dir: str | os.PathLike, model_dir: str | os.PathLike | Non
     else:
         model = presets.build(PRESET, num_classes=len(words), device=device)
     model.compile(optimizer=optimizer, loss="categoricalCrossentropy", metrics=["accuracy"],
-                  learning_rate=learning_rate)
+                  learning_rate=learning_rate, dtype_policy=dtype_policy)
     rng = np.random.default_rng([seed or 0, 99])
     parts = []
     for epoch in range(epochs):

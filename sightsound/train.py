@@ -67,7 +67,8 @@ def train_mnist(model="conv", *, data_dir=None, epochs: int | None = None, batch
                 out_dir=None, train_limit: int | None = None, test_limit: int | None = None,
                 callbacks=None, data: mnist.MnistData | None = None, progress: bool = False,
                 keep_best: bool = False, defaults_from: str = "mnist-conv", checkpoint: bool = True,
-                resume=None, recipe: str = "chapter", label_smoothing: float | None = None) -> TrainResult:
+                resume=None, recipe: str = "chapter", label_smoothing: float | None = None,
+                dtype_policy: str = "float32") -> TrainResult:
     """Train an MNIST preset with the chapter's defaults (overridable) and evaluate on the test set.
 
     ``model`` is a preset name (``conv``, ``mnist-enhanced``...) or a callable
@@ -90,6 +91,8 @@ def train_mnist(model="conv", *, data_dir=None, epochs: int | None = None, batch
     :data:`sightsound.presets.RECIPES` ``["fast"]``: Adam with a one-cycle
     learning-rate schedule and label smoothing, 99 % test accuracy in 2-3
     epochs. Explicit arguments still override the recipe's values.
+    ``dtype_policy="mixed_bfloat16"`` trains in mixed precision (see
+    :meth:`sightsound.model.Sequential.compile`).
     """
     if resume is not None:
         return _resume(resume, data=data, data_dir=data_dir, epochs=epochs, device=device, out_dir=out_dir,
@@ -122,10 +125,11 @@ def train_mnist(model="conv", *, data_dir=None, epochs: int | None = None, batch
     net = build().to(device) if build else presets.build(preset, device=device)
     preset = preset or net.name
     net.compile(optimizer=optimizer, loss="categoricalCrossentropy", metrics=["accuracy"],
-                learning_rate=learning_rate)
+                learning_rate=learning_rate, dtype_policy=dtype_policy)
     settings = {"preset": preset if build is None else None, "epochs": epochs, "batch_size": batch_size,
                 "validation_split": validation_split, "train_limit": train_limit, "test_limit": test_limit,
                 "keep_best": keep_best, "recipe": recipe, "label_smoothing": label_smoothing,
+                "dtype_policy": dtype_policy,
                 "schedule": dict(schedule, peak=net.optimizer.learning_rate) if schedule else None}
     return _fit_and_finish(net, preset, settings, train_x, train_y, test_x, test_y, start,
                            out_dir=out_dir, callbacks=callbacks, progress=progress,
@@ -235,6 +239,7 @@ def _resume(resume, *, data, data_dir, epochs, device, out_dir, callbacks, progr
     if not state or net.optimizer is None or not (state.get("settings") or {}).get("preset"):
         raise SightsoundError(f"{folder} is a saved model, not a sightsound training checkpoint")
     settings = dict(state["settings"])
+    net.set_dtype_policy(settings.get("dtype_policy", "float32"))
     if epochs is not None:
         settings["epochs"] = epochs
     torch.set_rng_state(torch.from_numpy(np.frombuffer(base64.b64decode(state["torch_rng"]), dtype=np.uint8).copy()))

@@ -211,3 +211,50 @@ def test_learns_real_mnist_subset(real_mnist):
                                mnist.one_hot(real_mnist.test_labels[:2000]))
     assert acc >= 0.90, acc
     assert math.isfinite(loss) and loss < 0.4
+
+
+# -- mixed precision ---------------------------------------------------------------------------
+
+def _conv_dtypes(model):
+    seen = []
+    for module in model.net.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            module.register_forward_hook(lambda m, args, out: seen.append(out.dtype))
+    return seen
+
+
+def test_mixed_bfloat16_runs_layers_in_bfloat16_with_float32_weights(tmp_path):
+    from sightsound.model import bfloat16_is_fast
+
+    rng = np.random.default_rng(0)
+    x = rng.random((256, 28, 28, 1), dtype=np.float32)
+    y = np.eye(10, dtype=np.float32)[(x[:, :14].mean(axis=(1, 2, 3)) * 10).astype(int) % 10]
+    torch.manual_seed(0)
+    reference = presets.build("mnist-conv", device="cpu")
+    mixed = presets.build("mnist-conv", device="cpu").build()
+    mixed.net.load_state_dict(reference.build().net.state_dict())
+    reference.compile("adam", "categoricalCrossentropy", ["accuracy"])
+    if not bfloat16_is_fast(torch.device("cpu")):
+        with pytest.warns(RuntimeWarning, match="no fast bfloat16 kernels"):
+            mixed.compile("adam", "categoricalCrossentropy", ["accuracy"], dtype_policy="mixed_bfloat16")
+    else:
+        mixed.compile("adam", "categoricalCrossentropy", ["accuracy"], dtype_policy="mixed_bfloat16")
+    dtypes = _conv_dtypes(mixed)
+    p_ref, p_mixed = reference.predict(x[:32]), mixed.predict(x[:32])
+    assert p_mixed.dtype == np.float32 and set(dtypes) == {torch.bfloat16}
+    assert np.abs(p_ref - p_mixed).max() < 0.05  # bfloat16 keeps about 3 significant digits
+    assert not np.array_equal(p_ref, p_mixed)
+    history = mixed.fit(x, y, batch_size=64, epochs=3)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    assert all(p.dtype == torch.float32 for p in mixed.net.parameters())
+    mixed.save(str(tmp_path))
+    restored = sightsound.load_layers_model(str(tmp_path), device="cpu")
+    assert restored.dtype_policy == "float32"  # a saved model is plain float32 TF.js weights
+    mixed.set_dtype_policy("float32")
+    np.testing.assert_allclose(restored.predict(x[:8]), mixed.predict(x[:8]), atol=1e-6)
+
+
+def test_unknown_dtype_policy_is_refused():
+    model = presets.build("mnist-dense", device="cpu")
+    with pytest.raises(ValueError, match="unknown dtype policy 'float16'"):
+        model.compile("sgd", "categoricalCrossentropy", dtype_policy="float16")

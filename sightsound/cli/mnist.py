@@ -28,6 +28,9 @@ def register(sub) -> None:
     train.add_argument("--optimizer", default=None, choices=["rmsprop", "sgd", "adam"], help="default: rmsprop")
     train.add_argument("--learning-rate", type=float, default=None, help="default: the optimizer's TF.js default")
     add_device(train)
+    train.add_argument("--dtype-policy", default="float32", choices=["float32", "mixed_bfloat16"],
+                       help="float32 = TF.js's numerics (default); mixed_bfloat16 = layers in bfloat16, weights "
+                            "float32: faster on CPUs with AVX512-BF16/AMX and on recent GPUs")
     add_seed(train)
     train.add_argument("--keep-best", action="store_true",
                        help="keep the weights of the epoch with the best validation accuracy, not the last")
@@ -70,7 +73,8 @@ def run_train(args: argparse.Namespace) -> int:
         result = train_mnist(preset, data_dir=args.data_dir, epochs=args.epochs, batch_size=args.batch_size,
                              validation_split=args.validation_split, optimizer=args.optimizer,
                              learning_rate=args.learning_rate, device=args.device, seed=args.seed, out_dir=out,
-                             progress=True, keep_best=args.keep_best, resume=args.resume, recipe=args.recipe)
+                             progress=True, keep_best=args.keep_best, resume=args.resume, recipe=args.recipe,
+                             dtype_policy=args.dtype_policy)
     except KeyboardInterrupt:
         print(f"\nInterrupted. The last complete epoch is saved in {out}/{CHECKPOINT_DIR}; continue with:\n"
               f"  sightsound mnist train --resume {out}")
