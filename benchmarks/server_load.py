@@ -40,6 +40,7 @@ import io
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -156,9 +157,9 @@ def rss_kib(pid: int) -> dict:
 class Server:
     """``sightsound serve --port 0`` in a subprocess; ``url`` once it answers."""
 
-    def __init__(self, models: Path, data_dir: str | None):
+    def __init__(self, models: Path, data_dir: str | None, extra: list[str] = ()):
         command = [sys.executable, "-m", "sightsound", "serve", "--host", "127.0.0.1", "--port", "0",
-                   "--models", str(models)]
+                   "--models", str(models), *extra]
         if data_dir:
             command += ["--data-dir", data_dir]
         self.process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -408,6 +409,9 @@ def main(argv=None) -> int:
     parser.add_argument("--mnist-model", default=None, metavar="DIR", help="use this Listing 4.1 model")
     parser.add_argument("--speech-model", default=None, metavar="DIR",
                         help="use this speech model (a folder with model.json, weights and metadata.json)")
+    parser.add_argument("--serve-args", default="", metavar="'ARGS'",
+                        help="extra options for sightsound serve, e.g. '--predict-workers 40 --malloc-arenas 0' "
+                             "(the settings before the prediction pool and the arena cap)")
     parser.add_argument("--json", default=str(RESULTS), help=f"where to write the figures (default {RESULTS})")
     args = parser.parse_args(argv)
     if not 1 <= args.clients <= 1000 or args.seconds <= 0 or args.seconds > 3600:
@@ -431,7 +435,7 @@ def main(argv=None) -> int:
             setup["speech"] = make_speech_model(models / "speech-tiny")
         print(f"models: {setup['mnist']}; {setup['speech']}", flush=True)
         pngs = digit_pngs(args.data_dir)
-        server = Server(models, args.data_dir)
+        server = Server(models, args.data_dir, shlex.split(args.serve_args))
         print(f"server {server.url} (pid {server.pid})", flush=True)
         time.sleep(1.0)
         memory = {"start": rss_kib(server.pid)["VmRSS"]}
@@ -444,6 +448,7 @@ def main(argv=None) -> int:
         if server.process.poll() is not None:
             stats.error("predict", f"the server exited with {server.process.returncode}")
         figures = report(stats, memory, args, setup)
+        figures["serve_args"] = args.serve_args
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(figures, indent=1))
         print(f"\nJSON: {args.json}")
