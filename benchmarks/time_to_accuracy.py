@@ -129,7 +129,7 @@ def run_one(a, recipe: dict) -> dict:
 
     model = presets.build("mnist-conv", device=a.device)
     model.compile(optimizer=recipe["optimizer"], loss="categoricalCrossentropy", metrics=["accuracy"],
-                  learning_rate=recipe["lr"])
+                  learning_rate=recipe["lr"], dtype_policy=a.dtype_policy or "float32")
     n_fit = len(train_x) - (math.ceil(len(train_x) * recipe["validation_split"]) if recipe["validation_split"]
                             else 0)
     steps = math.ceil(n_fit / recipe["batch_size"])
@@ -205,6 +205,8 @@ def main(argv=None) -> int:
     p.add_argument("--label-smoothing", type=float, help="train on y * (1 - e) + e / 10 instead of one-hot y")
     p.add_argument("--validation-split", type=float)
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's own)")
+    p.add_argument("--dtype-policy", choices=["float32", "mixed_bfloat16"], default=None,
+                   help="sightsound's dtype policy (default float32)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--data-dir", help="dataset root (default $SIGHTSOUND_DATA)")
     p.add_argument("--download", action="store_true", help="download MNIST if missing (off: no network time)")
@@ -229,7 +231,7 @@ def main(argv=None) -> int:
     names = ["chapter", "fast"] if a.recipe == "both" else [a.recipe]
     forward = []
     for flag in ("target", "max_epochs", "optimizer", "lr", "batch_size", "epochs", "schedule", "warmup",
-                 "label_smoothing", "validation_split", "threads", "device", "data_dir"):
+                 "label_smoothing", "validation_split", "threads", "device", "data_dir", "dtype_policy"):
         value = getattr(a, flag)
         if value is not None:
             forward += [f"--{flag.replace('_', '-')}", str(value)]
