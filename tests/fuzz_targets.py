@@ -199,6 +199,306 @@ class ModelTarget:
         return sightsound.load_layers_model(str(self.folder), device="cpu")
 
 
+# -- Speech Commands folders -----------------------------------------------------------------------------
+
+SPEECH_TARGETS = ("yes", "no")
+HOSTILE_LIST_LINES = ["../etc/passwd", "/etc/passwd", "yes/../no/b_nohash_0.wav", "yes/\x00.wav", "yes/missing.wav",
+                      "yes/" + "a" * 5000 + ".wav", "yes", "yes/a_nohash_0.WAV", "cat/c_nohash_0.wav", "",
+                      "nope/x.wav", "yes/a_nohash_0.wav/extra", "\\yes\\a_nohash_0.wav", " yes/a_nohash_0.wav "]
+
+
+def _tone(seconds: float, freq: float, rate: int = 16000) -> bytes:
+    import soundfile
+
+    t = np.arange(int(seconds * rate)) / rate
+    buf = io.BytesIO()
+    soundfile.write(buf, (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32), rate, subtype="PCM_16",
+                    format="WAV")
+    return buf.getvalue()
+
+
+class SpeechFolderTarget:
+    """``load_speech_commands`` (and every split's arrays) on a small Speech Commands folder after one to
+    three hostile changes: mutated WAVs or list files, hostile list lines, missing files, odd names,
+    symlinks out of the folder or in a loop, FIFOs, files where folders belong, short noise."""
+
+    def __init__(self):
+        self.base = Path(tempfile.mkdtemp(prefix="sightsound-fuzz-speech-"))
+        self.pristine = self.base / "pristine"
+        self.work = self.base / "work"
+        self.cache = self.base / "cache"
+        files = {}
+        for w, word in enumerate(("yes", "no", "cat")):
+            for k in range(3):
+                files[f"{word}/{word[0]}{k}_nohash_0.wav"] = _tone(0.4 + 0.1 * k, 300 + 100 * w + 20 * k)
+        files["_background_noise_/hum.wav"] = _tone(11.0, 50.0)
+        files["validation_list.txt"] = b"yes/y1_nohash_0.wav\nno/n1_nohash_0.wav\ncat/c1_nohash_0.wav\n"
+        files["testing_list.txt"] = b"yes/y2_nohash_0.wav\nno/n2_nohash_0.wav\n"
+        for rel, data in files.items():
+            (self.pristine / rel).parent.mkdir(parents=True, exist_ok=True)
+            (self.pristine / rel).write_bytes(data)
+        self.files = sorted(files)
+        self.cases_run = 0
+
+    def make_case(self, rng: random.Random) -> bytes:
+        import base64
+
+        ops = []
+        for _ in range(rng.randint(1, 3)):
+            kind = rng.randrange(9)
+            rel = rng.choice(self.files)
+            if kind == 0:
+                data = mutate((self.pristine / rel).read_bytes(), rng)
+                ops.append({"op": "write", "path": rel, "data": base64.b64encode(data).decode()})
+            elif kind == 1:
+                name = rng.choice(["validation_list.txt", "testing_list.txt"])
+                lines = (self.pristine / name).read_text().splitlines()
+                lines.insert(rng.randrange(len(lines) + 1), rng.choice(HOSTILE_LIST_LINES))
+                data = "\n".join(lines).encode("utf-8", "surrogatepass")
+                if rng.random() < 0.3:
+                    data = mutate(data, rng)
+                ops.append({"op": "write", "path": name, "data": base64.b64encode(data).decode()})
+            elif kind == 2:
+                ops.append({"op": "delete", "path": rng.choice(self.files + ["yes", "_background_noise_"])})
+            elif kind == 3:
+                odd = rng.choice(["yes/we ird\n.wav", "yes/\u00fc_nohash_0.wav", ".hidden/x.wav", "_odd/y.wav",
+                                  "yes/.wav", "yes/a" + "b" * 200 + ".wav", "new word/z_nohash_0.wav"])
+                ops.append({"op": "write", "path": odd, "data": base64.b64encode(
+                    (self.pristine / "yes/y0_nohash_0.wav").read_bytes()).decode()})
+            elif kind == 4:
+                target = rng.choice(["/etc/passwd", "/etc", "/dev/zero", "../pristine/yes/y0_nohash_0.wav",
+                                     "loop_b.wav", "/nonexistent"])
+                ops.append({"op": "symlink", "path": rng.choice(["yes/loop_a.wav", "yes/y0_nohash_0.wav",
+                                                                 "_background_noise_/link.wav", "dog"]),
+                            "target": target})
+            elif kind == 5:
+                ops.append({"op": "fifo", "path": rng.choice(["yes/f_nohash_0.wav", "_background_noise_/f.wav",
+                                                              "testing_list.txt"])})
+            elif kind == 6:
+                ops.append({"op": "mkdir", "path": rng.choice(["yes/d_nohash_0.wav", "_background_noise_/d.wav"])})
+            elif kind == 7:
+                ops.append({"op": "write", "path": "_background_noise_/hum.wav",
+                            "data": base64.b64encode(_tone(rng.choice([0.0, 0.5, 3.0]), 60.0)).decode()})
+            else:
+                ops.append({"op": "empty", "path": rng.choice(["yes", "cat", "_background_noise_"])})
+        return json.dumps(ops).encode()
+
+    def _apply(self, op: dict) -> None:
+        import base64
+        import os
+        import shutil
+
+        path = self.work / op["path"]
+        if op["op"] in ("write", "symlink", "fifo", "mkdir"):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            elif path.exists() or path.is_symlink():  # files, FIFOs, symlinks (dangling too)
+                path.unlink()
+            path.parent.mkdir(parents=True, exist_ok=True)
+        if op["op"] == "write":
+            path.write_bytes(base64.b64decode(op["data"]))
+        elif op["op"] == "delete":
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists() or path.is_symlink():
+                path.unlink()
+        elif op["op"] == "symlink":
+            path.symlink_to(op["target"])
+        elif op["op"] == "fifo":
+            os.mkfifo(path)
+        elif op["op"] == "mkdir":
+            path.mkdir()
+        elif op["op"] == "empty" and path.is_dir():
+            for child in path.iterdir():
+                child.unlink() if not child.is_dir() or child.is_symlink() else shutil.rmtree(child)
+
+    def __call__(self, data: bytes):
+        import shutil
+
+        from sightsound.data import speech_commands as sc
+
+        if self.work.exists():
+            shutil.rmtree(self.work)
+        shutil.copytree(self.pristine, self.work, symlinks=True)
+        for op in json.loads(data):
+            self._apply(op)
+        self.cases_run += 1
+        if self.cases_run % 500 == 0:  # mutated files leave cache entries behind; start afresh now and then
+            shutil.rmtree(self.cache, ignore_errors=True)
+        loaded = sc.load_speech_commands(self.work, targets=SPEECH_TARGETS, cache_dir=self.cache, workers=1,
+                                         progress=False)
+        return [loaded.split(name).arrays() for name in sc.SPLITS]
+
+
+# -- web request bodies ------------------------------------------------------------------------------------
+
+class WebRejected(SightsoundError):
+    """A 4xx/503 answer with a JSON error message: the app refused the request as it should."""
+
+
+class WebBodyTarget:
+    """Requests with hostile bodies, parameters and websocket messages against ``sightsound serve``'s app
+    (in process, FastAPI's TestClient). 2xx is a result; 4xx (or 503 "busy") with a JSON ``error``
+    message is a refusal; a 5xx, a non-JSON error, an escaping exception or a hang is a bug."""
+
+    def __init__(self):
+        import base64
+
+        import sightsound
+        from sightsound import layers as L
+
+        self.base = Path(tempfile.mkdtemp(prefix="sightsound-fuzz-web-"))
+        models = self.base / "models"
+        digits = sightsound.sequential(device="cpu")
+        digits.add(L.flatten(input_shape=[28, 28, 1]))
+        digits.add(L.dense(units=10, activation="softmax"))
+        digits.save(str(models / "digits"))
+        speech = sightsound.sequential(device="cpu")
+        speech.add(L.max_pooling2d(pool_size=[43, 8], input_shape=[43, 232, 1]))
+        speech.add(L.flatten())
+        speech.add(L.dense(units=3, activation="softmax"))
+        speech.save(str(models / "words"))
+        (models / "words" / "metadata.json").write_text(json.dumps(
+            {"words": ["_background_noise_", "_unknown_", "yes"], "frameSize": 232}))
+        data = self.base / "data"
+        (data / "mnist").mkdir(parents=True)
+        rng = np.random.default_rng(0)
+        np.savez(data / "mnist" / "mnist.npz", x_train=rng.integers(0, 256, (60, 28, 28), dtype=np.uint8),
+                 y_train=np.arange(60, dtype=np.uint8) % 10, x_test=rng.integers(0, 256, (20, 28, 28), dtype=np.uint8),
+                 y_test=np.arange(20, dtype=np.uint8) % 10)
+        self.models, self.data = models, data
+        self.png = image_seeds()[0]
+        self.pcm = (0.1 * np.sin(np.arange(4096) / 5.0)).astype("<f4").tobytes()
+        self.b64 = base64
+        self._client = None
+
+    @property
+    def client(self):
+        if self._client is None:
+            from fastapi.testclient import TestClient
+
+            from sightsound.web import create_app
+
+            self._client = TestClient(create_app(self.models, data_dir=self.data, predict_workers=1),
+                                      raise_server_exceptions=False)
+        return self._client
+
+    def make_case(self, rng: random.Random) -> bytes:
+        kind = rng.choice(["predict-multipart", "predict-raw", "train", "test-results", "model-file", "audio"])
+        case: dict = {"kind": kind}
+        if kind == "predict-multipart":
+            case["fields"] = {k: v for k, v in {"model": "digits", "top_k": "3", "raw": "0"}.items()
+                              if rng.random() < 0.8}
+            if rng.random() < 0.5:
+                key = rng.choice(list(case["fields"]) or ["model"])
+                case["fields"][key] = rng.choice(["", "-1", "999999999999", "../words", "words", "1e9", "\u00fc",
+                                                  "digits\n", "true", "null", "x" * 300])
+            body = self.png if rng.random() < 0.3 else mutate(self.png, rng)
+            case["file"] = self.b64.b64encode(body).decode()
+            case["content_type"] = rng.choice(["image/png"] * 4 + ["image/jpeg", "text/plain", "", "image/png; x=1"])
+            if rng.random() < 0.2:  # a broken envelope instead of a well-formed form
+                case["envelope"] = self.b64.b64encode(mutate(self._multipart(case), rng)).decode()
+        elif kind == "predict-raw":
+            case["content_type"] = rng.choice(["image/png", "image/gif", "application/json", "image/", ""])
+            case["file"] = self.b64.b64encode(mutate(self.png, rng)).decode()
+            case["query"] = rng.choice(["", "?top_k=0", "?top_k=abc", "?model=../../etc", "?raw=1", "?top_k=11"])
+        elif kind == "train":
+            body = {"model": "dense", "epochs": 1, "batch_size": 10, "train_limit": 20, "test_limit": 10}
+            for _ in range(rng.randint(0, 3)):
+                body = _json_mutation(body, rng)
+            case["json"] = json.dumps(body) if rng.random() < 0.8 else mutate(json.dumps(body).encode(), rng).decode(
+                "latin-1")
+        elif kind == "test-results":
+            case["path"] = "/api/test-results/" + rng.choice(["digits", "words", "..%2F..", "nope", "%00", "d" * 300])
+            case["query"] = rng.choice(["", "?offset=0&count=5", "?offset=-1", "?count=100000", "?offset=x",
+                                        "?offset=9999&count=500", "?count=0"])
+        elif kind == "model-file":
+            case["path"] = "/models/" + rng.choice(["digits", "words", "..", "%2e%2e", "nope"]) + "/" + rng.choice(
+                ["model.json", "weights.bin", "metadata.json", "..%2Fsecret", "%00", "model.json%00.png", ""])
+        else:
+            config = {"sample_rate": 16000, "model": "words", "threshold": 0.5, "overlap": 0.5}
+            for _ in range(rng.randint(0, 2)):
+                config = _json_mutation(config, rng)
+            case["config"] = json.dumps(config) if rng.random() < 0.85 else "not json"
+            case["chunks"] = [self.b64.b64encode(mutate(self.pcm, rng) if rng.random() < 0.4 else self.pcm).decode()
+                              for _ in range(rng.randint(0, 3))]
+            case["text"] = rng.choice(["stop", '{"type": "threshold", "value": 2}', '{"type": "x"}', "", "[]"])
+        return json.dumps(case).encode()
+
+    def _multipart(self, case: dict) -> bytes:
+        parts = [f'--B\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode("utf-8", "replace")
+                 for k, v in case["fields"].items()]
+        parts.append(b'--B\r\nContent-Disposition: form-data; name="file"; filename="d.png"\r\nContent-Type: '
+                     + case["content_type"].encode() + b"\r\n\r\n" + self.b64.b64decode(case["file"]) + b"\r\n")
+        return b"".join(parts) + b"--B--\r\n"
+
+    def _check(self, response):
+        status = response.status_code
+        if 200 <= status < 300:
+            return response
+        try:
+            message = response.json().get("error")
+        except ValueError:
+            message = None
+        if (400 <= status < 500 or status == 503) and isinstance(message, str) and message:
+            raise WebRejected(f"HTTP {status}: {message}")
+        raise AssertionError(f"HTTP {status} with body {response.text[:200]!r}")
+
+    def __call__(self, data: bytes):
+        case = json.loads(data)
+        client, kind = self.client, case["kind"]
+        if kind == "predict-multipart":
+            if "envelope" in case:
+                body = self.b64.b64decode(case["envelope"])
+            else:
+                body = self._multipart(case)
+            return self._check(client.post("/api/predict", content=body,
+                                           headers={"content-type": "multipart/form-data; boundary=B"}))
+        if kind == "predict-raw":
+            return self._check(client.post("/api/predict" + case["query"], content=self.b64.b64decode(case["file"]),
+                                           headers={"content-type": case["content_type"]}))
+        if kind == "train":
+            response = client.post("/api/train", content=case["json"].encode("latin-1"),
+                                   headers={"content-type": "application/json"})
+            if response.status_code == 200:  # accepted: stop it and wait, so jobs never pile up
+                job = response.json()["job_id"]
+                client.post(f"/api/train/{job}/stop")
+                for _ in range(200):
+                    if client.get(f"/api/train/{job}").json().get("state") not in ("queued", "running"):
+                        break
+                    import time
+
+                    time.sleep(0.02)
+            return self._check(response)
+        if kind in ("test-results", "model-file"):
+            return self._check(client.get(case["path"] + case.get("query", "")))
+        from starlette.websockets import WebSocketDisconnect
+
+        messages = []
+        try:
+            with client.websocket_connect("/ws/audio") as socket:
+                socket.send_text(case["config"])
+                for chunk in case["chunks"]:
+                    socket.send_bytes(self.b64.b64decode(chunk))
+                socket.send_text(case["text"])
+                socket.send_text("stop")
+                while True:
+                    message = socket.receive()
+                    if message["type"] == "websocket.close":
+                        break
+                    if message.get("text"):
+                        messages.append(json.loads(message["text"]))
+        except WebSocketDisconnect as closed:
+            if closed.code not in (1000, 1003, 1008, 1009, 4400, 4501):
+                raise AssertionError(f"websocket closed with code {closed.code}") from None
+        errors = [m for m in messages if m.get("type") == "error"]
+        if errors:
+            if not all(isinstance(m.get("error"), str) and m["error"] for m in errors):
+                raise AssertionError(f"an error message without text: {errors}")
+            raise WebRejected(errors[0]["error"])
+        return messages
+
+
 SEEDS = {"idx": lambda: [idx_seed(), idx_gz_seed()], "wav": lambda: [wav_seed()], "image": image_seeds}
 TARGETS = {"idx": target_idx, "wav": target_wav, "image": target_image}
 
@@ -218,8 +518,8 @@ def run_case(target, data: bytes, seconds: float = 5.0) -> str:
 def cases(name: str, count: int, seed: int = 0):
     """``count`` deterministic fuzz cases for target ``name`` as (target, data) pairs."""
     rng = random.Random(seed)
-    if name == "model":
-        target = ModelTarget()
+    if name in CASE_TARGETS:
+        target = CASE_TARGETS[name]()
         for _ in range(count):
             yield target, target.make_case(rng)
         return
@@ -228,4 +528,5 @@ def cases(name: str, count: int, seed: int = 0):
         yield target, mutate(rng.choice(seeds), rng)
 
 
-ALL = ("idx", "wav", "image", "model")
+CASE_TARGETS = {"model": ModelTarget, "speech-folder": SpeechFolderTarget, "web-body": WebBodyTarget}
+ALL = ("idx", "wav", "image", "model", "speech-folder", "web-body")

@@ -1,4 +1,5 @@
-"""Hostile input: mutated IDX, WAV, image and model files end in a result or a SightsoundError.
+"""Hostile input: mutated IDX, WAV, image and model files, Speech Commands folders and web requests end in a
+result or a SightsoundError (for web requests: a JSON error with a 4xx status).
 
 A small share of the cases of ``benchmarks/fuzz.py`` (which runs 10,000 per parser).
 """
@@ -7,7 +8,7 @@ import pytest
 
 from fuzz_targets import ALL, cases, run_case
 
-CASES_PER_PARSER = {"idx": 400, "wav": 300, "image": 200, "model": 200}
+CASES_PER_PARSER = {"idx": 400, "wav": 300, "image": 200, "model": 200, "speech-folder": 300, "web-body": 150}
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -20,6 +21,8 @@ def test_parser_survives_mutations(name):
             raise AssertionError(f"{name} case {i} ({len(data)} bytes, first 64: {data[:64]!r}) raised "
                                  f"{type(err).__name__}: {err}") from err
     assert outcomes["rejected"] > 0, outcomes  # the mutations do reach the error paths
+    if name in ("speech-folder", "web-body"):
+        assert outcomes["ok"] > 0, outcomes  # ... and leave some cases valid enough to load or answer
 
 
 def test_huge_headers_are_rejected_before_allocating():

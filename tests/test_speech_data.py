@@ -324,3 +324,23 @@ def test_download_and_extract_from_a_local_server(tmp_path, http_server):
         sc.ensure_speech_commands(tmp_path / "other", download=False)
     with pytest.raises(DataError, match="could not download"):
         sc.ensure_speech_commands(tmp_path / "other", urls=(f"{base}/missing.tar.gz",), progress=False)
+
+
+def test_dangling_links_fifos_and_folders_among_noise_files_are_skipped(tmp_path):
+    """Found by fuzzing: a dangling ``_background_noise_/*.wav`` symlink raised FileNotFoundError."""
+    import os
+
+    root = make_fake_dataset(tmp_path / "ds")
+    noise = root / sc.BACKGROUND_NOISE
+    (noise / "gone.wav").symlink_to(tmp_path / "nowhere.wav")
+    os.mkfifo(noise / "pipe.wav")  # reading it would block forever
+    (noise / "folder.wav").mkdir()
+    data = sc.load_speech_commands(root, progress=False, workers=1, cache_dir=tmp_path / "cache")
+    assert len(data.split("training")) > 0
+
+
+def test_a_clip_that_vanishes_after_the_scan_is_a_data_error(tmp_path):
+    root = make_fake_dataset(tmp_path / "ds")
+    cache = sc.SpectrogramCache(tmp_path / "cache", workers=1, progress=False)
+    with pytest.raises(DataError, match="cannot read"):
+        cache.get_many([root / "yes" / "vanished_nohash_0.wav"])

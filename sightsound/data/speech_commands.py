@@ -289,7 +289,8 @@ def scan_folder(folder: str | os.PathLike, targets: tuple[str, ...] = TARGET_WOR
             raise DataError(f"{root / LISTS[split]} lists {len(absent)} file(s) that do not exist, "
                             f"e.g. {absent[0]}")
     noise_dir = root / BACKGROUND_NOISE
-    noise = sorted(p for p in noise_dir.glob("*") if p.suffix.lower() == ".wav") if noise_dir.is_dir() else []
+    noise = sorted(p for p in noise_dir.glob("*") if p.suffix.lower() == ".wav" and p.is_file()) \
+        if noise_dir.is_dir() else []
     return splits, noise
 
 
@@ -300,7 +301,10 @@ def _cache_root(cache_dir: str | os.PathLike | None) -> Path:
 
 
 def _cache_key(path: Path, kind: str) -> str:
-    st = path.stat()
+    try:
+        st = path.stat()
+    except OSError as err:  # vanished, dangling symlink, no permission
+        raise DataError(f"{path}: cannot read ({err.strerror or err})") from None
     ident = f"{kind}|{CONTEXT_FRAMES}|{audio.SILENCE_DB}|{path.absolute()}|{st.st_size}|{st.st_mtime_ns}"
     return hashlib.sha256(ident.encode()).hexdigest()
 
