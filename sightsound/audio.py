@@ -123,7 +123,7 @@ def read_wav(source: str | os.PathLike | bytes | bytearray | memoryview,
                 head = handle.read(12)
         except OSError as err:
             raise AudioError(f"{name}: cannot open: {err.strerror or err}") from None
-        opener = path
+        opener = os.fsencode(path)  # bytes: soundfile cannot encode names that are not valid UTF-8
     elif isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         head = data[:12]

@@ -71,6 +71,16 @@ def time_limit(seconds: float):
         signal.signal(signal.SIGALRM, old)
 
 
+def _scratch_folder(prefix: str) -> Path:
+    """A temporary folder removed when the process exits."""
+    import atexit
+    import shutil
+
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
+
+
 # -- seeds: valid inputs to mutate -------------------------------------------------------------------------
 
 def idx_seed() -> bytes:
@@ -176,7 +186,7 @@ class ModelTarget:
 
     def __init__(self):
         self.model_json, self.weights = model_seed()
-        self.folder = Path(tempfile.mkdtemp(prefix="sightsound-fuzz-"))
+        self.folder = _scratch_folder("sightsound-fuzz-")
 
     def make_case(self, rng: random.Random) -> bytes:
         """A case is JSON text + b'\\0SPLIT\\0' + weight bytes."""
@@ -223,7 +233,7 @@ class SpeechFolderTarget:
     symlinks out of the folder or in a loop, FIFOs, files where folders belong, short noise."""
 
     def __init__(self):
-        self.base = Path(tempfile.mkdtemp(prefix="sightsound-fuzz-speech-"))
+        self.base = _scratch_folder("sightsound-fuzz-speech-")
         self.pristine = self.base / "pristine"
         self.work = self.base / "work"
         self.cache = self.base / "cache"
@@ -241,66 +251,113 @@ class SpeechFolderTarget:
         self.cases_run = 0
 
     def make_case(self, rng: random.Random) -> bytes:
+        """A case is a JSON list of file-system operations on a copy of the pristine folder."""
         import base64
+
+        def b64(data: bytes) -> str:
+            return base64.b64encode(data).decode()
 
         ops = []
         for _ in range(rng.randint(1, 3)):
-            kind = rng.randrange(9)
+            kind = rng.randrange(12)
             rel = rng.choice(self.files)
             if kind == 0:
-                data = mutate((self.pristine / rel).read_bytes(), rng)
-                ops.append({"op": "write", "path": rel, "data": base64.b64encode(data).decode()})
+                ops.append({"op": "write", "path": rel, "data": b64(mutate((self.pristine / rel).read_bytes(), rng))})
             elif kind == 1:
                 name = rng.choice(["validation_list.txt", "testing_list.txt"])
-                lines = (self.pristine / name).read_text().splitlines()
-                lines.insert(rng.randrange(len(lines) + 1), rng.choice(HOSTILE_LIST_LINES))
-                data = "\n".join(lines).encode("utf-8", "surrogatepass")
+                lines = (self.pristine / name).read_bytes().splitlines()
+                hostile = rng.choice(HOSTILE_LIST_LINES + [None] * 4)
+                if hostile is None:  # bytes no text line holds: not UTF-8, NUL, a huge line, CR only
+                    hostile = rng.choice([b"yes/\xff\xfe_nohash_0.wav", b"\x00" * 64, b"yes/" + b"x" * 200_000,
+                                          b"yes/y0_nohash_0.wav\rno/n0_nohash_0.wav", b"\xef\xbb\xbfyes/y0_nohash_0.wav"])
+                else:
+                    hostile = hostile.encode("utf-8", "surrogatepass")
+                lines.insert(rng.randrange(len(lines) + 1), hostile)
+                data = b"\n".join(lines)
                 if rng.random() < 0.3:
                     data = mutate(data, rng)
-                ops.append({"op": "write", "path": name, "data": base64.b64encode(data).decode()})
+                ops.append({"op": "write", "path": name, "data": b64(data)})
             elif kind == 2:
                 ops.append({"op": "delete", "path": rng.choice(self.files + ["yes", "_background_noise_"])})
-            elif kind == 3:
+            elif kind == 3:  # odd names, including ones that are not UTF-8 (surrogate-escaped bytes)
                 odd = rng.choice(["yes/we ird\n.wav", "yes/\u00fc_nohash_0.wav", ".hidden/x.wav", "_odd/y.wav",
-                                  "yes/.wav", "yes/a" + "b" * 200 + ".wav", "new word/z_nohash_0.wav"])
-                ops.append({"op": "write", "path": odd, "data": base64.b64encode(
-                    (self.pristine / "yes/y0_nohash_0.wav").read_bytes()).decode()})
+                                  "yes/.wav", "yes/a" + "b" * 200 + ".wav", "new word/z_nohash_0.wav",
+                                  "yes/\udcff_nohash_0.wav", "\udcfe\udcff/x_nohash_0.wav", "yes/x.wav.WAV",
+                                  "dog/-_nohash_0.wav", "yes/%s_nohash_0.wav" % ("\u00e9" * 100)])
+                ops.append({"op": "write", "path": odd, "data": b64((self.pristine / "yes/y0_nohash_0.wav").read_bytes())})
             elif kind == 4:
                 target = rng.choice(["/etc/passwd", "/etc", "/dev/zero", "../pristine/yes/y0_nohash_0.wav",
-                                     "loop_b.wav", "/nonexistent"])
+                                     "loop_b.wav", "/nonexistent", "../../pristine/yes/y0_nohash_0.wav"])
                 ops.append({"op": "symlink", "path": rng.choice(["yes/loop_a.wav", "yes/y0_nohash_0.wav",
-                                                                 "_background_noise_/link.wav", "dog"]),
+                                                                 "_background_noise_/link.wav", "dog",
+                                                                 "validation_list.txt"]),
                             "target": target})
             elif kind == 5:
                 ops.append({"op": "fifo", "path": rng.choice(["yes/f_nohash_0.wav", "_background_noise_/f.wav",
                                                               "testing_list.txt"])})
-            elif kind == 6:
-                ops.append({"op": "mkdir", "path": rng.choice(["yes/d_nohash_0.wav", "_background_noise_/d.wav"])})
+            elif kind == 6:  # a folder where a file belongs
+                ops.append({"op": "mkdir", "path": rng.choice(["yes/d_nohash_0.wav", "_background_noise_/d.wav",
+                                                               "validation_list.txt", "yes/y1_nohash_0.wav"])})
             elif kind == 7:
                 ops.append({"op": "write", "path": "_background_noise_/hum.wav",
-                            "data": base64.b64encode(_tone(rng.choice([0.0, 0.5, 3.0]), 60.0)).decode()})
-            else:
+                            "data": b64(_tone(rng.choice([0.0, 0.5, 3.0]), 60.0))})
+            elif kind == 8:
                 ops.append({"op": "empty", "path": rng.choice(["yes", "cat", "_background_noise_"])})
+            elif kind == 9:  # a file where a folder belongs
+                ops.append({"op": "write", "path": rng.choice(["yes", "cat", "_background_noise_"]),
+                            "data": b64(rng.choice([b"", b"yes/y0_nohash_0.wav\n", (self.pristine / rel).read_bytes()]))})
+            elif kind == 10:  # symlink loops: to itself, a pair, a folder holding itself, a word folder to the root
+                loop = rng.randrange(4)
+                if loop == 0:
+                    ops.append({"op": "symlink", "path": "yes/self_nohash_0.wav", "target": "self_nohash_0.wav"})
+                elif loop == 1:
+                    ops += [{"op": "symlink", "path": "cat/a_nohash_0.wav", "target": "b_nohash_0.wav"},
+                            {"op": "symlink", "path": "cat/b_nohash_0.wav", "target": "a_nohash_0.wav"}]
+                elif loop == 2:
+                    ops.append({"op": "symlink", "path": rng.choice(["yes/deeper.wav", "_background_noise_/deeper.wav"]),
+                                "target": "."})
+                else:
+                    ops.append({"op": "symlink", "path": rng.choice(["dog", "_background_noise_", "yes"]),
+                                "target": rng.choice([".", "..", "/"])})
+            else:  # a clip at another sample rate, stereo, 8-bit or float, or very long
+                import soundfile
+
+                t = np.arange(int(rng.choice([0.01, 0.5, 2.5]) * 8000)) / 8000
+                tone = 0.3 * np.sin(2 * np.pi * 300 * t)
+                buf = io.BytesIO()
+                soundfile.write(buf, np.stack([tone, tone], 1) if rng.random() < 0.5 else tone,
+                                rng.choice([8000, 11025, 44100, 96000]),
+                                subtype=rng.choice(["PCM_16", "PCM_U8", "FLOAT", "PCM_24"]), format="WAV")
+                ops.append({"op": "write", "path": rel if rel.endswith(".wav") and not rel.startswith("_")
+                            else "yes/y0_nohash_0.wav", "data": b64(buf.getvalue())})
         return json.dumps(ops).encode()
 
     def _apply(self, op: dict) -> None:
+        """One operation inside ``self.work``; skipped when an earlier one made its folder a symlink or a
+        file (so the harness never writes or deletes through a link out of the work folder)."""
         import base64
         import os
         import shutil
 
+        parts = Path(op["path"]).parts
+        folder = self.work
+        for part in parts[:-1]:
+            folder = folder / part
+            if folder.is_symlink() or (os.path.lexists(folder) and not folder.is_dir()):
+                return
         path = self.work / op["path"]
         if op["op"] in ("write", "symlink", "fifo", "mkdir"):
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)
-            elif path.exists() or path.is_symlink():  # files, FIFOs, symlinks (dangling too)
+            elif os.path.lexists(path):  # files, FIFOs, symlinks (dangling or looping too)
                 path.unlink()
             path.parent.mkdir(parents=True, exist_ok=True)
         if op["op"] == "write":
             path.write_bytes(base64.b64decode(op["data"]))
         elif op["op"] == "delete":
-            if path.is_dir():
+            if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)
-            elif path.exists() or path.is_symlink():
+            elif os.path.lexists(path):
                 path.unlink()
         elif op["op"] == "symlink":
             path.symlink_to(op["target"])
@@ -308,7 +365,7 @@ class SpeechFolderTarget:
             os.mkfifo(path)
         elif op["op"] == "mkdir":
             path.mkdir()
-        elif op["op"] == "empty" and path.is_dir():
+        elif op["op"] == "empty" and path.is_dir() and not path.is_symlink():
             for child in path.iterdir():
                 child.unlink() if not child.is_dir() or child.is_symlink() else shutil.rmtree(child)
 
@@ -347,7 +404,7 @@ class WebBodyTarget:
         import sightsound
         from sightsound import layers as L
 
-        self.base = Path(tempfile.mkdtemp(prefix="sightsound-fuzz-web-"))
+        self.base = _scratch_folder("sightsound-fuzz-web-")
         models = self.base / "models"
         digits = sightsound.sequential(device="cpu")
         digits.add(L.flatten(input_shape=[28, 28, 1]))

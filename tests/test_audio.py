@@ -264,3 +264,17 @@ def test_write_then_read_roundtrip(tmp_path):
 def test_plot_spectrogram_writes_png(tmp_path):
     out = audio.plot_spectrogram(tone(1000, 1.0, 16000), 16000, tmp_path / "s.png", title="tone")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_read_wav_path_that_is_not_utf8(tmp_path):
+    """Found by fuzzing Speech Commands folders: soundfile could not encode such a name, so a valid clip
+    was refused as "unreadable"."""
+    import os
+    from pathlib import Path
+
+    path = Path(os.fsdecode(bytes(tmp_path) + b"/\xff_nohash_0.wav"))
+    buffer = io.BytesIO()
+    sf.write(buffer, np.zeros(800), 16000, subtype="PCM_16", format="WAV")
+    path.write_bytes(buffer.getvalue())
+    samples, rate = audio.read_wav(path)
+    assert rate == 16000 and samples.shape == (800,)

@@ -344,3 +344,21 @@ def test_a_clip_that_vanishes_after_the_scan_is_a_data_error(tmp_path):
     cache = sc.SpectrogramCache(tmp_path / "cache", workers=1, progress=False)
     with pytest.raises(DataError, match="cannot read"):
         cache.get_many([root / "yes" / "vanished_nohash_0.wav"])
+
+
+def test_clips_whose_names_are_not_utf8_load(tmp_path):
+    """Found by fuzzing: a clip or word folder named with bytes that are not UTF-8 raised UnicodeEncodeError
+    from the cache key (and, past that, read_wav refused the clip as unreadable)."""
+    root = make_fake_dataset(tmp_path / "ds")
+    clip = next((root / "yes").iterdir())
+    odd = Path(os.fsdecode(bytes(root / "yes") + b"/\xff\xfe_nohash_0.wav"))
+    shutil.copy(clip, odd)
+    odd_word = Path(os.fsdecode(bytes(root) + b"/w\xe9rd"))
+    odd_word.mkdir()
+    shutil.copy(clip, odd_word / "a_nohash_0.wav")
+    data = sc.load_speech_commands(root, progress=False, workers=1, cache_dir=tmp_path / "cache")
+    training = data.split("training")
+    assert odd in [c.path for c in training.clips]
+    assert [c.label for c in training.clips if c.word == odd_word.name] == [sc.UNKNOWN]
+    x, _ = training.arrays()
+    assert np.isfinite(x).all()

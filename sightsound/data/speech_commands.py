@@ -306,7 +306,7 @@ def _cache_key(path: Path, kind: str) -> str:
     except OSError as err:  # vanished, dangling symlink, no permission
         raise DataError(f"{path}: cannot read ({err.strerror or err})") from None
     ident = f"{kind}|{CONTEXT_FRAMES}|{audio.SILENCE_DB}|{path.absolute()}|{st.st_size}|{st.st_mtime_ns}"
-    return hashlib.sha256(ident.encode()).hexdigest()
+    return hashlib.sha256(ident.encode("utf-8", "surrogateescape")).hexdigest()  # names need not be UTF-8
 
 
 def clip_frames(samples: np.ndarray, sample_rate: int) -> np.ndarray:
