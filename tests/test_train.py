@@ -61,17 +61,24 @@ def test_resume_of_a_plain_model_is_refused(tmp_path):
 
 def test_ctrl_c_keeps_the_last_complete_epoch(tmp_path, real_mnist):
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "sightsound", "mnist", "train", "--model", "conv",
-                             "--epochs", "50", "--batch-size", "256", "--out", str(out), "--device", "cpu"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    log = tmp_path / "stderr.log"
+    with log.open("w") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "sightsound", "mnist", "train", "--model", "conv",
+                                 "--epochs", "50", "--batch-size", "256", "--out", str(out), "--device", "cpu"],
+                                stdout=subprocess.PIPE, stderr=stderr, text=True,
+                                env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"})
     checkpoint = out / "checkpoint" / "model.json"
     deadline = time.time() + 240
     while not checkpoint.exists() and time.time() < deadline:
         time.sleep(0.5)
     assert checkpoint.exists(), "no checkpoint after the first epoch"
     proc.send_signal(signal.SIGINT)
-    stdout, _ = proc.communicate(timeout=60)
+    try:
+        stdout, _ = proc.communicate(timeout=180)  # generous: the CI machine may be busy
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack to the log
+        proc.communicate(timeout=30)
+        raise AssertionError("training did not stop after Ctrl-C; its stacks:\n" + log.read_text()[-4000:])
     assert proc.returncode == 130
     assert "sightsound mnist train --resume" in stdout
     model = sightsound.load_layers_model(str(out / "checkpoint"), device="cpu")

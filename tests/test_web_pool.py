@@ -13,6 +13,14 @@ from sightsound.web.pool import ServerBusy, WorkPool
 from test_web_api import data_dir, digit_one_png, models_dir  # noqa: F401 - shared fixtures
 
 
+def run_async(coroutine):
+    """``asyncio.run`` on a fresh thread: browser tests may leave an event loop running on this one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as runner:
+        return runner.submit(asyncio.run, coroutine).result()
+
+
 class Probe:
     """A blocking job that records how many run at once and on which threads."""
 
@@ -42,7 +50,7 @@ def test_pool_runs_at_most_workers_at_once_on_the_same_threads():
         return await asyncio.gather(*(pool.run(probe, i) for i in range(20)))
 
     try:
-        assert asyncio.run(main()) == list(range(20))
+        assert run_async(main()) == list(range(20))
     finally:
         pool.shutdown()
     assert probe.most == 2
@@ -64,7 +72,7 @@ def test_pool_refuses_beyond_its_queue_and_recovers():
         return await pool.run(int, "7")
 
     try:
-        assert asyncio.run(main()) == 7
+        assert run_async(main()) == 7
     finally:
         pool.shutdown()
 
@@ -94,7 +102,7 @@ def test_a_flood_of_predictions_runs_one_at_a_time(models_dir, data_dir, monkeyp
                                           for _ in range(24)))
 
     try:
-        answers = asyncio.run(main())
+        answers = run_async(main())
     finally:
         app.state.web.predictions.shutdown()
     assert [a.status_code for a in answers] == [200] * 24
