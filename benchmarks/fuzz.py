@@ -1,12 +1,22 @@
 """Fuzz every parser with N mutated inputs each (default 10,000) and report outcomes.
 
-    python benchmarks/fuzz.py                  # idx, wav, image, model: 10,000 cases each
+    python benchmarks/fuzz.py                  # every parser below: 10,000 cases each
     python benchmarks/fuzz.py --parsers model --cases 2000
+    python benchmarks/fuzz.py --parsers speech-folder web-body
 
-Outcome per case: a result ("ok"), the project's own error ("rejected"), or a
-bug: any other exception, a case over the time limit, or memory beyond the cap
-(the process runs under RLIMIT_AS). Bugs are grouped by exception type and
-place and printed with a reproducer (parser, seed, case index).
+Parsers: ``idx``, ``wav``, ``image``, ``model`` (model.json + weights.bin),
+``speech-folder`` (a Speech Commands folder after hostile file-system changes,
+through ``load_speech_commands``) and ``web-body`` (requests to the web app in
+process: predict uploads, training bodies, test-results and model-file paths,
+job ids, pages, ``/ws/audio`` messages). The cases live in
+``tests/fuzz_targets.py``; ``make test`` runs a share of them.
+
+Outcome per case: a result ("ok"), the project's own error ("rejected"; for
+web requests a 4xx/503 answer with a JSON error message), or a bug: any other
+exception, a 5xx or non-JSON error, a case over the time limit, or memory
+beyond the cap (the process runs under RLIMIT_AS). Bugs are grouped by
+exception type and place and printed with a reproducer (parser, seed, case
+index).
 """
 
 from __future__ import annotations

@@ -428,6 +428,7 @@ class WebBodyTarget:
         self.pcm = (0.1 * np.sin(np.arange(4096) / 5.0)).astype("<f4").tobytes()
         self.b64 = base64
         self._client = None
+        self._accepted: list[str] = []  # ids of accepted training jobs not yet finished
 
     @property
     def client(self):
@@ -441,7 +442,9 @@ class WebBodyTarget:
         return self._client
 
     def make_case(self, rng: random.Random) -> bytes:
-        kind = rng.choice(["predict-multipart", "predict-raw", "train", "test-results", "model-file", "audio"])
+        """A case is JSON: the request's kind, then its path, query, headers, body or websocket messages."""
+        kind = rng.choice(["predict-multipart", "predict-raw", "train", "test-results", "model-file", "audio",
+                           "job", "page"])
         case: dict = {"kind": kind}
         if kind == "predict-multipart":
             case["fields"] = {k: v for k, v in {"model": "digits", "top_k": "3", "raw": "0"}.items()
@@ -449,57 +452,126 @@ class WebBodyTarget:
             if rng.random() < 0.5:
                 key = rng.choice(list(case["fields"]) or ["model"])
                 case["fields"][key] = rng.choice(["", "-1", "999999999999", "../words", "words", "1e9", "\u00fc",
-                                                  "digits\n", "true", "null", "x" * 300])
+                                                  "digits\n", "true", "null", "x" * 300, "0", "11", "-0",
+                                                  "9" * 5000, "\ud800", "/etc/passwd", "digits\x00"])
+            if rng.random() < 0.1:  # odd form shapes: too many fields, a huge field, a second file, no file
+                case["form"] = rng.choice(["many-fields", "huge-field", "two-files", "no-file", "file-as-field"])
             body = self.png if rng.random() < 0.3 else mutate(self.png, rng)
             case["file"] = self.b64.b64encode(body).decode()
-            case["content_type"] = rng.choice(["image/png"] * 4 + ["image/jpeg", "text/plain", "", "image/png; x=1"])
+            case["content_type"] = rng.choice(["image/png"] * 4 + ["image/jpeg", "text/plain", "", "image/png; x=1",
+                                                                   "image/webp", "image/svg+xml"])
             if rng.random() < 0.2:  # a broken envelope instead of a well-formed form
                 case["envelope"] = self.b64.b64encode(mutate(self._multipart(case), rng)).decode()
+            case["boundary"] = rng.choice(["B"] * 9 + ["", "C", "B" * 200, "\u00e9"])
         elif kind == "predict-raw":
-            case["content_type"] = rng.choice(["image/png", "image/gif", "application/json", "image/", ""])
-            case["file"] = self.b64.b64encode(mutate(self.png, rng)).decode()
-            case["query"] = rng.choice(["", "?top_k=0", "?top_k=abc", "?model=../../etc", "?raw=1", "?top_k=11"])
+            case["content_type"] = rng.choice(["image/png", "image/gif", "application/json", "image/", "",
+                                               "image/png; charset=\u00e9", "multipart/form-data"])
+            if case["content_type"] == "application/json" and rng.random() < 0.5:  # no JSON form: a refusal
+                case["file"] = self.b64.b64encode(json.dumps({"image": self.b64.b64encode(self.png).decode()})
+                                                  .encode()).decode()
+            else:
+                case["file"] = self.b64.b64encode(self.png if rng.random() < 0.3 else mutate(self.png, rng)).decode()
+            case["query"] = rng.choice(["", "?top_k=0", "?top_k=abc", "?model=../../etc", "?raw=1", "?top_k=11",
+                                        "?top_k=-5", "?top_k=99999999999999999999", "?model=words", "?model=%00",
+                                        "?model=%C3%A9", "?model=%FF", "?top_k=1&top_k=2", "?raw=%FF"])
         elif kind == "train":
             body = {"model": "dense", "epochs": 1, "batch_size": 10, "train_limit": 20, "test_limit": 10}
             for _ in range(rng.randint(0, 3)):
                 body = _json_mutation(body, rng)
-            case["json"] = json.dumps(body) if rng.random() < 0.8 else mutate(json.dumps(body).encode(), rng).decode(
-                "latin-1")
+            if rng.random() < 0.2:
+                body[rng.choice(["name", "seed", "validation_split", "extra"])] = rng.choice(
+                    ["fuzz-model", "..", "a/b", "\u00e9", "x" * 65, 2**63, -1, 0.5, None, "digits", ".hidden"])
+            text = json.dumps(body)
+            if rng.random() < 0.2:
+                text = mutate(text.encode(), rng).decode("latin-1")
+            case["json"] = text
+            case["content_type"] = rng.choice(["application/json"] * 8 + ["text/plain", "", "application/json; x"])
         elif kind == "test-results":
-            case["path"] = "/api/test-results/" + rng.choice(["digits", "words", "..%2F..", "nope", "%00", "d" * 300])
+            case["path"] = "/api/test-results/" + rng.choice(["digits", "words", "..%2F..", "nope", "%00", "d" * 300,
+                                                              "%FF", "%C3%A9", ".", "digits%2F..%2Fwords"])
             case["query"] = rng.choice(["", "?offset=0&count=5", "?offset=-1", "?count=100000", "?offset=x",
-                                        "?offset=9999&count=500", "?count=0"])
+                                        "?offset=9999&count=500", "?count=0", "?offset=99999999999999999999999",
+                                        "?count=1e3", "?count=%00", "?offset=15&count=10", "?count=-3"])
         elif kind == "model-file":
-            case["path"] = "/models/" + rng.choice(["digits", "words", "..", "%2e%2e", "nope"]) + "/" + rng.choice(
-                ["model.json", "weights.bin", "metadata.json", "..%2Fsecret", "%00", "model.json%00.png", ""])
+            case["path"] = "/models/" + rng.choice(["digits", "words", "..", "%2e%2e", "nope", "%FF", "\u00e9",
+                                                    "d" * 300]) + "/" + rng.choice(
+                ["model.json", "weights.bin", "metadata.json", "..%2Fsecret", "%00", "model.json%00.png", "",
+                 "%2e%2e", "history.json", "model.json%2F..", "w" * 300, "%FF.bin"])
+        elif kind == "job":
+            case["job_id"] = rng.choice(["0123456789abcdef", "..", "%00", "%FF", "x" * 1000, "%2F", "\u00e9", "-1"])
+            case["how"] = rng.choice(["get", "stop", "ws"])
+        elif kind == "page":
+            case["path"] = rng.choice(["/", "/draw", "/speech", "/nope", "/%00", "/..%2F..%2Fetc%2Fpasswd",
+                                       "/vendor/chart.js", "/vendor/..%2F..%2Fpackage.json", "/vendor/%00",
+                                       "/vendor/" + "v" * 300, "/static/..%2F..%2Fapp.py", "/api/info",
+                                       "/api/models", "/%FF"])
         else:
             config = {"sample_rate": 16000, "model": "words", "threshold": 0.5, "overlap": 0.5}
             for _ in range(rng.randint(0, 2)):
                 config = _json_mutation(config, rng)
-            case["config"] = json.dumps(config) if rng.random() < 0.85 else "not json"
+            case["config"] = json.dumps(config) if rng.random() < 0.85 else rng.choice(
+                ["not json", "", "[]", "x" * 2000, "null", '{"model": "digits"}', '{"model": "../words"}'])
+            case["config_as_bytes"] = rng.random() < 0.05
             case["chunks"] = [self.b64.b64encode(mutate(self.pcm, rng) if rng.random() < 0.4 else self.pcm).decode()
                               for _ in range(rng.randint(0, 3))]
-            case["text"] = rng.choice(["stop", '{"type": "threshold", "value": 2}', '{"type": "x"}', "", "[]"])
+            if rng.random() < 0.05:  # over the message cap
+                case["chunks"].append(self.b64.b64encode(bytes(70_000)).decode())
+            case["text"] = rng.choice(["stop", '{"type": "threshold", "value": 2}', '{"type": "x"}', "", "[]",
+                                       '{"type": "threshold", "value": 0.9}', '{"type": "stop"}', "t" * 2000,
+                                       '{"type": "threshold", "value": NaN}', '{"type": "threshold"}', "\ud800"])
         return json.dumps(case).encode()
 
     def _multipart(self, case: dict) -> bytes:
-        parts = [f'--B\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode("utf-8", "replace")
-                 for k, v in case["fields"].items()]
-        parts.append(b'--B\r\nContent-Disposition: form-data; name="file"; filename="d.png"\r\nContent-Type: '
-                     + case["content_type"].encode() + b"\r\n\r\n" + self.b64.b64decode(case["file"]) + b"\r\n")
-        return b"".join(parts) + b"--B--\r\n"
+        boundary = case.get("boundary", "B").encode("utf-8", "surrogatepass")
+        fields = dict(case["fields"])
+        form = case.get("form")
+        if form == "many-fields":
+            fields.update({f"f{i}": "1" for i in range(12)})
+        elif form == "huge-field":
+            fields["model"] = "m" * (65 * 1024)
+        parts = [b"--" + boundary + f'\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode(
+            "utf-8", "surrogatepass") for k, v in fields.items()]
+        image = self.b64.b64decode(case["file"])
+        file_part = (b"--" + boundary + b'\r\nContent-Disposition: form-data; name="file"; filename="d.png"\r\n'
+                     b"Content-Type: " + case["content_type"].encode("utf-8", "surrogatepass") + b"\r\n\r\n" + image
+                     + b"\r\n")
+        if form == "two-files":
+            parts += [file_part, file_part]
+        elif form == "file-as-field":
+            parts.append(b"--" + boundary + b'\r\nContent-Disposition: form-data; name="file"\r\n\r\n' + image
+                         + b"\r\n")
+        elif form != "no-file":
+            parts.append(file_part)
+        return b"".join(parts) + b"--" + boundary + b"--\r\n"
 
     def _check(self, response):
         status = response.status_code
-        if 200 <= status < 300:
+        if 200 <= status < 400:
             return response
         try:
             message = response.json().get("error")
-        except ValueError:
+        except (ValueError, AttributeError):
             message = None
         if (400 <= status < 500 or status == 503) and isinstance(message, str) and message:
             raise WebRejected(f"HTTP {status}: {message}")
         raise AssertionError(f"HTTP {status} with body {response.text[:200]!r}")
+
+    def _finish_jobs(self, wait: float) -> None:
+        """Wait up to ``wait`` s for accepted jobs (already told to stop) to end, then delete the models they
+        saved, so that jobs and model folders never pile up over thousands of cases."""
+        import shutil
+        import time
+
+        jobs = self.client.app.state.web.jobs
+        deadline = time.monotonic() + wait
+        for job_id in list(self._accepted):
+            job = jobs.jobs.get(job_id)
+            while job is not None and not job.finished and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if job is None or job.finished:
+                self._accepted.remove(job_id)
+                if job is not None and job.name not in ("digits", "words"):
+                    shutil.rmtree(self.models / job.name, ignore_errors=True)
 
     def __call__(self, data: bytes):
         case = json.loads(data)
@@ -509,51 +581,65 @@ class WebBodyTarget:
                 body = self.b64.b64decode(case["envelope"])
             else:
                 body = self._multipart(case)
+            boundary = case.get("boundary", "B").encode("utf-8", "surrogatepass")
             return self._check(client.post("/api/predict", content=body,
-                                           headers={"content-type": "multipart/form-data; boundary=B"}))
+                                           headers={"content-type": b"multipart/form-data; boundary=" + boundary}))
         if kind == "predict-raw":
             return self._check(client.post("/api/predict" + case["query"], content=self.b64.b64decode(case["file"]),
-                                           headers={"content-type": case["content_type"]}))
+                                           headers={"content-type": case["content_type"].encode()}))
         if kind == "train":
+            self._finish_jobs(0.0)
             response = client.post("/api/train", content=case["json"].encode("latin-1"),
-                                   headers={"content-type": "application/json"})
-            if response.status_code == 200:  # accepted: stop it and wait, so jobs never pile up
+                                   headers={"content-type": case["content_type"]})
+            if 200 <= response.status_code < 300:  # accepted (201): stop it at once so jobs never pile up
                 job = response.json()["job_id"]
-                client.post(f"/api/train/{job}/stop")
-                for _ in range(200):
-                    if client.get(f"/api/train/{job}").json().get("state") not in ("queued", "running"):
-                        break
-                    import time
-
-                    time.sleep(0.02)
+                self._accepted.append(job)
+                self._check(client.post(f"/api/train/{job}/stop"))
+                self._finish_jobs(2.5)
             return self._check(response)
-        if kind in ("test-results", "model-file"):
+        if kind in ("test-results", "model-file", "page"):
             return self._check(client.get(case["path"] + case.get("query", "")))
+        if kind == "job":
+            path = f"/api/train/{case['job_id']}"
+            if case["how"] == "get":
+                return self._check(client.get(path))
+            if case["how"] == "stop":
+                return self._check(client.post(path + "/stop"))
+            return self._websocket(f"/ws/train/{case['job_id']}", [], (1000, 4404))
+        messages = [("bytes" if case.get("config_as_bytes") else "text", case["config"])]
+        messages += [("bytes", self.b64.b64decode(chunk)) for chunk in case["chunks"]]
+        messages += [("text", case["text"]), ("text", "stop")]
+        return self._websocket("/ws/audio", messages, (1000, 1003, 1008, 1009, 4400, 4501))
+
+    def _websocket(self, path: str, messages: list, codes: tuple):
+        """Send ``messages`` then read until the server closes; close codes outside ``codes`` are bugs."""
         from starlette.websockets import WebSocketDisconnect
 
-        messages = []
+        received = []
         try:
-            with client.websocket_connect("/ws/audio") as socket:
-                socket.send_text(case["config"])
-                for chunk in case["chunks"]:
-                    socket.send_bytes(self.b64.b64decode(chunk))
-                socket.send_text(case["text"])
-                socket.send_text("stop")
+            with self.client.websocket_connect(path) as socket:
+                for how, payload in messages:
+                    if how == "text":
+                        socket.send_text(payload)
+                    else:
+                        socket.send_bytes(payload if isinstance(payload, bytes) else payload.encode())
                 while True:
                     message = socket.receive()
                     if message["type"] == "websocket.close":
+                        if message.get("code", 1000) not in codes:
+                            raise AssertionError(f"websocket closed with code {message.get('code')}")
                         break
                     if message.get("text"):
-                        messages.append(json.loads(message["text"]))
+                        received.append(json.loads(message["text"]))
         except WebSocketDisconnect as closed:
-            if closed.code not in (1000, 1003, 1008, 1009, 4400, 4501):
+            if closed.code not in codes:
                 raise AssertionError(f"websocket closed with code {closed.code}") from None
-        errors = [m for m in messages if m.get("type") == "error"]
+        errors = [m for m in received if m.get("type") == "error"]
         if errors:
             if not all(isinstance(m.get("error"), str) and m["error"] for m in errors):
                 raise AssertionError(f"an error message without text: {errors}")
             raise WebRejected(errors[0]["error"])
-        return messages
+        return received
 
 
 SEEDS = {"idx": lambda: [idx_seed(), idx_gz_seed()], "wav": lambda: [wav_seed()], "image": image_seeds}

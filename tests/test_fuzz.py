@@ -8,7 +8,7 @@ import pytest
 
 from fuzz_targets import ALL, cases, run_case
 
-CASES_PER_PARSER = {"idx": 400, "wav": 300, "image": 200, "model": 200, "speech-folder": 300, "web-body": 150}
+CASES_PER_PARSER = {"idx": 400, "wav": 300, "image": 200, "model": 200, "speech-folder": 500, "web-body": 400}
 
 
 @pytest.mark.parametrize("name", ALL)
