@@ -6,27 +6,21 @@ folder, and training jobs run on a tiny synthetic ``mnist.npz``.
 
 from __future__ import annotations
 
-import io
 import json
 import time
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from PIL import Image
 from starlette.websockets import WebSocketDisconnect
 
 from sightsound import presets
 from sightsound.web import create_app
+from web_helpers import png_bytes, write_synthetic_mnist
 from sightsound.web.predict import MAX_UPLOAD_BYTES
 
 MODEL = "conv-random"
 
-
-def png_bytes(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def digit_one_png() -> bytes:
@@ -49,21 +43,7 @@ def models_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     """A tiny synthetic MNIST (Keras npz layout): enough for training jobs to run in a blink."""
-    root = tmp_path_factory.mktemp("data")
-    (root / "mnist").mkdir()
-    rng = np.random.default_rng(0)
-
-    def split(n):
-        labels = rng.integers(0, 10, n)
-        images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
-        for i, label in enumerate(labels):  # a learnable bright bar whose column depends on the label
-            images[i, 4:24, 2 + 2 * label:4 + 2 * label] = 255
-        return images, labels.astype(np.uint8)
-
-    x_train, y_train = split(400)
-    x_test, y_test = split(100)
-    np.savez(root / "mnist" / "mnist.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-    return root
+    return write_synthetic_mnist(tmp_path_factory.mktemp("data"), 400, 100, seed=0)
 
 
 @pytest.fixture()

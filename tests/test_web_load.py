@@ -14,7 +14,6 @@ Models are random-weight presets and the data is a tiny synthetic
 
 from __future__ import annotations
 
-import io
 import json
 import random
 import threading
@@ -25,11 +24,11 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from PIL import Image
 from starlette.websockets import WebSocketDisconnect
 
 from sightsound import presets
 from sightsound.web import create_app
+from web_helpers import png_bytes, write_synthetic_mnist
 from sightsound.web.jobs import TrainingJob
 
 DIGITS = "conv-digits"
@@ -38,11 +37,6 @@ SPEECH_WORDS = ["_background_noise_", "_unknown_", "no", "yes"]
 HYPOTHESIS = settings(max_examples=150, deadline=None, derandomize=True, database=None,
                       suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
-
-def png_bytes(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def digit_png() -> bytes:
@@ -54,21 +48,7 @@ def digit_png() -> bytes:
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     """A synthetic MNIST (Keras npz layout) with 1,200 training and 200 test images."""
-    root = tmp_path_factory.mktemp("load-data")
-    (root / "mnist").mkdir()
-    rng = np.random.default_rng(3)
-
-    def split(n):
-        labels = rng.integers(0, 10, n)
-        images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
-        for i, label in enumerate(labels):
-            images[i, 4:24, 2 + 2 * label:4 + 2 * label] = 255
-        return images, labels.astype(np.uint8)
-
-    x_train, y_train = split(1200)
-    x_test, y_test = split(200)
-    np.savez(root / "mnist" / "mnist.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-    return root
+    return write_synthetic_mnist(tmp_path_factory.mktemp("load-data"), 1200, 200, seed=3)
 
 
 @pytest.fixture(scope="module")
