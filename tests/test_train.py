@@ -59,6 +59,13 @@ def test_resume_of_a_plain_model_is_refused(tmp_path):
         train_mnist(resume=tmp_path / "nothing", device="cpu")
 
 
+def _interruptible():
+    """Give the child the default SIGINT disposition: started from a background job (``cmd &`` in a
+    script, as CI may run), it would inherit an ignored SIGINT, and Python then never raises
+    KeyboardInterrupt, as with ``nohup``."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_keeps_the_last_complete_epoch(tmp_path, real_mnist):
     out = tmp_path / "run"
     log = tmp_path / "stderr.log"
@@ -66,7 +73,8 @@ def test_ctrl_c_keeps_the_last_complete_epoch(tmp_path, real_mnist):
         proc = subprocess.Popen([sys.executable, "-m", "sightsound", "mnist", "train", "--model", "conv",
                                  "--epochs", "50", "--batch-size", "256", "--out", str(out), "--device", "cpu"],
                                 stdout=subprocess.PIPE, stderr=stderr, text=True,
-                                env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"})
+                                env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"},
+                                preexec_fn=_interruptible)
     checkpoint = out / "checkpoint" / "model.json"
     deadline = time.time() + 240
     while not checkpoint.exists() and time.time() < deadline:
