@@ -181,17 +181,10 @@ def test_model_save_into_a_read_only_folder(disk):
 
 def tiny_mnist():
     from sightsound.data import mnist
+    from web_helpers import synthetic_mnist
 
-    rng = np.random.default_rng(0)
-
-    def split(n):
-        labels = rng.integers(0, 10, n)
-        images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
-        for i, label in enumerate(labels):
-            images[i, 4:24, 2 + 2 * label:4 + 2 * label] = 255
-        return images, labels.astype(np.int64)
-
-    return mnist.MnistData(*split(400), *split(100))
+    x_train, y_train, x_test, y_test = synthetic_mnist(400, 100, seed=0)
+    return mnist.MnistData(x_train, y_train.astype(np.int64), x_test, y_test.astype(np.int64))
 
 
 def train(out: Path, data, **options):

@@ -1,4 +1,4 @@
-"""Helpers shared by the web app tests: PNG bytes and a tiny synthetic MNIST."""
+"""Helpers shared by the tests: PNG bytes and a tiny synthetic MNIST."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ def png_bytes(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def write_synthetic_mnist(root: Path, train: int, test: int, seed: int) -> Path:
-    """``root/mnist/mnist.npz`` (Keras layout) with a learnable bright bar whose column depends on the label."""
-    (root / "mnist").mkdir(parents=True, exist_ok=True)
+def synthetic_mnist(train: int, test: int, seed: int):
+    """``(x_train, y_train, x_test, y_test)`` uint8 arrays: noise plus a learnable bright bar whose column
+    depends on the label."""
     rng = np.random.default_rng(seed)
 
     def split(n):
@@ -27,7 +27,12 @@ def write_synthetic_mnist(root: Path, train: int, test: int, seed: int) -> Path:
             images[i, 4:24, 2 + 2 * label:4 + 2 * label] = 255
         return images, labels.astype(np.uint8)
 
-    x_train, y_train = split(train)
-    x_test, y_test = split(test)
+    return (*split(train), *split(test))
+
+
+def write_synthetic_mnist(root: Path, train: int, test: int, seed: int) -> Path:
+    """:func:`synthetic_mnist` as ``root/mnist/mnist.npz`` (Keras layout)."""
+    (root / "mnist").mkdir(parents=True, exist_ok=True)
+    x_train, y_train, x_test, y_test = synthetic_mnist(train, test, seed)
     np.savez(root / "mnist" / "mnist.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
     return root
