@@ -15,3 +15,12 @@ def real_mnist():
     from sightsound.data import mnist
 
     return mnist.load_mnist(root, download=False)
+
+
+@pytest.fixture(scope="module")
+def private_speech_cache(tmp_path_factory):
+    """Spectrogram caches go to the test session's temp folder, not the user's cache. Modules use it with
+    ``pytestmark = pytest.mark.usefixtures("private_speech_cache")`` so it is set before their fixtures."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SIGHTSOUND_CACHE", str(tmp_path_factory.getbasetemp() / "speech-cache"))
+        yield

@@ -23,12 +23,7 @@ from sightsound.errors import DataError
 needs_espeak = pytest.mark.skipif(not synth.espeak_available(), reason="espeak-ng is not installed")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _private_cache(tmp_path_factory):
-    """Spectrogram caches go to the test's temp folder (module scope: before the module fixtures)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SIGHTSOUND_CACHE", str(tmp_path_factory.getbasetemp() / "speech-cache"))
-        yield
+pytestmark = pytest.mark.usefixtures("private_speech_cache")
 
 
 @pytest.fixture(scope="session")

@@ -35,30 +35,10 @@ function readF32(file, count) {
 }
 
 function buildModel(tf, kind) {
-  const m = tf.sequential();
-  if (kind === 'conv') {  // Listing 4.1
-    m.add(tf.layers.conv2d({inputShape: [28, 28, 1], kernelSize: 3, filters: 16, activation: 'relu'}));
-    m.add(tf.layers.maxPooling2d({poolSize: 2, strides: 2}));
-    m.add(tf.layers.conv2d({kernelSize: 3, filters: 32, activation: 'relu'}));
-    m.add(tf.layers.maxPooling2d({poolSize: 2, strides: 2}));
-    m.add(tf.layers.flatten());
-    m.add(tf.layers.dense({units: 64, activation: 'relu'}));
-    m.add(tf.layers.dense({units: 10, activation: 'softmax'}));
-  } else if (kind === 'enhanced') {  // Listing 4.5
-    m.add(tf.layers.conv2d({inputShape: [28, 28, 1], filters: 32, kernelSize: 3, activation: 'relu'}));
-    m.add(tf.layers.conv2d({filters: 32, kernelSize: 3, activation: 'relu'}));
-    m.add(tf.layers.maxPooling2d({poolSize: [2, 2]}));
-    m.add(tf.layers.conv2d({filters: 64, kernelSize: 3, activation: 'relu'}));
-    m.add(tf.layers.conv2d({filters: 64, kernelSize: 3, activation: 'relu'}));
-    m.add(tf.layers.maxPooling2d({poolSize: [2, 2]}));
-    m.add(tf.layers.flatten());
-    m.add(tf.layers.dropout({rate: 0.25}));
-    m.add(tf.layers.dense({units: 512, activation: 'relu'}));
-    m.add(tf.layers.dropout({rate: 0.5}));
-    m.add(tf.layers.dense({units: 10, activation: 'softmax'}));
-  } else {
-    throw new Error(`unknown model ${kind}`);
-  }
+  const {mnistConv, mnistEnhanced} = require('../../tests/js/listings.js').listings(tf);
+  const build = {conv: mnistConv, enhanced: mnistEnhanced}[kind];  // Listings 4.1 and 4.5
+  if (!build) throw new Error(`unknown model ${kind}`);
+  const m = build();
   m.compile({optimizer: 'rmsprop', loss: 'categoricalCrossentropy', metrics: ['accuracy']});
   return m;
 }
