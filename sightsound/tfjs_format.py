@@ -494,7 +494,13 @@ class _LocalSource(_Source):
         if real != base and base not in real.parents:
             raise ModelFormatError(f"{self.where}: weight file {path!r} is a symbolic link leading out of the "
                                    f"model folder (to {real}); weight files must be inside {base}")
-        if not stat.S_ISREG(os.stat(real).st_mode):
+        try:
+            mode = os.stat(real).st_mode
+        except FileNotFoundError:  # removed since exists(): a save replaced it; reported as missing when read
+            return
+        except OSError as err:
+            raise ModelFormatError(f"{self.where}: weight file {path!r} cannot be read: {err}") from None
+        if not stat.S_ISREG(mode):
             raise ModelFormatError(f"{self.where}: weight file {path!r} is not a regular file")
 
     def read_weights(self, paths: list[str], size: int) -> bytearray:

@@ -436,6 +436,24 @@ def test_loading_while_another_thread_saves_gets_a_complete_model(tmp_path):
     saver.join()
 
 
+def test_a_weight_file_removed_during_the_checks_is_read_again_not_a_crash(tmp_path, monkeypatch):
+    """Found in CI by the test above: a save removed the staged weights between the loader's exists()
+    and stat(), and FileNotFoundError escaped."""
+    small_model(1).save(tmp_path)
+    real_stat, calls = os.stat, []
+
+    def racing_stat(path, *args, **kwargs):  # the weights vanish right after exists() saw them, once
+        if str(path).endswith(".bin"):
+            calls.append(path)
+            if len(calls) == 2:
+                raise FileNotFoundError(2, "No such file or directory", str(path))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", racing_stat)
+    model = load(tmp_path)
+    assert len(calls) == 2 and model.count_params() == small_model(1).count_params()  # the race was hit
+
+
 def _wait_gone(pid: int) -> None:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
