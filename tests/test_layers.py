@@ -173,3 +173,29 @@ def test_frozen_layer_is_not_trained_and_counts_as_non_trainable():
     model.fit(np.random.rand(8, 3).astype("float32"), np.random.rand(8, 2).astype("float32"), batch_size=4, epochs=2)
     assert torch.equal(model.net.blocks[0].tfjs_weights["kernel"], before)
     assert "Non-trainable params: 16" in "\n".join(model.summary_lines())
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.25, 0.5, 0.9])
+def test_dropout_keeps_one_minus_rate_scaled_like_tfjs(rate):
+    module = layers.dropout(rate=rate).build_module((1000,))
+    module.train()
+    torch.manual_seed(0)
+    x = torch.ones(400, 1000, requires_grad=True)
+    out = module(x)
+    kept = out != 0
+    assert kept.float().mean().item() == pytest.approx(1 - rate, abs=0.005)
+    assert torch.allclose(out[kept], torch.full_like(out[kept], 1 / (1 - rate)))
+    out.sum().backward()  # the gradient flows through the kept units only, scaled the same way
+    assert torch.equal(x.grad, out.detach())
+    torch.manual_seed(0)
+    assert torch.equal(module(torch.ones(400, 1000)), out.detach())  # seeded runs repeat
+    module.eval()
+    assert module(x) is x  # predict/evaluate: identity, as in TF.js
+
+
+def test_dropout_mask_is_fresh_each_call_and_shaped_like_the_input():
+    module = layers.dropout(rate=0.5).build_module((3, 5, 7))
+    x = torch.ones(2, 3, 5, 7)
+    a, b = module(x), module(x)
+    assert a.shape == x.shape and not torch.equal(a, b)
+    assert module(torch.ones(2, 3, 5, 7, dtype=torch.bfloat16)).dtype == torch.bfloat16
