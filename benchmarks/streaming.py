@@ -62,6 +62,7 @@ class Occurrence:
     end: float
     snr_db: float | None  # None on near-silence
     recording: int
+    noise: str | None = None  # the background recording under the word (None on near-silence)
 
 
 def active_span(x: np.ndarray, rate: int) -> tuple[float, float]:
@@ -78,34 +79,36 @@ def rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)) + 1e-20))
 
 
-def load_test_clips(data: Path) -> tuple[dict[str, list[Path]], list[np.ndarray]]:
+def load_test_clips(data: Path) -> tuple[dict[str, list[Path]], dict[str, np.ndarray]]:
     listed = [line.strip() for line in (data / "testing_list.txt").read_text().splitlines() if line.strip()]
     clips: dict[str, list[Path]] = {}
     for rel in listed:
         word = rel.split("/")[0]
         if word != sc.BACKGROUND_NOISE:
             clips.setdefault(word, []).append(data / rel)
-    noises = []
+    noises = {}
     for path in sorted((data / sc.BACKGROUND_NOISE).glob("*.wav")):
         x, rate = audio.read_wav(path)
-        noises.append(x if rate == RATE else audio.resample(x, rate, RATE))
+        noises[path.stem] = x if rate == RATE else audio.resample(x, rate, RATE)
     if not noises:
         raise SystemExit(f"{data}: no {sc.BACKGROUND_NOISE}/*.wav noise recordings")
     return clips, noises
 
 
 def build_recording(index: int, words: int, clips: dict[str, list[Path]], targets: list[str],
-                    noises: list[np.ndarray], rng: np.random.Generator, distractor_share: float,
+                    noises: dict[str, np.ndarray], rng: np.random.Generator, distractor_share: float,
                     snr_range: tuple[float, float] = (0.0, 30.0), silence_share: float = 0.3):
     """One long recording: (samples at 16 kHz, occurrences)."""
     aux = [w for w in clips if w not in targets]
     parts, occurrences, t = [], [], 0
     ramp = np.linspace(0, 1, RATE // 100)
 
-    def bed(n: int, silent: bool, level: float) -> np.ndarray:
+    names = list(noises)
+
+    def bed(n: int, silent: bool, level: float, name: str | None = None) -> np.ndarray:
         if silent:
             return (rng.standard_normal(n) * 1e-4).astype(np.float32)  # -80 dBFS dither
-        noise = noises[int(rng.integers(len(noises)))]
+        noise = noises[name]
         start = int(rng.integers(0, max(1, noise.size - n)))
         seg = np.resize(noise[start:start + n], n).astype(np.float64)
         seg *= level / rms(seg)
@@ -126,11 +129,12 @@ def build_recording(index: int, words: int, clips: dict[str, list[Path]], target
         snr = None if silent else float(rng.uniform(*snr_range))
         level = word_rms / 10 ** (snr / 20) if snr is not None else 0.0
         gap = int(rng.uniform(0.3, 3.0) * RATE)
-        segment = bed(gap + clip.size, silent, level)
+        noise = None if silent else names[int(rng.integers(len(names)))]
+        segment = bed(gap + clip.size, silent, level, noise)
         segment[gap:] += clip
         parts.append(segment)
         base = (t + gap) / RATE
-        occurrences.append(Occurrence(word, is_target, base + s0, base + s1, snr, index))
+        occurrences.append(Occurrence(word, is_target, base + s0, base + s1, snr, index, noise))
         t += segment.size
     tail = bed(RATE, True, 0.0)
     x = np.clip(np.concatenate(parts + [tail]), -1, 1)
@@ -172,17 +176,48 @@ def score(detections: list[tuple[int, float, str]], occurrences: list[Occurrence
         group = [o for o in targets if keep(o)]
         if group:
             by_condition[name] = round(sum(id(o) in first for o in group) / len(group), 4)
+    by_snr, by_noise = {}, {}  # finer: 5-dB bands, and each background recording
+    for lo in range(-10, 40, 5):
+        group = [o for o in targets if o.snr_db is not None and lo <= o.snr_db < lo + 5]
+        if group:
+            by_snr[f"{lo}-{lo + 5}dB"] = [round(sum(id(o) in first for o in group) / len(group), 4), len(group)]
+    for noise in sorted({o.noise for o in targets if o.noise}):
+        group = [o for o in targets if o.noise == noise]
+        by_noise[noise] = [round(sum(id(o) in first for o in group) / len(group), 4), len(group)]
     return {
         "detections": len(detections), "correct": correct,
         "precision": correct / len(detections) if detections else float("nan"),
         "recall": len(found) / len(targets) if targets else float("nan"),
         "recall_by_condition": by_condition,
+        "recall_by_snr_band": by_snr,  # [recall, command words]
+        "recall_by_noise": by_noise,
         "delay_median_ms": float(np.median(delays) * 1000) if delays.size else float("nan"),
         "delay_p90_ms": float(np.percentile(delays, 90) * 1000) if delays.size else float("nan"),
         "repeat_detections": correct - len(first),
         "false_alarms": sum(1 for rec, t, w in detections
                                        if correct_for(t, w, by_rec.get(rec, [])) is None),
+        "false_alarms_by_cause": false_alarm_causes(detections, by_rec),
     }
+
+
+def false_alarm_causes(detections, by_rec: dict[int, list[Occurrence]]) -> dict[str, int]:
+    """What each false alarm heard: a sliver of the same word (an edge window), another command word,
+    an ``_unknown_`` distractor, or no word at all."""
+    causes = {"same word, window hears < 40 % of it": 0, "other command word": 0, "distractor": 0, "no word": 0}
+    for rec, t, w in detections:
+        occurrences = by_rec.get(rec, [])
+        if correct_for(t, w, occurrences) is not None:
+            continue
+        heard = [o for o in occurrences if min(t, o.end) - max(t - WINDOW_S, o.start) > 0]
+        if any(o.word == w for o in heard):
+            causes["same word, window hears < 40 % of it"] += 1
+        elif any(o.target for o in heard):
+            causes["other command word"] += 1
+        elif heard:
+            causes["distractor"] += 1
+        else:
+            causes["no word"] += 1
+    return causes
 
 
 def listen_to(recognizer, wav: Path, options: dict, chunk: int, realtime: bool):
@@ -284,10 +319,13 @@ def run(args, recognizer, clips, noises, targets, rng, out: Path, threads: int) 
           f"suppression {args.suppression} ms")
     print(f"  precision {figures['precision']:.4f}  ({figures['correct']}/{figures['detections']} detections)"
           f"   goal >= 0.95: {'met' if goals['precision'] else 'NOT met'}")
+    print(f"            false alarms by cause {figures['false_alarms_by_cause']}")
     print(f"            {figures['repeat_detections']} of the correct detections repeat a word already reported "
           f"(the next window heard it too)")
     print(f"  recall    {figures['recall']:.4f}  by condition {figures['recall_by_condition']}"
           f"   goal >= 0.90: {'met' if goals['recall'] else 'NOT met'}")
+    print(f"            by SNR band {figures['recall_by_snr_band']}")
+    print(f"            by noise {figures['recall_by_noise']}")
     print(f"  delay     median {figures['delay_median_ms']:.0f} ms, p90 {figures['delay_p90_ms']:.0f} ms "
           f"(stream time, word end -> callback)   goal median <= 300 ms: "
           f"{'met' if goals['median_delay'] else 'NOT met'}")
