@@ -144,3 +144,37 @@ def test_fine_tuning_and_augmentation_options_are_checked(trained, cli_corpus, t
     assert "--no-augment" in capsys.readouterr().err
     assert main(args + ["--noise-probability", "1.5"]) == 2
     assert "noise_probability must be in [0, 1]" in capsys.readouterr().err
+
+
+def test_robust_recipe_trains_with_its_settings_and_schedule(cli_corpus, tmp_path):
+    model_dir = tmp_path / "robust"
+    assert main(["speech", "train", str(cli_corpus), str(model_dir), "--recipe", "robust", "--epochs", "2",
+                 "--seed", "0", "--device", "cpu", "--batch-size", "32", "--snr", "0", "20"]) == 0
+    settings = json.loads((model_dir / "history.json").read_text())["settings"]
+    assert settings["recipe"] == "robust" and settings["optimizer"] == "Adam" and settings["epochs"] == 2
+    assert settings["unknown_share"] == 0.12 and settings["augmentation"]["noise_probability"] == 0.85
+    assert settings["augmentation"]["snr_db"] == [0.0, 20.0]  # the explicit option beats the recipe's -5 30
+    assert settings["schedule"]["class_name"] == "OneCycle"
+
+
+def test_robust_recipe_follows_a_one_cycle_learning_rate(cli_corpus):
+    from sightsound.callbacks import Callback
+    from sightsound.speech_training import train_speech
+
+    class Rates(Callback):
+        seen = []
+
+        def on_batch_begin(self, batch, logs=None):
+            self.seen.append(self.model.optimizer.learning_rate)
+
+    result = train_speech(cli_corpus, epochs=2, batch_size=32, device="cpu", seed=0, recipe="robust",
+                          callbacks=[Rates()])
+    rates = Rates.seen
+    peak = int(np.argmax(rates))
+    assert rates[0] == pytest.approx(0.0002) and rates[peak] == pytest.approx(0.002, rel=0.05)
+    assert 0 < peak < len(rates) // 4 and rates[-1] == pytest.approx(0.000002)  # up 10 %, then down to 1/1000
+    assert result.settings["learning_rate"] == 0.002
+    chapter = train_speech(cli_corpus, epochs=1, batch_size=32, device="cpu", seed=0)
+    assert chapter.settings["optimizer"] == "SGD" and chapter.settings["schedule"] is None
+    with pytest.raises(ValueError, match="recipe 'fast' is defined for mnist-conv"):
+        train_speech(cli_corpus, epochs=1, recipe="fast")
