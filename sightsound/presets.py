@@ -97,13 +97,14 @@ RECIPES = {
                        "label_smoothing": 0.1},
     },
     # ``robust``: Listing 4.8 for a recognizer that listens in noisy rooms (benchmarks/streaming.py):
-    # Adam under a one-cycle schedule, louder noise mixed into most clips, more _unknown_ words and
-    # noise-only examples. On the offline corpus: 98.9 % test accuracy against the chapter
-    # recipe's 95.6 %, and streaming recall in 0-15 dB noise 0.885 against 0.717.
+    # Adam under a one-cycle schedule, louder noise mixed into most clips, four times the chapter's
+    # share of _unknown_ words and twice its noise-only examples. On the offline corpus: 98.5 % test
+    # accuracy against the chapter recipe's 95.6 %; streaming precision 0.957 and recall 0.951
+    # against 0.953 and 0.846.
     "robust": {
         "speech-conv": {"optimizer": "adam", "learning_rate": 0.002, "batch_size": 64, "epochs": 40,
                         "schedule": {"class_name": "OneCycle", "warmup": 0.1},
-                        "unknown_share": 0.12, "noise_share": 0.05,
+                        "unknown_share": 0.2, "noise_share": 0.1,
                         "augmentation": {"noise_probability": 0.85, "snr_db": [-5.0, 30.0]}},
     },
 }

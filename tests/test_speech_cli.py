@@ -152,7 +152,7 @@ def test_robust_recipe_trains_with_its_settings_and_schedule(cli_corpus, tmp_pat
                  "--seed", "0", "--device", "cpu", "--batch-size", "32", "--snr", "0", "20"]) == 0
     settings = json.loads((model_dir / "history.json").read_text())["settings"]
     assert settings["recipe"] == "robust" and settings["optimizer"] == "Adam" and settings["epochs"] == 2
-    assert settings["unknown_share"] == 0.12 and settings["augmentation"]["noise_probability"] == 0.85
+    assert settings["unknown_share"] == 0.2 and settings["noise_share"] == 0.1 and settings["augmentation"]["noise_probability"] == 0.85
     assert settings["augmentation"]["snr_db"] == [0.0, 20.0]  # the explicit option beats the recipe's -5 30
     assert settings["schedule"]["class_name"] == "OneCycle"
 

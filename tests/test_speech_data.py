@@ -203,6 +203,49 @@ def test_augmentation_shift_noise_gain(tmp_path):
     assert y1.shape == (len(train), 20) and (y1.sum(axis=1) == 1).all()
 
 
+def _split_with_words_at(positions: list[tuple[int, int]], words=("yes", "no")) -> sc.SpeechSplit:
+    """A training split whose clips are a loud block of frames [first, last) over a quiet floor."""
+    frames = np.full((len(positions), audio.NUM_FRAMES + 2 * sc.CONTEXT_FRAMES, audio.FRAME_SIZE), -80.0)
+    for i, (first, last) in enumerate(positions):
+        frames[i, first:last] = -20.0
+    all_words = tuple(sorted((sc.BACKGROUND_NOISE, sc.UNKNOWN) + words))
+    clips = [sc.Clip(Path(f"{words[i % 2]}/{i}.wav"), words[i % 2], words[i % 2], f"s{i}") for i in range(len(positions))]
+    return sc.SpeechSplit("training", all_words, clips, frames.astype(np.float16), [], 0, seed=0)
+
+
+def test_active_spans_find_the_loud_frames():
+    split = _split_with_words_at([(10, 30), (0, 5), (44, 51)])
+    assert sc.active_spans(split.clip_frames).tolist() == [[10, 30], [0, 5], [44, 51]]
+
+
+def test_fragment_augmentation_keeps_a_sliver_of_the_word_at_an_edge_as_unknown():
+    positions = [(14, 34), (20, 28), (8, 40)] * 40
+    split = _split_with_words_at(positions)
+    aug = sc.Augmentation(shift_frames=0, noise_probability=0.0, gain_db=(0.0, 0.0), fragment_probability=1.0)
+    x, labels = split.arrays(aug, np.random.default_rng(0), one_hot=False)
+    assert (labels == split.words.index(sc.UNKNOWN)).all()
+    ends = {"start": 0, "end": 0}
+    for (first, last), example in zip(positions, x[..., 0]):
+        loud = np.flatnonzero(example.mean(axis=1) > 0)  # normalised: the word's frames are above the mean
+        assert len(loud) > 0, "nothing of the word is left"
+        assert len(loud) <= round(0.35 * (last - first)) + 1  # at most 35 % of it
+        assert loud[0] == 0 or loud[-1] == audio.NUM_FRAMES - 1  # cut by an edge of the window
+        assert np.array_equal(loud, np.arange(loud[0], loud[-1] + 1))
+        ends["start" if loud[0] == 0 else "end"] += 1
+    assert min(ends.values()) > 30  # both edges, about evenly
+    half, half_labels = split.arrays(sc.Augmentation(shift_frames=0, noise_probability=0.0, gain_db=(0.0, 0.0),
+                                                     fragment_probability=0.5), np.random.default_rng(1),
+                                     one_hot=False)
+    assert 30 < (half_labels == split.words.index(sc.UNKNOWN)).sum() < 90
+    plain = sc.Augmentation(shift_frames=0, noise_probability=0.0, gain_db=(0.0, 0.0))
+    kept, kept_labels = split.arrays(plain, np.random.default_rng(0), one_hot=False)
+    assert np.array_equal(kept_labels, split.labels)  # off by default: the word stays whole and labelled
+    with pytest.raises(ValueError, match="fragment_probability"):
+        sc.Augmentation(fragment_probability=1.5)
+    with pytest.raises(ValueError, match="fragment_visible"):
+        sc.Augmentation(fragment_visible=(0.0, 0.3))
+
+
 def test_dataset_errors(tmp_path):
     root = make_fake_dataset(tmp_path / "ds")
     (root / "testing_list.txt").rename(root / "moved.txt")

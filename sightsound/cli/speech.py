@@ -37,8 +37,8 @@ def register(sub) -> None:
     train.add_argument("model", metavar="MODEL_DIR", help="where to write the trained model and reports")
     train.add_argument("--recipe", default="chapter", choices=["chapter", "robust"],
                        help="chapter: the book's settings (sgd 0.01, 25 epochs); robust: Adam with a one-cycle "
-                            "schedule for 40 epochs, noise mixed into 85 %% of clips at -5 to 30 dB and 12 %% "
-                            "_unknown_ words, for listening in noisy rooms (default: chapter). The options "
+                            "schedule for 40 epochs, noise mixed into 85 %% of clips at -5 to 30 dB, 20 %% "
+                            "_unknown_ and 10 %% noise examples, for listening in noisy rooms (default: chapter). The options "
                             "below override the recipe's values")
     train.add_argument("--epochs", type=int, default=None, help="training epochs (default: 25; robust: 40)")
     train.add_argument("--batch-size", type=int, default=None, help="batch size (default: 64)")
@@ -48,9 +48,9 @@ def register(sub) -> None:
                        help="learning rate (default: 0.01 for the default sgd, else the optimizer's TF.js default; "
                             "robust: 0.002, the peak of its schedule)")
     train.add_argument("--unknown-share", type=float, default=None, metavar="F",
-                       help="fraction of each split that is _unknown_ (default 0.05; robust: 0.12)")
+                       help="fraction of each split that is _unknown_ (default 0.05; robust: 0.2)")
     train.add_argument("--noise-share", type=float, default=None, metavar="F",
-                       help="fraction of each split that is _background_noise_ (default 0.05)")
+                       help="fraction of each split that is _background_noise_ (default 0.05; robust: 0.1)")
     train.add_argument("--no-augment", action="store_true", help="train on the clips as they are")
     train.add_argument("--noise-probability", type=float, default=None, metavar="P",
                        help="share of training clips mixed with background noise (default 0.7; robust: 0.85)")

@@ -424,13 +424,20 @@ class Augmentation:
     ``shift_frames``: time shift of up to that many frames either way (at most
     :data:`CONTEXT_FRAMES`); ``noise_probability``: chance of mixing in
     background noise, at an SNR drawn from ``snr_db``; ``gain_db``: range of a
-    random gain. ``Augmentation.none()`` turns everything off.
+    random gain. ``fragment_probability``: chance that a clip is shifted so far
+    that only a ``fragment_visible`` share of its word (its frames within
+    30 dB of the loudest) stays in the window, at either edge, and is labelled
+    ``_unknown_``: a streaming recognizer sees such windows as the word enters
+    or leaves, and a model that never saw one guesses a word from the
+    fragment. ``Augmentation.none()`` turns everything off.
     """
 
     shift_frames: int = CONTEXT_FRAMES
     noise_probability: float = 0.7
     snr_db: tuple[float, float] = (3.0, 30.0)
     gain_db: tuple[float, float] = (-12.0, 12.0)
+    fragment_probability: float = 0.0
+    fragment_visible: tuple[float, float] = (0.05, 0.35)
 
     def __post_init__(self):
         if not 0 <= self.shift_frames <= CONTEXT_FRAMES:
@@ -440,6 +447,11 @@ class Augmentation:
         low, high = self.snr_db
         if not (np.isfinite(low) and np.isfinite(high) and low <= high):
             raise ValueError(f"snr_db must be a finite (min, max) range in dB, got {self.snr_db}")
+        if not 0 <= self.fragment_probability <= 1:
+            raise ValueError(f"fragment_probability must be in [0, 1], got {self.fragment_probability}")
+        low, high = self.fragment_visible
+        if not 0 < low <= high < 1:
+            raise ValueError(f"fragment_visible must be a (min, max) share in (0, 1), got {self.fragment_visible}")
 
     @classmethod
     def none(cls) -> "Augmentation":
@@ -467,8 +479,25 @@ def _float32(a: np.ndarray) -> np.ndarray:
 
 
 def _windows(frames: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """43-frame windows from ``starts``; for ``[N, F, 232]`` clips, frames beyond either end
+    repeat the clip's first or last frame (its background)."""
     idx = starts[:, None] + np.arange(audio.NUM_FRAMES)[None, :]
-    return frames[np.arange(len(starts))[:, None], idx] if frames.ndim == 3 else frames[idx]
+    if frames.ndim == 3:
+        return frames[np.arange(len(starts))[:, None], np.clip(idx, 0, frames.shape[1] - 1)]
+    return frames[idx]
+
+
+def active_spans(frames: np.ndarray, within_db: float = 30.0) -> np.ndarray:
+    """``[N, 2]`` first and last+1 frame of each clip's ``[N, F, 232]`` dB frames whose total
+    power is within ``within_db`` of the clip's loudest frame."""
+    spans = np.empty((len(frames), 2), dtype=np.int64)
+    for start in range(0, len(frames), 2048):
+        power = torch.from_numpy(_float32(frames[start:start + 2048])).mul_(_DB_TO_LN).exp_().sum(dim=2)
+        level = power.clamp_(min=1e-30).log10_().mul_(10.0)
+        on = level >= level.amax(dim=1, keepdim=True) - within_db
+        spans[start:start + len(on), 0] = on.int().argmax(dim=1).numpy()
+        spans[start:start + len(on), 1] = frames.shape[1] - on.flip(1).int().argmax(dim=1).numpy()
+    return spans
 
 
 # -- one split -------------------------------------------------------------------------------
@@ -491,6 +520,7 @@ class SpeechSplit:
     seed: int
     epoch_noise: list[np.ndarray] = field(default_factory=list)  # training part of noise, for mixing
     _all_noise: np.ndarray | None = field(default=None, repr=False)  # epoch_noise end to end
+    _spans: np.ndarray | None = field(default=None, repr=False)  # active_spans(clip_frames), when needed
 
     @property
     def labels(self) -> np.ndarray:
@@ -516,12 +546,24 @@ class SpeechSplit:
         n_clips, n = len(self.clips), len(self)
         x = np.empty((n, audio.NUM_FRAMES, audio.FRAME_SIZE, 1), dtype=np.float32)
         view = x[..., 0]
+        labels = self.labels
+        fragments = aug.fragment_probability > 0 and UNKNOWN in self.words and n_clips > 0
+        if fragments and self._spans is None:
+            self._spans = active_spans(self.clip_frames)
         block = 1024
         for start in range(0, n_clips, block):
             stop = min(start + block, n_clips)
             size = stop - start
             shifts = rng.integers(-aug.shift_frames, aug.shift_frames + 1, size) if aug.shift_frames else np.zeros(size, int)
-            frames = _float32(_windows(self.clip_frames[start:stop], CONTEXT_FRAMES - shifts))
+            starts = CONTEXT_FRAMES - shifts
+            if fragments:
+                cut = np.flatnonzero(rng.random(size) < aug.fragment_probability)
+                first, last = self._spans[start + cut].T
+                visible = np.maximum(1, np.round(rng.uniform(*aug.fragment_visible, len(cut)) * (last - first)))
+                at_end = rng.random(len(cut)) < 0.5  # the word leaves through the window's end, else its start
+                starts[cut] = np.where(at_end, first + visible - audio.NUM_FRAMES, last - visible).astype(np.int64)
+                labels[start + cut] = self.words.index(UNKNOWN)
+            frames = _float32(_windows(self.clip_frames[start:stop], starts))
             if aug.noise_probability > 0 and self.epoch_noise:
                 mix = rng.random(size) < aug.noise_probability
                 if mix.any():
@@ -540,7 +582,6 @@ class SpeechSplit:
             if aug.gain_db != (0.0, 0.0):
                 view[n_clips:] = _gain(view[n_clips:], rng.uniform(*aug.gain_db, self.noise_examples))
         normalize_batch(x)
-        labels = self.labels
         if not one_hot:
             return x, labels
         y = np.zeros((n, len(self.words)), dtype=np.float32)
@@ -665,4 +706,4 @@ def _bar(total, label: str, enabled: bool, unit: str = "it"):
 __all__ = ["URL", "SHA256", "SUBDIR", "WORDS", "TARGET_WORDS", "AUX_WORDS", "BACKGROUND_NOISE", "UNKNOWN",
            "CONTEXT_FRAMES", "Clip", "SpeechSplit", "SpeechCommandsData", "SpectrogramCache", "Augmentation",
            "load_speech_commands", "ensure_speech_commands", "safe_extract", "scan_folder", "default_folder",
-           "clip_frames", "normalize_batch", "is_dataset_folder", "speaker_of"]
+           "clip_frames", "normalize_batch", "active_spans", "is_dataset_folder", "speaker_of"]
