@@ -218,7 +218,7 @@ def test_active_spans_find_the_loud_frames():
     assert sc.active_spans(split.clip_frames).tolist() == [[10, 30], [0, 5], [44, 51]]
 
 
-def test_fragment_augmentation_keeps_a_sliver_of_the_word_at_an_edge_as_unknown():
+def test_fragment_and_partial_augmentation_cut_the_word_at_a_window_edge():
     positions = [(14, 34), (20, 28), (8, 40)] * 40
     split = _split_with_words_at(positions)
     aug = sc.Augmentation(shift_frames=0, noise_probability=0.0, gain_db=(0.0, 0.0), fragment_probability=1.0)
@@ -240,10 +240,19 @@ def test_fragment_augmentation_keeps_a_sliver_of_the_word_at_an_edge_as_unknown(
     plain = sc.Augmentation(shift_frames=0, noise_probability=0.0, gain_db=(0.0, 0.0))
     kept, kept_labels = split.arrays(plain, np.random.default_rng(0), one_hot=False)
     assert np.array_equal(kept_labels, split.labels)  # off by default: the word stays whole and labelled
+    partial = sc.Augmentation(shift_frames=0, noise_probability=0.0, gain_db=(0.0, 0.0), partial_probability=1.0)
+    x, partial_labels = split.arrays(partial, np.random.default_rng(2), one_hot=False)
+    assert np.array_equal(partial_labels, split.labels)  # most of the word stays: so does its label
+    for (first, last), example in zip(positions, x[..., 0]):
+        loud = np.flatnonzero(example.mean(axis=1) > 0)
+        assert round(0.6 * (last - first)) - 1 <= len(loud) <= last - first
+        assert loud[0] == 0 or loud[-1] == audio.NUM_FRAMES - 1
     with pytest.raises(ValueError, match="fragment_probability"):
         sc.Augmentation(fragment_probability=1.5)
     with pytest.raises(ValueError, match="fragment_visible"):
         sc.Augmentation(fragment_visible=(0.0, 0.3))
+    with pytest.raises(ValueError, match="partial_visible"):
+        sc.Augmentation(partial_visible=(0.8, 0.6))
 
 
 def test_dataset_errors(tmp_path):

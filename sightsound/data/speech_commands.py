@@ -429,7 +429,10 @@ class Augmentation:
     30 dB of the loudest) stays in the window, at either edge, and is labelled
     ``_unknown_``: a streaming recognizer sees such windows as the word enters
     or leaves, and a model that never saw one guesses a word from the
-    fragment. ``Augmentation.none()`` turns everything off.
+    fragment. ``partial_probability``: chance that a clip is shifted so that a
+    ``partial_visible`` share of its word stays, keeping its label (a window
+    that hears most of "seven" should say "seven", not "six").
+    ``Augmentation.none()`` turns everything off.
     """
 
     shift_frames: int = CONTEXT_FRAMES
@@ -438,6 +441,8 @@ class Augmentation:
     gain_db: tuple[float, float] = (-12.0, 12.0)
     fragment_probability: float = 0.0
     fragment_visible: tuple[float, float] = (0.05, 0.35)
+    partial_probability: float = 0.0
+    partial_visible: tuple[float, float] = (0.6, 1.0)
 
     def __post_init__(self):
         if not 0 <= self.shift_frames <= CONTEXT_FRAMES:
@@ -447,11 +452,12 @@ class Augmentation:
         low, high = self.snr_db
         if not (np.isfinite(low) and np.isfinite(high) and low <= high):
             raise ValueError(f"snr_db must be a finite (min, max) range in dB, got {self.snr_db}")
-        if not 0 <= self.fragment_probability <= 1:
-            raise ValueError(f"fragment_probability must be in [0, 1], got {self.fragment_probability}")
-        low, high = self.fragment_visible
-        if not 0 < low <= high < 1:
-            raise ValueError(f"fragment_visible must be a (min, max) share in (0, 1), got {self.fragment_visible}")
+        for name in ("fragment", "partial"):
+            probability, (low, high) = getattr(self, f"{name}_probability"), getattr(self, f"{name}_visible")
+            if not 0 <= probability <= 1:
+                raise ValueError(f"{name}_probability must be in [0, 1], got {probability}")
+            if not 0 < low <= high <= 1:
+                raise ValueError(f"{name}_visible must be a (min, max) share in (0, 1], got {(low, high)}")
 
     @classmethod
     def none(cls) -> "Augmentation":
@@ -548,7 +554,8 @@ class SpeechSplit:
         view = x[..., 0]
         labels = self.labels
         fragments = aug.fragment_probability > 0 and UNKNOWN in self.words and n_clips > 0
-        if fragments and self._spans is None:
+        partials = aug.partial_probability > 0 and n_clips > 0
+        if (fragments or partials) and self._spans is None:
             self._spans = active_spans(self.clip_frames)
         block = 1024
         for start in range(0, n_clips, block):
@@ -556,13 +563,15 @@ class SpeechSplit:
             size = stop - start
             shifts = rng.integers(-aug.shift_frames, aug.shift_frames + 1, size) if aug.shift_frames else np.zeros(size, int)
             starts = CONTEXT_FRAMES - shifts
+            taken = np.zeros(size, dtype=bool)
             if fragments:
                 cut = np.flatnonzero(rng.random(size) < aug.fragment_probability)
-                first, last = self._spans[start + cut].T
-                visible = np.maximum(1, np.round(rng.uniform(*aug.fragment_visible, len(cut)) * (last - first)))
-                at_end = rng.random(len(cut)) < 0.5  # the word leaves through the window's end, else its start
-                starts[cut] = np.where(at_end, first + visible - audio.NUM_FRAMES, last - visible).astype(np.int64)
+                starts[cut] = self._edge_starts(start + cut, aug.fragment_visible, rng)
                 labels[start + cut] = self.words.index(UNKNOWN)
+                taken[cut] = True
+            if partials:
+                cut = np.flatnonzero((rng.random(size) < aug.partial_probability) & ~taken)
+                starts[cut] = self._edge_starts(start + cut, aug.partial_visible, rng)
             frames = _float32(_windows(self.clip_frames[start:stop], starts))
             if aug.noise_probability > 0 and self.epoch_noise:
                 mix = rng.random(size) < aug.noise_probability
@@ -587,6 +596,15 @@ class SpeechSplit:
         y = np.zeros((n, len(self.words)), dtype=np.float32)
         y[np.arange(n), labels] = 1.0
         return x, y
+
+    def _edge_starts(self, clips: np.ndarray, visible_share: tuple[float, float],
+                     rng: np.random.Generator) -> np.ndarray:
+        """Window starts (in cached frames) that leave a random ``visible_share`` of each clip's word
+        inside the window, the rest beyond its end or its start (at random)."""
+        first, last = self._spans[clips].T
+        visible = np.maximum(1, np.round(rng.uniform(*visible_share, len(clips)) * (last - first)))
+        at_end = rng.random(len(clips)) < 0.5  # the word leaves through the window's end, else its start
+        return np.where(at_end, first + visible - audio.NUM_FRAMES, last - visible).astype(np.int64)
 
     def _mix_noise(self, frames: np.ndarray, rng: np.random.Generator, aug: Augmentation) -> np.ndarray:
         size = len(frames)
