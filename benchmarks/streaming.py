@@ -234,7 +234,9 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--model", required=True, help="trained model folder (model.json + metadata.json)")
     parser.add_argument("--data", required=True, help="Speech Commands folder (with testing_list.txt)")
-    parser.add_argument("--recordings", type=int, default=4, help="long recordings to build (default 4)")
+    parser.add_argument("--recordings", type=int, default=12,
+                        help="long recordings to build (default 12: 1,200 words, about 53 min of audio; with "
+                             "4, precision moved by 0.06 between seeds)")
     parser.add_argument("--words", type=int, default=100, help="words per recording (default 100)")
     parser.add_argument("--distractors", type=float, default=0.15, help="share of _unknown_ words (default 0.15)")
     parser.add_argument("--snr", type=float, nargs=2, default=(0.0, 30.0), metavar=("MIN", "MAX"),
