@@ -142,6 +142,10 @@ def test_fine_tuning_and_augmentation_options_are_checked(trained, cli_corpus, t
     assert "snr_db must be a finite (min, max) range" in capsys.readouterr().err
     assert main(args + ["--no-augment", "--snr", "0", "10"]) == 2
     assert "--no-augment" in capsys.readouterr().err
+    assert main(args + ["--no-augment", "--fragment-probability", "0.1"]) == 2
+    assert "--no-augment" in capsys.readouterr().err
+    assert main(args + ["--partial-probability", "2"]) == 2
+    assert "partial_probability must be in [0, 1]" in capsys.readouterr().err
     assert main(args + ["--noise-probability", "1.5"]) == 2
     assert "noise_probability must be in [0, 1]" in capsys.readouterr().err
 
@@ -155,6 +159,8 @@ def test_robust_recipe_trains_with_its_settings_and_schedule(cli_corpus, tmp_pat
     assert settings["unknown_share"] == 0.2 and settings["noise_share"] == 0.1 and settings["augmentation"]["noise_probability"] == 0.85
     assert settings["augmentation"]["snr_db"] == [0.0, 20.0]  # the explicit option beats the recipe's -5 30
     assert settings["schedule"]["class_name"] == "OneCycle"
+    assert settings["augmentation"]["fragment_probability"] == 0.1
+    assert settings["augmentation"]["partial_probability"] == 0.15
 
 
 def test_robust_recipe_follows_a_one_cycle_learning_rate(cli_corpus):

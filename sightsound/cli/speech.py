@@ -38,7 +38,7 @@ def register(sub) -> None:
     train.add_argument("--recipe", default="chapter", choices=["chapter", "robust"],
                        help="chapter: the book's settings (sgd 0.01, 25 epochs); robust: Adam with a one-cycle "
                             "schedule for 40 epochs, noise mixed into 85 %% of clips at -5 to 30 dB, 20 %% "
-                            "_unknown_ and 10 %% noise examples, for listening in noisy rooms (default: chapter). The options "
+                            "_unknown_ and 10 %% noise examples, words cut at window edges, for listening in noisy rooms (default: chapter). The options "
                             "below override the recipe's values")
     train.add_argument("--epochs", type=int, default=None, help="training epochs (default: 25; robust: 40)")
     train.add_argument("--batch-size", type=int, default=None, help="batch size (default: 64)")
@@ -57,6 +57,13 @@ def register(sub) -> None:
     train.add_argument("--snr", type=float, nargs=2, default=None, metavar=("MIN_DB", "MAX_DB"),
                        help="signal-to-noise range of that mix in dB (default 3 30; robust: -5 30); lower makes the model "
                             "hold up in louder noise")
+    train.add_argument("--fragment-probability", type=float, default=None, metavar="P",
+                       help="share of training clips cut to a 5-35 %% sliver of their word at a window edge and "
+                            "labelled _unknown_, as a streaming window sees a word come and go (default 0; "
+                            "robust: 0.1)")
+    train.add_argument("--partial-probability", type=float, default=None, metavar="P",
+                       help="share of training clips cut to 60-100 %% of their word at a window edge, keeping "
+                            "their label (default 0; robust: 0.15)")
     train.add_argument("--dtype-policy", default="float32", choices=["float32", "mixed_bfloat16"],
                        help="float32 = TF.js's numerics (default); mixed_bfloat16 = layers in bfloat16, weights "
                             "float32: faster on CPUs with AVX512-BF16/AMX and on recent GPUs")
@@ -137,14 +144,19 @@ def run_train(args: argparse.Namespace) -> int:
             options["noise_probability"] = args.noise_probability
         if args.snr is not None:
             options["snr_db"] = args.snr
+        for name in ("fragment_probability", "partial_probability"):
+            if getattr(args, name) is not None:
+                options[name] = getattr(args, name)
         if "snr_db" in options:
             options["snr_db"] = tuple(options["snr_db"])
         try:
             augmentation = Augmentation(**options)
         except ValueError as error:
             raise SightsoundError(str(error)) from error
-    elif args.noise_probability is not None or args.snr is not None:
-        raise SightsoundError("--no-augment turns noise mixing off; drop --noise-probability/--snr or it")
+    elif any(v is not None for v in (args.noise_probability, args.snr, args.fragment_probability,
+                                     args.partial_probability)):
+        raise SightsoundError("--no-augment turns augmentation off; drop --noise-probability/--snr/"
+                              "--fragment-probability/--partial-probability or it")
     if args.initial_model is None:
         presets.build(PRESET, device="cpu").summary()
     result = train_speech(args.data, args.model, epochs=args.epochs, batch_size=args.batch_size,
