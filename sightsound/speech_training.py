@@ -214,6 +214,16 @@ def _merge_history(parts: list[dict]) -> dict:
 RECIPE = object()  #: ``augmentation=`` default: the recipe's augmentation
 
 
+def recipe_augmentation(recipe: str = "chapter", **overrides) -> sc.Augmentation:
+    """The training augmentation of a recipe for Listing 4.8, with some fields replaced
+    (``None`` values keep the recipe's)."""
+    options = dict(presets.training_defaults(PRESET, recipe).get("augmentation", {}))
+    options.update({k: v for k, v in overrides.items() if v is not None})
+    if "snr_db" in options:
+        options["snr_db"] = tuple(options["snr_db"])
+    return sc.Augmentation(**options)
+
+
 def train_speech(data_dir: str | os.PathLike, model_dir: str | os.PathLike | None = None, *,
                  epochs: int | None = None, batch_size: int | None = None, optimizer: str | None = None,
                  learning_rate: float | None = None, device: str = "auto", seed: int | None = None,
@@ -247,10 +257,7 @@ def train_speech(data_dir: str | os.PathLike, model_dir: str | os.PathLike | Non
     unknown_share = defaults.get("unknown_share", sc.DEFAULT_SHARE) if unknown_share is None else unknown_share
     noise_share = defaults.get("noise_share", sc.DEFAULT_SHARE) if noise_share is None else noise_share
     if augmentation is RECIPE:
-        options = dict(defaults.get("augmentation", {}))
-        if "snr_db" in options:
-            options["snr_db"] = tuple(options["snr_db"])
-        augmentation = sc.Augmentation(**options)
+        augmentation = recipe_augmentation(recipe)
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
     if seed is not None:

@@ -38,8 +38,8 @@ def register(sub) -> None:
     train.add_argument("--recipe", default="chapter", choices=["chapter", "robust"],
                        help="chapter: the book's settings (sgd 0.01, 25 epochs); robust: Adam with a one-cycle "
                             "schedule for 40 epochs, noise mixed into 85 %% of clips at -5 to 30 dB, 20 %% "
-                            "_unknown_ and 10 %% noise examples, words cut at window edges, for listening in noisy rooms (default: chapter). The options "
-                            "below override the recipe's values")
+                            "_unknown_ and 10 %% noise examples, words cut at window edges, for listening in "
+                            "noisy rooms (default: chapter). The options below override the recipe's values")
     train.add_argument("--epochs", type=int, default=None, help="training epochs (default: 25; robust: 40)")
     train.add_argument("--batch-size", type=int, default=None, help="batch size (default: 64)")
     train.add_argument("--optimizer", default=None, choices=["sgd", "rmsprop", "adam"],
@@ -55,8 +55,8 @@ def register(sub) -> None:
     train.add_argument("--noise-probability", type=float, default=None, metavar="P",
                        help="share of training clips mixed with background noise (default 0.7; robust: 0.85)")
     train.add_argument("--snr", type=float, nargs=2, default=None, metavar=("MIN_DB", "MAX_DB"),
-                       help="signal-to-noise range of that mix in dB (default 3 30; robust: -5 30); lower makes the model "
-                            "hold up in louder noise")
+                       help="signal-to-noise range of that mix in dB (default 3 30; robust: -5 30); lower "
+                            "makes the model hold up in louder noise")
     train.add_argument("--fragment-probability", type=float, default=None, metavar="P",
                        help="share of training clips cut to a 5-35 %% sliver of their word at a window edge and "
                             "labelled _unknown_, as a streaming window sees a word come and go (default 0; "
@@ -133,24 +133,15 @@ def register(sub) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from .. import presets
-    from ..data.speech_commands import Augmentation
     from ..errors import SightsoundError
-    from ..speech_training import PRESET, train_speech
+    from ..speech_training import PRESET, recipe_augmentation, train_speech
 
     augmentation = None
     if not args.no_augment:
-        options = dict(presets.training_defaults(PRESET, args.recipe).get("augmentation", {}))
-        if args.noise_probability is not None:
-            options["noise_probability"] = args.noise_probability
-        if args.snr is not None:
-            options["snr_db"] = args.snr
-        for name in ("fragment_probability", "partial_probability"):
-            if getattr(args, name) is not None:
-                options[name] = getattr(args, name)
-        if "snr_db" in options:
-            options["snr_db"] = tuple(options["snr_db"])
         try:
-            augmentation = Augmentation(**options)
+            augmentation = recipe_augmentation(args.recipe, noise_probability=args.noise_probability,
+                                               snr_db=args.snr, fragment_probability=args.fragment_probability,
+                                               partial_probability=args.partial_probability)
         except ValueError as error:
             raise SightsoundError(str(error)) from error
     elif any(v is not None for v in (args.noise_probability, args.snr, args.fragment_probability,
