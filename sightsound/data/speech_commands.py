@@ -498,7 +498,8 @@ def active_spans(frames: np.ndarray, within_db: float = 30.0) -> np.ndarray:
     power is within ``within_db`` of the clip's loudest frame."""
     spans = np.empty((len(frames), 2), dtype=np.int64)
     for start in range(0, len(frames), 2048):
-        power = torch.from_numpy(_float32(frames[start:start + 2048])).mul_(_DB_TO_LN).exp_().sum(dim=2)
+        power = torch.from_numpy(np.ascontiguousarray(frames[start:start + 2048])).float()
+        power = power.mul_(_DB_TO_LN).exp_().sum(dim=2)
         level = power.clamp_(min=1e-30).log10_().mul_(10.0)
         on = level >= level.amax(dim=1, keepdim=True) - within_db
         spans[start:start + len(on), 0] = on.int().argmax(dim=1).numpy()
@@ -525,7 +526,9 @@ class SpeechSplit:
     noise_examples: int
     seed: int
     epoch_noise: list[np.ndarray] = field(default_factory=list)  # training part of noise, for mixing
-    _all_noise: np.ndarray | None = field(default=None, repr=False)  # epoch_noise end to end
+    _all_noise: np.ndarray | None = field(default=None, repr=False)  # epoch_noise end to end, made on first use
+    _noise_lengths: np.ndarray | None = field(default=None, repr=False)  # frames of each epoch_noise file
+    _noise_offsets: np.ndarray | None = field(default=None, repr=False)  # where each starts in _all_noise
     _spans: np.ndarray | None = field(default=None, repr=False)  # active_spans(clip_frames), when needed
 
     @property
@@ -608,13 +611,13 @@ class SpeechSplit:
 
     def _mix_noise(self, frames: np.ndarray, rng: np.random.Generator, aug: Augmentation) -> np.ndarray:
         size = len(frames)
-        lengths = np.array([len(src) for src in self.epoch_noise])
-        which = rng.integers(len(self.epoch_noise), size=size)
-        starts = rng.integers(0, lengths[which] - audio.NUM_FRAMES + 1)  # a window of each chosen file
-        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        if self._all_noise is None or len(self._all_noise) != lengths.sum():
+        if self._all_noise is None:  # the noise files end to end, so one gather cuts every window
             self._all_noise = np.concatenate(self.epoch_noise)
-        noise = _float32(_windows(self._all_noise, offsets[which] + starts))
+            self._noise_lengths = np.array([len(src) for src in self.epoch_noise])
+            self._noise_offsets = np.concatenate([[0], np.cumsum(self._noise_lengths)[:-1]])
+        which = rng.integers(len(self.epoch_noise), size=size)
+        starts = rng.integers(0, self._noise_lengths[which] - audio.NUM_FRAMES + 1)  # a window of each file
+        noise = _float32(_windows(self._all_noise, self._noise_offsets[which] + starts))
         snr = rng.uniform(*aug.snr_db, size)
         # powers, the mix and back to dB on PyTorch's threads (numpy's single pass was 1/4 of an epoch)
         p_s = torch.from_numpy(frames).mul(_DB_TO_LN).exp_()
