@@ -34,7 +34,7 @@ from . import layers as layers_mod
 from . import optimizers
 from .callbacks import CallbackList, History
 from .errors import ShapeError, TrainingError
-from .runtime import resolve_device
+from .runtime import resolve_device, tune_cpu_heap
 
 LOSSES = ("categoricalCrossentropy", "sparseCategoricalCrossentropy", "meanSquaredError")
 #: Keras' names: ``float32`` (TF.js's numerics, the default) or ``mixed_bfloat16`` (layers compute in
@@ -462,6 +462,8 @@ class Sequential:
     # -- inputs ----------------------------------------------------------------
     def _as_inputs(self, x, what: str) -> torch.Tensor:
         self.build()
+        if self.device.type == "cpu":
+            tune_cpu_heap()  # once per process: no page faults on each step's activations
         t = torch.as_tensor(x) if not isinstance(x, torch.Tensor) else x
         expected = self.input_shape
         if t.dim() == len(expected) and tuple(t.shape) == expected:
