@@ -41,11 +41,28 @@ def set_seed(seed: int) -> None:
     os.environ.setdefault("PYTHONHASHSEED", str(seed))
 
 
+
+# ---------------------------------------------------------------------------
+# glibc's heap (a no-op elsewhere)
+
 #: Freed memory glibc keeps at the top of each heap for reuse instead of returning it to the kernel.
 HEAP_TOP_PAD_BYTES = 256 << 20
-_M_TOP_PAD = -2  # glibc <malloc.h>
+_M_TOP_PAD, _M_ARENA_MAX = -2, -8  # glibc <malloc.h>
 _OTHER_ALLOCATORS = ("jemalloc", "tcmalloc", "mimalloc")
 _heap_tuned: bool | None = None
+
+
+def _glibc_mallopt(param: int, value: int) -> bool:
+    """``mallopt(param, value)`` on this process's heap; False where the C library is not glibc."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        if not hasattr(libc, "gnu_get_libc_version"):  # musl and others: nothing to tune
+            return False
+        return bool(libc.mallopt(param, value))
+    except (OSError, AttributeError):
+        return False
 
 
 def tune_cpu_heap() -> bool:
@@ -54,27 +71,34 @@ def tune_cpu_heap() -> bool:
     A training step frees and re-allocates the same large activations every
     batch. With glibc's defaults the heap may hand that memory back to the
     kernel after each free and fault it in again page by page on the next
-    allocation: up to ~9,000 page faults per Listing 4.1 step, which halves
-    its speed (whether it happens depends on how the heap happened to grow).
-    This sets ``M_TOP_PAD`` to :data:`HEAP_TOP_PAD_BYTES` once per process,
-    as ``MALLOC_TOP_PAD_`` would: up to that much freed memory stays mapped
-    per heap. Called by ``Sequential.fit``/``evaluate``/``predict`` on the CPU.
+    allocation: 2,600-9,000 page faults per Listing 4.1 or 4.5 step, which
+    costs up to half the speed (whether it happens depends on how the heap
+    happened to grow). This sets ``M_TOP_PAD`` to :data:`HEAP_TOP_PAD_BYTES`
+    once per process, as ``MALLOC_TOP_PAD_`` would: memory a step freed stays
+    mapped for the next one, so the resident size stays near its peak instead
+    of dipping between steps. ``Sequential.fit``/``evaluate``/``predict`` call
+    it when the model is on the CPU.
 
     Leaves the heap alone (returns False) when not on glibc, when the user set
-    ``MALLOC_TOP_PAD_`` or ``GLIBC_TUNABLES`` or preloads another allocator
+    ``MALLOC_TOP_PAD_`` or ``glibc.malloc.top_pad`` in ``GLIBC_TUNABLES`` or preloads another allocator
     (jemalloc, tcmalloc, mimalloc), or when ``SIGHTSOUND_TUNE_HEAP=0``.
     """
     global _heap_tuned
     if _heap_tuned is None:
-        _heap_tuned = False
         preload = os.environ.get("LD_PRELOAD", "")
-        if (sys.platform.startswith("linux") and os.environ.get("SIGHTSOUND_TUNE_HEAP", "1") != "0"
-                and "MALLOC_TOP_PAD_" not in os.environ and "GLIBC_TUNABLES" not in os.environ
-                and not any(name in preload for name in _OTHER_ALLOCATORS)):
-            try:
-                libc = ctypes.CDLL(None)
-                if hasattr(libc, "gnu_get_libc_version"):
-                    _heap_tuned = bool(libc.mallopt(_M_TOP_PAD, HEAP_TOP_PAD_BYTES))
-            except OSError:
-                pass
+        users_own = ("MALLOC_TOP_PAD_" in os.environ or "malloc.top_pad" in os.environ.get("GLIBC_TUNABLES", "")
+                     or any(name in preload for name in _OTHER_ALLOCATORS))
+        _heap_tuned = (os.environ.get("SIGHTSOUND_TUNE_HEAP", "1") != "0" and not users_own
+                       and _glibc_mallopt(_M_TOP_PAD, HEAP_TOP_PAD_BYTES))
     return _heap_tuned
+
+
+def limit_malloc_arenas(arenas: int = 2) -> bool:
+    """Cap glibc's malloc arenas (``M_ARENA_MAX``) for this process; False where that is not glibc.
+
+    glibc gives threads their own arenas (up to 8 per core) and keeps memory
+    freed in one arena for that arena: a server whose requests run on changing
+    threads then creeps upwards. Two arenas keep the resident size flat under
+    load at no measurable cost in latency (``benchmarks/server_load.py``).
+    """
+    return _glibc_mallopt(_M_ARENA_MAX, arenas)

@@ -53,3 +53,18 @@ def test_training_on_the_cpu_tunes_the_heap_and_steps_do_not_page_fault():
 def test_the_users_own_heap_settings_win(env):
     tuned, _ = _run(**env)
     assert not tuned
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's heap: Linux only")
+def test_unrelated_glibc_tunables_do_not_stop_the_tuning():
+    tuned, _ = _run(GLIBC_TUNABLES="glibc.malloc.perturb=0")
+    assert tuned
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's heap: Linux only")
+def test_the_servers_arena_cap_is_applied_on_glibc():
+    code = "from sightsound import runtime; print(runtime.limit_malloc_arenas(2))"
+    out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True"]

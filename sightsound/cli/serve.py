@@ -58,28 +58,6 @@ def url_of(sock: socket.socket) -> str:
     return f"http://{shown}:{port}/"
 
 
-def limit_malloc_arenas(arenas: int = 2) -> bool:
-    """Cap glibc's malloc arenas (``M_ARENA_MAX``) for this process; False where that is not glibc.
-
-    glibc gives threads their own arenas (up to 8 per core) and keeps memory
-    freed in one arena for that arena: a server whose requests run on changing
-    threads then creeps upwards. Two arenas keep the resident size flat under
-    load at no measurable cost in latency (``benchmarks/server_load.py``).
-    """
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    if not name:
-        return False
-    try:
-        mallopt = ctypes.CDLL(name).mallopt
-    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to tune
-        return False
-    m_arena_max = -8
-    return bool(mallopt(m_arena_max, arenas))
-
-
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -90,6 +68,8 @@ def run_serve(args: argparse.Namespace) -> int:
 
         raise SightsoundError(f"--predict-workers must be at least 1, got {args.predict_workers}")
     if args.malloc_arenas:
+        from ..runtime import limit_malloc_arenas
+
         limit_malloc_arenas(args.malloc_arenas)
     app = create_app(args.models, data_dir=args.data_dir, assets_dir=args.assets,
                      predict_workers=args.predict_workers)
