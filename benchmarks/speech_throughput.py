@@ -1,7 +1,9 @@
 """Training samples/s of Listing 4.8 (speech convnet, input [43, 232, 1], 20 classes, batch 64, sgd 0.01).
 
 sightsound's model.fit against a plain PyTorch eager loop of the same network, in one run, on random
-spectrogram-shaped inputs (throughput does not depend on the values). Median of --repeats timed epochs.
+spectrogram-shaped inputs (throughput does not depend on the values). Median of --repeats timed epochs,
+each in a fresh process (interleaved), so that process-wide settings sightsound makes (its CPU heap
+tuning) never reach the plain loop.
 
     python benchmarks/speech_throughput.py --samples 1280 --repeats 3
 """
@@ -9,8 +11,12 @@ spectrogram-shaped inputs (throughput does not depend on the values). Median of 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -52,24 +58,44 @@ def time_sightsound(x: np.ndarray, onehot: np.ndarray, batch: int) -> float:
     return len(x) / (time.perf_counter() - start)
 
 
+def one_epoch(engine: str, samples: int, batch: int) -> float:
+    """Samples/s of one timed epoch of ``engine`` after a warm-up, in this process."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((samples, 43, 232, 1), dtype=np.float32)
+    labels = rng.integers(0, 20, samples)
+    if engine == "plain":
+        time_plain(x[:batch * 2], labels[:batch * 2], batch)  # warm-up
+        return time_plain(x, labels, batch)
+    return time_sightsound(x, np.eye(20, dtype=np.float32)[labels], batch)
+
+
+def in_fresh_process(engine: str, args) -> float:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
+                                                                    os.environ.get("PYTHONPATH")])))
+    out = subprocess.run([sys.executable, __file__, "--worker", engine, "--samples", str(args.samples),
+                          "--batch-size", str(args.batch_size)], env=env, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"{engine} worker failed:\n{out.stderr}")
+    return float(out.stdout.split()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=1280)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--worker", choices=["sightsound", "plain"], help=argparse.SUPPRESS)
     args = parser.parse_args()
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((args.samples, 43, 232, 1), dtype=np.float32)
-    labels = rng.integers(0, 20, args.samples)
-    onehot = np.eye(20, dtype=np.float32)[labels]
-    time_plain(x[:args.batch_size * 2], labels[:args.batch_size * 2], args.batch_size)  # warm-up
+    if args.worker:
+        print(one_epoch(args.worker, args.samples, args.batch_size))
+        return
     ours, plain = [], []
     for _ in range(args.repeats):  # interleaved so drifting load hits both alike
-        ours.append(time_sightsound(x, onehot, args.batch_size))
-        plain.append(time_plain(x, labels, args.batch_size))
+        ours.append(in_fresh_process("sightsound", args))
+        plain.append(in_fresh_process("plain", args))
     ours_median, plain_median = statistics.median(ours), statistics.median(plain)
-    print(f"Listing 4.8 training, batch {args.batch_size}, {args.samples} samples, median of {args.repeats}, "
-          f"{torch.get_num_threads()} threads")
+    print(f"Listing 4.8 training, batch {args.batch_size}, {args.samples} samples, median of {args.repeats} "
+          f"(one process each), {torch.get_num_threads()} threads")
     print("| engine | samples/s | × plain |\n|---|---:|---:|")
     print(f"| sightsound | {ours_median:,.0f} | {ours_median / plain_median:.2f}× |")
     print(f"| plain PyTorch eager loop | {plain_median:,.0f} | 1.00× |")
