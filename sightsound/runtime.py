@@ -47,7 +47,9 @@ def set_seed(seed: int) -> None:
 
 #: Freed memory glibc keeps at the top of each heap for reuse instead of returning it to the kernel.
 HEAP_TOP_PAD_BYTES = 256 << 20
-_M_TOP_PAD, _M_ARENA_MAX = -2, -8  # glibc <malloc.h>
+#: Requests at least this large get their own mmap when the heap must grow (glibc's own dynamic maximum).
+MMAP_THRESHOLD_BYTES = 32 << 20
+_M_TOP_PAD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -2, -3, -8  # glibc <malloc.h>
 _OTHER_ALLOCATORS = ("jemalloc", "tcmalloc", "mimalloc")
 _heap_tuned: bool | None = None
 
@@ -73,22 +75,29 @@ def tune_cpu_heap() -> bool:
     kernel after each free and fault it in again page by page on the next
     allocation: 2,600-9,000 page faults per Listing 4.1 or 4.5 step, which
     costs up to half the speed (whether it happens depends on how the heap
-    happened to grow). This sets ``M_TOP_PAD`` to :data:`HEAP_TOP_PAD_BYTES`
-    once per process, as ``MALLOC_TOP_PAD_`` would: memory a step freed stays
-    mapped for the next one, so the resident size stays near its peak instead
-    of dipping between steps. ``Sequential.fit``/``evaluate``/``predict`` call
-    it when the model is on the CPU.
+    happened to grow). This sets, once per process, ``M_TOP_PAD`` to
+    :data:`HEAP_TOP_PAD_BYTES` (memory a step freed stays mapped for the
+    next one, so the resident size stays near its peak instead of dipping
+    between steps) and ``M_MMAP_THRESHOLD`` to :data:`MMAP_THRESHOLD_BYTES`
+    (setting any heap option stops glibc's own threshold from rising; left at
+    its 128 KiB start, every activation would get a fresh mmap), as
+    ``MALLOC_TOP_PAD_`` and ``MALLOC_MMAP_THRESHOLD_`` would.
+    ``Sequential.fit``/``evaluate``/``predict`` call it when the model is on
+    the CPU.
 
     Leaves the heap alone (returns False) when not on glibc, when the user set
-    ``MALLOC_TOP_PAD_`` or ``glibc.malloc.top_pad`` in ``GLIBC_TUNABLES`` or preloads another allocator
-    (jemalloc, tcmalloc, mimalloc), or when ``SIGHTSOUND_TUNE_HEAP=0``.
+    ``MALLOC_TOP_PAD_`` or ``MALLOC_MMAP_THRESHOLD_`` (or their
+    ``GLIBC_TUNABLES``) or preloads another allocator (jemalloc, tcmalloc,
+    mimalloc), or when ``SIGHTSOUND_TUNE_HEAP=0``.
     """
     global _heap_tuned
     if _heap_tuned is None:
-        preload = os.environ.get("LD_PRELOAD", "")
-        users_own = ("MALLOC_TOP_PAD_" in os.environ or "malloc.top_pad" in os.environ.get("GLIBC_TUNABLES", "")
+        preload, tunables = os.environ.get("LD_PRELOAD", ""), os.environ.get("GLIBC_TUNABLES", "")
+        users_own = (any(name in os.environ for name in ("MALLOC_TOP_PAD_", "MALLOC_MMAP_THRESHOLD_"))
+                     or any(name in tunables for name in ("malloc.top_pad", "malloc.mmap_threshold"))
                      or any(name in preload for name in _OTHER_ALLOCATORS))
         _heap_tuned = (os.environ.get("SIGHTSOUND_TUNE_HEAP", "1") != "0" and not users_own
+                       and _glibc_mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
                        and _glibc_mallopt(_M_TOP_PAD, HEAP_TOP_PAD_BYTES))
     return _heap_tuned
 
