@@ -107,6 +107,21 @@ def _one_hot(y):
     return out
 
 
+def _minor_faults() -> int:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def _timed_training(fn, n: int, a) -> dict:
+    """The timed training repeats, and the page faults per step they cost (memory the heap gave back and
+    had to fault in again: the main source of run-to-run swings on CPU)."""
+    before = _minor_faults()
+    rates = _timed_repeats(fn, n, a.repeats)
+    steps = a.repeats * -(-n // a.batch)
+    return {"train_per_s": rates, "faults_per_step": (_minor_faults() - before) / steps}
+
+
 def _timed_repeats(fn, n: int, repeats: int) -> list[float]:
     rates = []
     for r in range(repeats):
@@ -139,14 +154,14 @@ def worker_sightsound(a, x, y, px) -> dict:
     rss_setup = _peak_rss_mb()
     warm = min(WARMUP_BATCHES * a.batch, len(x))
     model.fit(x[:warm], yh[:warm], batch_size=a.batch, epochs=1)
-    train = _timed_repeats(lambda: model.fit(x, yh, batch_size=a.batch, epochs=1), len(x), a.repeats)
+    train = _timed_training(lambda: model.fit(x, yh, batch_size=a.batch, epochs=1), len(x), a)
     peak = _peak_rss_mb()
     model.predict(px, batch_size=a.predict_batch)
     predict = _timed_repeats(lambda: model.predict(px, batch_size=a.predict_batch), len(px), a.repeats)
     import sightsound
 
     return {"version": f"sightsound {sightsound.__version__}, torch {torch.__version__}", "threads": threads,
-            "train_per_s": train, "predict_per_s": predict, "rss_setup_mb": rss_setup, "peak_rss_train_mb": peak}
+            **train, "predict_per_s": predict, "rss_setup_mb": rss_setup, "peak_rss_train_mb": peak}
 
 
 def _plain_torch_model(kind: str):
@@ -203,11 +218,11 @@ def worker_torch(a, x, y, px, channels_last: bool = False) -> dict:
 
     rss_setup = _peak_rss_mb()
     epoch(min(WARMUP_BATCHES * a.batch, len(xs)))
-    train = _timed_repeats(lambda: epoch(len(xs)), len(xs), a.repeats)
+    train = _timed_training(lambda: epoch(len(xs)), len(xs), a)
     peak = _peak_rss_mb()
     predict()
     pred = _timed_repeats(predict, len(pxs), a.repeats)
-    return {"version": f"torch {torch.__version__}", "threads": threads, "train_per_s": train,
+    return {"version": f"torch {torch.__version__}", "threads": threads, **train,
             "predict_per_s": pred, "rss_setup_mb": rss_setup, "peak_rss_train_mb": peak}
 
 
@@ -248,8 +263,8 @@ def worker_keras(a, x, y, px) -> dict:
     rss_setup = _peak_rss_mb()
     warm = min(WARMUP_BATCHES * a.batch, len(x))
     model.fit(x[:warm], yh[:warm], batch_size=a.batch, epochs=1, verbose=0)
-    train = _timed_repeats(lambda: model.fit(x, yh, batch_size=a.batch, epochs=1, verbose=0, shuffle=True),
-                           len(x), a.repeats)
+    train = _timed_training(lambda: model.fit(x, yh, batch_size=a.batch, epochs=1, verbose=0, shuffle=True),
+                            len(x), a)
     peak = _peak_rss_mb()
     model.predict(px, batch_size=a.predict_batch, verbose=0)
     pred = _timed_repeats(lambda: model.predict(px, batch_size=a.predict_batch, verbose=0), len(px), a.repeats)
@@ -258,7 +273,7 @@ def worker_keras(a, x, y, px) -> dict:
 
         version = f"torch {torch.__version__}"
     return {"version": f"keras {keras.__version__}, {version}" + (", XLA" if jit else ""), "threads": threads,
-            "train_per_s": train, "predict_per_s": pred, "rss_setup_mb": rss_setup, "peak_rss_train_mb": peak}
+            **train, "predict_per_s": pred, "rss_setup_mb": rss_setup, "peak_rss_train_mb": peak}
 
 
 def run_worker(a) -> int:
@@ -432,6 +447,14 @@ def print_table(results: dict, engines: list[str], models: list[str]) -> None:
         notes.append(f"† the fastest and slowest repeats differ by more than {NOISY_SPREAD}×: the CPU was busy "
                      "(other processes, or OpenMP threads waiting on a descheduled peer); rerun on a quiet "
                      "machine, with --rounds, or with --threads 1")
+    faults = []
+    for e in engines:
+        per_model = [(results.get(e, {}).get(m) or {}).get("faults_per_step") for m in models]
+        if any(f is not None for f in per_model):
+            faults.append(f"{e} " + " / ".join("–" if f is None else f"{f:,.0f}" for f in per_model))
+    if faults:
+        notes.append(f"page faults per training step ({' / '.join(MODELS[m]['title'] for m in models)}; memory "
+                     f"the heap returned and faulted in again, the usual cause of swings): " + ", ".join(faults))
     for n in dict.fromkeys(notes):
         print(f"- {n}")
 
@@ -451,6 +474,9 @@ def merge_rounds(rounds: list[dict]) -> dict:
     merged["train_best"] = max(merged["train_per_s"])
     merged["predict_best"] = max(merged["predict_per_s"])
     merged["peak_rss_train_mb"] = max(r["peak_rss_train_mb"] for r in ok)
+    faults = [r["faults_per_step"] for r in ok if "faults_per_step" in r]
+    if faults:
+        merged["faults_per_step"] = statistics.median(faults)
     merged["rounds_ok"] = f"{len(ok)}/{len(rounds)}"
     return merged
 
