@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -39,27 +40,32 @@ def time_plain(x: np.ndarray, labels: np.ndarray, batch: int) -> float:
     opt = torch.optim.SGD(net.parameters(), lr=0.01)
     xs = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
     ys = torch.from_numpy(labels)
-    start = time.perf_counter()
+    faults, start = _faults(), time.perf_counter()
     order = torch.randperm(len(xs))
     for i in range(0, len(xs), batch):
         idx = order[i:i + batch]
         opt.zero_grad()
         nn.functional.cross_entropy(net(xs[idx]), ys[idx]).backward()
         opt.step()
-    return len(xs) / (time.perf_counter() - start)
+    rate = len(xs) / (time.perf_counter() - start)
+    print("faults per step", (_faults() - faults) / -(-len(xs) // batch))
+    return rate
 
 
 def time_sightsound(x: np.ndarray, onehot: np.ndarray, batch: int) -> float:
     model = presets.build("speech-conv", device="cpu")
     model.compile(optimizer="sgd", learning_rate=0.01, loss="categoricalCrossentropy", metrics=["accuracy"])
     model.fit(x[:batch * 2], onehot[:batch * 2], batch_size=batch, epochs=1)  # warm-up
-    start = time.perf_counter()
+    faults, start = _faults(), time.perf_counter()
     model.fit(x, onehot, batch_size=batch, epochs=1)
-    return len(x) / (time.perf_counter() - start)
+    rate = len(x) / (time.perf_counter() - start)
+    print("faults per step", (_faults() - faults) / -(-len(x) // batch))
+    return rate
 
 
 def one_epoch(engine: str, samples: int, batch: int) -> float:
-    """Samples/s of one timed epoch of ``engine`` after a warm-up, in this process."""
+    """Samples/s of one timed epoch of ``engine`` after a warm-up, in this process; prints the page faults
+    per step of the timed epoch (memory the heap returned and faulted in again: what makes runs swing)."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((samples, 43, 232, 1), dtype=np.float32)
     labels = rng.integers(0, 20, samples)
@@ -69,14 +75,20 @@ def one_epoch(engine: str, samples: int, batch: int) -> float:
     return time_sightsound(x, np.eye(20, dtype=np.float32)[labels], batch)
 
 
-def in_fresh_process(engine: str, args) -> float:
+def _faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def in_fresh_process(engine: str, args) -> tuple[float, float]:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
                                                                     os.environ.get("PYTHONPATH")])))
     out = subprocess.run([sys.executable, __file__, "--worker", engine, "--samples", str(args.samples),
                           "--batch-size", str(args.batch_size)], env=env, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise SystemExit(f"{engine} worker failed:\n{out.stderr}")
-    return float(out.stdout.split()[-1])
+    lines = out.stdout.split("\n")
+    faults = [float(line.split()[-1]) for line in lines if line.startswith("faults per step")]
+    return float(out.stdout.split()[-1]), faults[-1]
 
 
 def main() -> None:
@@ -89,16 +101,19 @@ def main() -> None:
     if args.worker:
         print(one_epoch(args.worker, args.samples, args.batch_size))
         return
-    ours, plain = [], []
+    runs = {"sightsound": [], "plain": []}
     for _ in range(args.repeats):  # interleaved so drifting load hits both alike
-        ours.append(in_fresh_process("sightsound", args))
-        plain.append(in_fresh_process("plain", args))
-    ours_median, plain_median = statistics.median(ours), statistics.median(plain)
+        for engine, results in runs.items():
+            results.append(in_fresh_process(engine, args))
+    (ours_median, ours_faults), (plain_median, plain_faults) = (
+        [statistics.median(column) for column in zip(*runs[engine])] for engine in ("sightsound", "plain"))
     print(f"Listing 4.8 training, batch {args.batch_size}, {args.samples} samples, median of {args.repeats} "
           f"(one process each), {torch.get_num_threads()} threads")
     print("| engine | samples/s | × plain |\n|---|---:|---:|")
     print(f"| sightsound | {ours_median:,.0f} | {ours_median / plain_median:.2f}× |")
     print(f"| plain PyTorch eager loop | {plain_median:,.0f} | 1.00× |")
+    print(f"page faults per training step, median: sightsound {ours_faults:,.0f}, plain loop {plain_faults:,.0f}; "
+          f"plain loop samples/s per run: {', '.join(f'{r:,.0f}' for r, _ in runs['plain'])}")
 
 
 if __name__ == "__main__":
