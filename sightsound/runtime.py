@@ -41,7 +41,6 @@ def set_seed(seed: int) -> None:
     os.environ.setdefault("PYTHONHASHSEED", str(seed))
 
 
-
 # ---------------------------------------------------------------------------
 # glibc's heap (a no-op elsewhere)
 
@@ -73,8 +72,8 @@ def tune_cpu_heap() -> bool:
     A training step frees and re-allocates the same large activations every
     batch. With glibc's defaults the heap may hand that memory back to the
     kernel after each free and fault it in again page by page on the next
-    allocation: 2,600-9,000 page faults per Listing 4.1 or 4.5 step, which
-    costs up to half the speed (whether it happens depends on how the heap
+    allocation: 2,600-22,000 page faults per training step measured here,
+    which costs up to half the speed (whether it happens depends on how the heap
     happened to grow). This sets, once per process, ``M_TOP_PAD`` to
     :data:`HEAP_TOP_PAD_BYTES` (memory a step freed stays mapped for the
     next one, so the resident size stays near its peak instead of dipping
