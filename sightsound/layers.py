@@ -269,6 +269,17 @@ class Conv2D(Layer, _ActivationMixin):
         return module
 
 
+def _inference_on_cpu(x: torch.Tensor) -> bool:
+    """True when no gradient is recorded and no autocast applies: plain float32 CPU inference."""
+    return (not torch.is_grad_enabled() and x.device.type == "cpu" and x.dtype == torch.float32
+            and not torch.is_autocast_enabled("cpu"))
+
+
+#: oneDNN's convolution with a fused post-op (what TF's grappler makes of Conv2D + BiasAdd + Relu).
+_FUSED_CONV = getattr(torch.ops.mkldnn, "_convolution_pointwise", None) if torch.backends.mkldnn.is_available() \
+    else None
+
+
 class _ConvBlock(nn.Module):
     def __init__(self, conv, pads, activation):
         super().__init__()
@@ -277,6 +288,11 @@ class _ConvBlock(nn.Module):
     def forward(self, x):
         if self.pads is not None:
             x = F.pad(x, self.pads)
+        if _FUSED_CONV is not None and isinstance(self.activation, nn.ReLU) and _inference_on_cpu(x):
+            # Inference: the relu is applied as the convolution writes its output (same numbers, one pass less).
+            c = self.conv
+            return _FUSED_CONV(x, c.weight, c.bias, list(c.padding), list(c.stride), list(c.dilation), c.groups,
+                               "relu", [None], "")
         return self.activation(self.conv(x))
 
 

@@ -199,3 +199,36 @@ def test_dropout_mask_is_fresh_each_call_and_shaped_like_the_input():
     a, b = module(x), module(x)
     assert a.shape == x.shape and not torch.equal(a, b)
     assert module(torch.ones(2, 3, 5, 7, dtype=torch.bfloat16)).dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("options", [dict(kernel_size=3), dict(kernel_size=3, padding="same"),
+                                     dict(kernel_size=[2, 4], strides=2), dict(kernel_size=3, dilation_rate=2),
+                                     dict(kernel_size=3, padding="same", strides=2)])
+@pytest.mark.parametrize("in_channels", [1, 3])
+def test_relu_conv_in_inference_gives_the_training_forward_numbers(options, in_channels, monkeypatch):
+    # Inference runs conv + relu as one oneDNN call; it must not change a single value.
+    if layers._FUSED_CONV is None:
+        pytest.skip("this PyTorch build has no oneDNN fused convolution: inference uses conv then relu")
+    calls = []
+    fused = layers._FUSED_CONV
+    monkeypatch.setattr(layers, "_FUSED_CONV", lambda *args: calls.append(1) or fused(*args))
+    torch.manual_seed(0)
+    layer = layers.conv2d(filters=8, activation="relu", input_shape=[13, 12, in_channels], **options)
+    block = layer.build_module((13, 12, in_channels))
+    x = torch.randn(5, 13, 12, in_channels).permute(0, 3, 1, 2)  # NHWC memory, as the model passes it
+    with torch.no_grad():
+        fast = block(x)
+    with torch.enable_grad():
+        reference = block(x.clone().requires_grad_())
+    assert fast.shape == reference.shape
+    assert torch.equal(fast, reference.detach())
+    assert fast.min() >= 0 and (fast == 0).any()
+    assert calls == [1]  # the fused call ran for the no-grad pass only
+
+
+def test_relu_conv_under_bfloat16_autocast_keeps_the_autocast_path():
+    layer = layers.conv2d(filters=4, kernel_size=3, activation="relu", input_shape=[8, 8, 2])
+    block = layer.build_module((8, 8, 2))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = block(torch.randn(2, 8, 8, 2).permute(0, 3, 1, 2))
+    assert out.dtype == torch.bfloat16
