@@ -30,6 +30,8 @@ import time
 import torch
 import torch.nn.functional as F
 
+from sightsound.runtime import tune_cpu_heap
+
 #: (kind, in_channels, out_channels, kernel, input height/width) per layer with multiply-adds
 LAYERS = {
     "conv": [("conv", 1, 16, 3, 28), ("conv", 16, 32, 3, 13), ("dense", 800, 64, None, None),
@@ -98,6 +100,7 @@ def main() -> None:
     parser.add_argument("--compare", nargs="*", default=[], metavar="NAME=SAMPLES_PER_S",
                         help="throughput figures to express as GFLOP/s")
     args = parser.parse_args()
+    tune_cpu_heap()  # the kernels' speed, not page faults on their freshly allocated outputs
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, "
