@@ -15,7 +15,7 @@ matrix products):
   NAME=SAMPLES_PER_S, e.g. from ``benchmarks/throughput.py``).
 
     python benchmarks/roofline.py --model enhanced --batch 64 \\
-        --compare "TensorFlow x2=6952" "sightsound=4161"
+        --compare "2x TensorFlow best=7908" "sightsound=4299"
 
 Pooling, relu, dropout, the loss and the optimizer do no multiply-adds but
 move memory; they are why real training stays below the ceiling.
