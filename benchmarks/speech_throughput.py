@@ -35,6 +35,10 @@ def plain_loop_net() -> nn.Module:
         nn.Flatten(), nn.Dropout(0.25), nn.Linear(704, 2000), nn.ReLU(), nn.Dropout(0.5), nn.Linear(2000, 20))
 
 
+def _faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def time_plain(x: np.ndarray, labels: np.ndarray, batch: int) -> float:
     net = plain_loop_net()
     opt = torch.optim.SGD(net.parameters(), lr=0.01)
@@ -75,10 +79,6 @@ def one_epoch(engine: str, samples: int, batch: int) -> float:
     return time_sightsound(x, np.eye(20, dtype=np.float32)[labels], batch)
 
 
-def _faults() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-
-
 def in_fresh_process(engine: str, args) -> tuple[float, float]:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
                                                                     os.environ.get("PYTHONPATH")])))
@@ -86,8 +86,7 @@ def in_fresh_process(engine: str, args) -> tuple[float, float]:
                           "--batch-size", str(args.batch_size)], env=env, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise SystemExit(f"{engine} worker failed:\n{out.stderr}")
-    lines = out.stdout.split("\n")
-    faults = [float(line.split()[-1]) for line in lines if line.startswith("faults per step")]
+    faults = [float(line.split()[-1]) for line in out.stdout.splitlines() if line.startswith("faults per step")]
     return float(out.stdout.split()[-1]), faults[-1]
 
 
