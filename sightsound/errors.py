@@ -28,6 +28,10 @@ class ShapeError(SightsoundError, ValueError):
     """An array has the wrong shape, dtype or value range for the model."""
 
 
+class DeviceError(SightsoundError, ValueError):
+    """The device asked for (``--device cuda``) is not there or not known."""
+
+
 class TrainingError(SightsoundError):
     """Training cannot go on (for example the loss became NaN)."""
 

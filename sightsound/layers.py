@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import re
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -36,16 +35,11 @@ from torch import nn
 
 from . import activations, initializers
 from .errors import ModelFormatError, ShapeError
+from .naming import python_options, snake_case
 
 Shape = tuple  # a shape without the batch dimension, TF.js axis order
 
 _name_counters: dict[str, itertools.count] = defaultdict(lambda: itertools.count(1))
-
-
-def _snake(class_name: str) -> str:
-    """``MaxPooling2D`` -> ``max_pooling2d`` (TF.js's layer name prefix)."""
-    s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", class_name)
-    return re.sub(r"([a-z])([A-Z])", r"\1_\2", s).lower()
 
 
 def unique_name(class_name: str) -> str:
@@ -53,7 +47,7 @@ def unique_name(class_name: str) -> str:
 
     Like TF.js, numbering is per class and per process.
     """
-    return f"{_snake(class_name)}_{class_name}{next(_name_counters[class_name])}"
+    return f"{snake_case(class_name)}_{class_name}{next(_name_counters[class_name])}"
 
 
 def _pair(value, what: str) -> list[int]:
@@ -734,12 +728,9 @@ def from_json(layer_json: dict) -> Layer:
         raise ModelFormatError(f"{class_name} config is invalid: {err}") from None
 
 
-_CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
-
-
 def _kwargs(kwargs: dict) -> dict:
     """Accept TF.js camelCase option names too (``kernelSize`` -> ``kernel_size``)."""
-    return {_CAMEL.sub("_", k).lower(): v for k, v in kwargs.items()}
+    return python_options(kwargs)
 
 
 def conv2d(**kwargs) -> Conv2D:

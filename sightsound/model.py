@@ -20,6 +20,7 @@ Example (Listing 4.1 in short)::
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 from typing import Callable
@@ -34,7 +35,8 @@ from . import layers as layers_mod
 from . import optimizers
 from .callbacks import CallbackList, History
 from .errors import ShapeError, TrainingError
-from .runtime import resolve_device, tune_cpu_heap
+from .naming import accepts_tfjs_options
+from .runtime import cpu_heap, resolve_device
 
 LOSSES = ("categoricalCrossentropy", "sparseCategoricalCrossentropy", "meanSquaredError")
 #: Keras' names: ``float32`` (TF.js's numerics, the default) or ``mixed_bfloat16`` (layers compute in
@@ -44,7 +46,8 @@ _LOSS_ALIASES = {"categorical_crossentropy": "categoricalCrossentropy",
                  "sparse_categorical_crossentropy": "sparseCategoricalCrossentropy",
                  "mean_squared_error": "meanSquaredError", "mse": "meanSquaredError"}
 _CLIP = 1e-7  # TF.js epsilon, used to clip probabilities in cross-entropy
-_EVAL_BATCH = 1024  # batch size for inference passes: no effect on results, only on speed
+#: Batch size of inference passes when the caller names none: it changes only the speed, never the results.
+DEFAULT_INFERENCE_BATCH = 1024
 
 _sequential_counter = itertools.count(1)
 
@@ -250,9 +253,12 @@ class Sequential:
         return model
 
     # -- training --------------------------------------------------------------
+    @accepts_tfjs_options(data_args=0)
     def compile(self, optimizer="rmsprop", loss="categoricalCrossentropy", metrics=None,
                 learning_rate: float | None = None, dtype_policy: str | None = None) -> None:
         """Choose optimizer (TF.js name or object), loss and metrics (``["accuracy"]``).
+
+        TF.js's style works too: ``compile({"optimizer": "rmsprop", "loss": "categoricalCrossentropy"})``.
 
         ``dtype_policy="mixed_bfloat16"`` (as Keras' mixed-precision policy) runs
         the layers in bfloat16 under PyTorch's autocast in fit, evaluate and
@@ -324,32 +330,41 @@ class Sequential:
             return ((out > 0.5) == (y > 0.5)).sum() / out[0].numel()
         return (out.argmax(dim=-1) == y.argmax(dim=-1)).sum()
 
+    @accepts_tfjs_options(data_args=2)
     def fit(self, x, y, batch_size: int = 32, epochs: int = 1, *, validation_split: float = 0.0,
             validation_data=None, shuffle: bool = True, callbacks=None, initial_epoch: int = 0,
-            verbose: int = 0, generator: torch.Generator | None = None) -> History:
+            verbose: int = 0, generator: torch.Generator | None = None, tune_heap: bool = True) -> History:
         """Train like TF.js ``model.fit``; returns a :class:`History`.
 
         ``validation_split`` takes the *last* fraction of ``x``/``y`` before any
-        shuffling, as TF.js does. Logs hold ``loss`` and ``acc`` per batch and
-        per epoch, plus ``val_loss``/``val_acc`` per epoch when validating.
+        shuffling, as TF.js does (:func:`training_count` examples train). Logs hold
+        ``loss`` and ``acc`` per batch and per epoch, plus ``val_loss``/``val_acc``
+        per epoch when validating. The chapter's call style works too:
+        ``fit(xs, ys, {"epochs": 10, "batchSize": 320, "validationSplit": 0.15, "callbacks": ...})``
+        or ``batchSize=320``.
+
+        On the CPU the first ``fit`` tunes glibc's heap so that training steps do not
+        page-fault (:func:`sightsound.runtime.tune_cpu_heap`; ``tune_heap=False`` or
+        ``SIGHTSOUND_TUNE_HEAP=0`` leave it alone); freed memory goes back to the
+        system when ``fit``, ``evaluate`` and ``predict`` return.
         """
         if self.optimizer is None:
             raise RuntimeError("call model.compile(...) before model.fit(...)")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        _check_batch_size(batch_size)
         if not isinstance(epochs, int) or epochs < 0:
             raise ValueError(f"epochs must be a non-negative int, got {epochs!r}")
+        with cpu_heap(self.device, tune=tune_heap):
+            return self._fit(x, y, batch_size, epochs, validation_split, validation_data, shuffle, callbacks,
+                             initial_epoch, generator)
+
+    def _fit(self, x, y, batch_size, epochs, validation_split, validation_data, shuffle, callbacks,
+             initial_epoch, generator) -> History:
         xs, ys = self._as_tensors(x, y, "x", "y")
         val = None
         if validation_data is not None:
             val = self._as_tensors(validation_data[0], validation_data[1], "validation x", "validation y")
         elif validation_split:
-            if not 0 < validation_split < 1:
-                raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
-            split_at = math.floor(len(xs) * (1 - validation_split))
-            if split_at < 1 or split_at >= len(xs):
-                raise ValueError(f"validation_split {validation_split} leaves no training or no validation "
-                                 f"examples out of {len(xs)}")
+            split_at = training_count(len(xs), validation_split)
             xs, ys, val = xs[:split_at], ys[:split_at], (xs[split_at:], ys[split_at:])
         history = History()
         cbs = CallbackList([history] + _as_list(callbacks), self)
@@ -428,32 +443,56 @@ class Sequential:
         return flat[-2] / len(idx), flat[-1]
 
     @torch.inference_mode()
-    def _evaluate_tensors(self, xs: torch.Tensor, ys: torch.Tensor, batch_size: int = _EVAL_BATCH):
-        self.net.eval()
+    def _evaluate_tensors(self, xs: torch.Tensor, ys: torch.Tensor, batch_size: int | None = None):
+        step = batch_size or DEFAULT_INFERENCE_BATCH
         loss_sum = correct = 0.0
-        for start in range(0, len(xs), batch_size):
-            xb, yb = xs[start:start + batch_size], ys[start:start + batch_size]
-            loss, c = self._loss_and_correct(xb, yb)
-            loss_sum += loss.item() * len(xb)
-            correct += c.item()
+        with self._inference():
+            for start in range(0, len(xs), step):
+                xb, yb = xs[start:start + step], ys[start:start + step]
+                loss, c = self._loss_and_correct(xb, yb)
+                loss_sum += loss.item() * len(xb)
+                correct += c.item()
         return loss_sum / len(xs), correct / len(xs)
 
-    def evaluate(self, x, y, batch_size: int = 32) -> tuple[float, float]:
-        """Loss and accuracy on ``x``/``y`` (dropout off), as TF.js ``model.evaluate``."""
+    @contextlib.contextmanager
+    def _inference(self):
+        """Dropout off and BatchNorm on running statistics, then back to the mode before: a callback
+        that predicts in the middle of ``fit`` must not switch training off for the batches after it."""
+        was_training = self.net.training
+        self.net.eval()
+        try:
+            yield
+        finally:
+            self.net.train(was_training)
+
+    @accepts_tfjs_options(data_args=2)
+    def evaluate(self, x, y, batch_size: int | None = None, verbose: int = 0) -> tuple[float, float]:
+        """Loss and accuracy on ``x``/``y`` (dropout off), as TF.js ``model.evaluate``.
+
+        ``batch_size`` changes only the speed (default :data:`DEFAULT_INFERENCE_BATCH`).
+        """
         if self.loss is None:
             raise RuntimeError("call model.compile(...) before model.evaluate(...)")
-        xs, ys = self._as_tensors(x, y, "x", "y")
-        if len(xs) == 0:
-            raise ShapeError("evaluate() got no examples")
-        return self._evaluate_tensors(xs, ys, max(batch_size, _EVAL_BATCH))
+        _check_batch_size(batch_size, optional=True)
+        with cpu_heap(self.device, tune=False):
+            xs, ys = self._as_tensors(x, y, "x", "y")
+            if len(xs) == 0:
+                raise ShapeError("evaluate() got no examples")
+            return self._evaluate_tensors(xs, ys, batch_size)
+
+    @accepts_tfjs_options(data_args=1)
+    def predict(self, x, batch_size: int | None = None, verbose: int = 0) -> np.ndarray:
+        """Outputs for a batch ``x`` shaped ``[N, *input_shape]`` (probabilities for softmax models).
+
+        ``batch_size`` changes only the speed and peak memory (default :data:`DEFAULT_INFERENCE_BATCH`).
+        """
+        _check_batch_size(batch_size, optional=True)
+        with cpu_heap(self.device, tune=False):
+            return self._predict(self._as_inputs(x, "x"), batch_size or DEFAULT_INFERENCE_BATCH)
 
     @torch.inference_mode()
-    def predict(self, x, batch_size: int = 32) -> np.ndarray:
-        """Outputs for a batch ``x`` shaped ``[N, *input_shape]`` (probabilities for softmax models)."""
-        xs = self._as_inputs(x, "x")
-        self.net.eval()
-        step = max(batch_size, _EVAL_BATCH)
-        with self._autocast():
+    def _predict(self, xs: torch.Tensor, step: int) -> np.ndarray:
+        with self._inference(), self._autocast():
             outs = [self.net(xs[i:i + step]) for i in range(0, len(xs), step)]
         if not outs:
             return np.zeros((0, *self.output_shape), dtype=np.float32)
@@ -462,8 +501,6 @@ class Sequential:
     # -- inputs ----------------------------------------------------------------
     def _as_inputs(self, x, what: str) -> torch.Tensor:
         self.build()
-        if self.device.type == "cpu":
-            tune_cpu_heap()  # once per process: no page faults on each step's activations
         t = torch.as_tensor(x) if not isinstance(x, torch.Tensor) else x
         expected = self.input_shape
         if t.dim() == len(expected) and tuple(t.shape) == expected:
@@ -518,6 +555,31 @@ class Sequential:
 def sequential(layers: list | None = None, name: str | None = None, device: str = "auto") -> Sequential:
     """``tf.sequential()``: an empty model, or one from a list of layers."""
     return Sequential(layers, name=name, device=device)
+
+
+def training_count(n: int, validation_split: float) -> int:
+    """How many of ``n`` examples train when the last ``validation_split`` of them validate.
+
+    TF.js's rule, ``Math.floor(n * (1 - validationSplit))``, in the same float arithmetic; every
+    caller that needs the count (schedules, progress bars, the web app) asks here.
+
+    >>> training_count(90, 0.3), training_count(60000, 0.15)
+    (62, 51000)
+    """
+    if not 0 < validation_split < 1:
+        raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
+    count = math.floor(n * (1 - validation_split))
+    if count < 1 or count >= n:
+        raise ValueError(f"validation_split {validation_split} leaves no training or no validation "
+                         f"examples out of {n}")
+    return count
+
+
+def _check_batch_size(batch_size, optional: bool = False) -> None:
+    if optional and batch_size is None:
+        return
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
 
 
 def _as_list(callbacks) -> list:

@@ -57,6 +57,7 @@ import torch
 
 from . import __version__, optimizers
 from .errors import ModelFormatError, OutputError, SightsoundError
+from .naming import camel_case, snake_case
 
 MODEL_JSON = "model.json"
 WEIGHTS_BIN = "weights.bin"
@@ -150,17 +151,6 @@ def js_json(value: Any) -> str:
     raise TypeError(f"cannot write {type(value).__name__} to JSON: {value!r:.80}")
 
 
-def _snake(name: str) -> str:
-    """TF.js's ``toSnakeCase``: ``categoricalCrossentropy`` -> ``categorical_crossentropy``."""
-    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)).lower()
-
-
-def _camel(name: str) -> str:
-    """TF.js's ``toCamelCase``: ``mean_squared_error`` -> ``meanSquaredError``."""
-    head, *rest = name.split("_")
-    return head + "".join(part[:1].upper() + part[1:] for part in rest)
-
-
 # ---------------------------------------------------------------------------
 # Weights in TF.js order and layout
 
@@ -234,7 +224,7 @@ def _training_config(model) -> dict:
     config = dict(opt.get_config())
     if "learning_rate" in config:  # TF.js writes camelCase optimizer configs
         config = {("learningRate" if k == "learning_rate" else k): v for k, v in config.items()}
-    return {"loss": _snake(model.loss), "metrics": [_snake(m) for m in model.metrics],
+    return {"loss": snake_case(model.loss), "metrics": [snake_case(m) for m in model.metrics],
             "optimizer_config": {"class_name": opt.class_name, "config": config}}
 
 
@@ -952,7 +942,7 @@ def _compile(model, training: dict, where: str) -> None:
         raise ModelFormatError(f"{where}: centered RMSProp is not supported")
     try:
         optimizer = optimizers.make(opt_config)
-        model.compile(optimizer=optimizer, loss=_camel(loss), metrics=[_camel(m) for m in metrics])
+        model.compile(optimizer=optimizer, loss=camel_case(loss), metrics=[camel_case(m) for m in metrics])
     except SightsoundError as err:
         raise ModelFormatError(f"{where}: trainingConfig: {err}") from None
     except (ValueError, TypeError) as err:

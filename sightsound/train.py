@@ -29,6 +29,7 @@ from . import distributed, plots, presets
 from .callbacks import Callback
 from .data import mnist
 from .errors import OutputError, SightsoundError
+from .model import training_count
 from .runtime import set_seed
 from .schedules import LearningRateScheduler, OneCycle
 
@@ -151,8 +152,8 @@ def _fit_and_finish(net, preset, settings, train_x, train_y, test_x, test_y, sta
     best = _KeepBest() if keep_best and validation_split else None
     if best:
         extra.append(best)
+    n_fit = training_count(len(train_x), validation_split) if validation_split else len(train_x)
     if settings.get("schedule"):
-        n_fit = len(train_x) - (math.ceil(len(train_x) * validation_split) if validation_split else 0)
         steps = math.ceil(n_fit / batch_size)
         schedule = OneCycle.from_config({**settings["schedule"], "total_steps": steps * epochs})
         extra.append(LearningRateScheduler(schedule, steps_per_epoch=steps))
@@ -162,8 +163,7 @@ def _fit_and_finish(net, preset, settings, train_x, train_y, test_x, test_y, sta
     if progress and main_process:
         from .callbacks import ProgressBar
 
-        n_train = int(len(train_x) * (1 - validation_split)) if validation_split else len(train_x)
-        extra.append(ProgressBar(-(-n_train // batch_size), epochs, n_train))
+        extra.append(ProgressBar(math.ceil(n_fit / batch_size), epochs, n_fit))
     history = net.fit(train_x, train_y, batch_size=batch_size, epochs=epochs, validation_split=validation_split,
                       callbacks=extra, initial_epoch=initial_epoch)
     if best and best.state is not None:

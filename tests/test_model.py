@@ -1,4 +1,8 @@
+import functools
+import json
 import math
+import os
+import subprocess
 
 import numpy as np
 import pytest
@@ -258,3 +262,92 @@ def test_unknown_dtype_policy_is_refused():
     model = presets.build("mnist-dense", device="cpu")
     with pytest.raises(ValueError, match="unknown dtype policy 'float16'"):
         model.compile("sgd", "categoricalCrossentropy", dtype_policy="float16")
+
+
+def test_predict_and_evaluate_in_a_callback_keep_training_mode_for_later_batches():
+    model = Sequential([layers.dense(units=8, input_shape=[4]), layers.dropout(rate=0.5),
+                        layers.dense(units=3, activation="softmax")], device="cpu")
+    model.compile(optimizer="sgd", loss="categoricalCrossentropy", metrics=["accuracy"])
+    x, y = np.random.rand(40, 4).astype("float32"), np.eye(3, dtype="float32")[np.random.randint(0, 3, 40)]
+    modes = []
+
+    class PredictsAfterEachBatch(sightsound.callbacks.Callback):
+        def on_batch_begin(self, batch, logs=None):
+            modes.append(model.net.training)
+
+        def on_batch_end(self, batch, logs=None):
+            model.predict(x[:2])
+            model.evaluate(x[:4], y[:4])
+
+    model.fit(x, y, batch_size=10, epochs=2, validation_split=0.25, callbacks=[PredictsAfterEachBatch()])
+    assert modes == [True] * 6  # dropout stays on for every training batch
+    assert np.array_equal(model.predict(x[:3]), model.predict(x[:3]))  # and predict has dropout off
+
+
+@pytest.mark.parametrize("n", [7, 10, 90, 100, 170, 180, 999, 60000])
+@pytest.mark.parametrize("split", [0.1, 0.15, 0.2, 0.3, 1 / 3, 0.7])
+def test_validation_split_trains_on_tfjs_count(n, split):
+    from sightsound.model import training_count
+
+    expected = _tfjs_training_counts()[f"{n}:{split!r}"]
+    assert training_count(n, split) == expected
+    model = _tiny_model()
+    x, y = np.zeros((n, 4), dtype="float32"), np.eye(3, dtype="float32")[np.zeros(n, dtype=int)]
+    sizes = []
+    model.fit(x, y, batch_size=max(n, 1), epochs=1, validation_split=split,
+              callbacks={"on_batch_end": lambda batch, logs: sizes.append(logs["size"])})
+    assert sizes == [expected]
+
+
+@functools.lru_cache(maxsize=1)
+def _tfjs_training_counts() -> dict:
+    """``Math.floor(n * (1 - validationSplit))`` (tfjs-layers' fit) computed by Node for the test grid."""
+    script = ("const out = {}; for (const n of [7, 10, 90, 100, 170, 180, 999, 60000]) "
+              "for (const s of [0.1, 0.15, 0.2, 0.3, 1 / 3, 0.7]) out[`${n}:${s}`] = Math.floor(n * (1 - s)); "
+              "console.log(JSON.stringify(out))")
+    counts = json.loads(subprocess.run(["node", "-e", script], capture_output=True, text=True, check=True).stdout)
+    # JS prints 1/3 as 0.3333333333333333, which is also Python's repr
+    return counts
+
+
+def test_predict_and_evaluate_honour_a_small_batch_size(monkeypatch):
+    model = _tiny_model()
+    x, y = np.random.rand(10, 4).astype("float32"), np.eye(3, dtype="float32")[np.random.randint(0, 3, 10)]
+    batches = []
+    forward = model.net.forward
+    monkeypatch.setattr(model.net, "forward", lambda inputs, **kw: batches.append(len(inputs)) or forward(inputs, **kw))
+    model.predict(x, batch_size=4)
+    assert batches == [4, 4, 2]
+    batches.clear()
+    model.evaluate(x, y, batch_size=3)
+    assert batches == [3, 3, 3, 1]
+    batches.clear()
+    model.predict(x)  # no batch size: the engine's choice, one pass here
+    assert batches == [10]
+    with pytest.raises(ValueError, match="batch_size must be a positive int, got 0"):
+        model.predict(x, batch_size=0)
+
+
+def test_set_seed_leaves_the_environment_alone(monkeypatch):
+    monkeypatch.delenv("PYTHONHASHSEED", raising=False)
+    sightsound.set_seed(3)
+    assert "PYTHONHASHSEED" not in os.environ
+
+
+def test_fit_evaluate_predict_and_compile_take_the_chapters_config_dicts():
+    # Listing 4.2's call style: model.fit(xs, ys, {epochs, validationSplit, batchSize, callbacks})
+    model = Sequential([layers.dense(units=3, activation="softmax", inputShape=[4])], device="cpu")
+    model.compile({"optimizer": "sgd", "loss": "categoricalCrossentropy", "metrics": ["accuracy"]})
+    x, y = np.random.rand(20, 4).astype("float32"), np.eye(3, dtype="float32")[np.random.randint(0, 3, 20)]
+    epochs = []
+    history = model.fit(x, y, {"epochs": 3, "validationSplit": 0.25, "batchSize": 5,
+                               "callbacks": {"onEpochEnd": lambda epoch, logs: epochs.append(epoch)}})
+    assert epochs == [0, 1, 2] and len(history.batches) == 9 and "val_acc" in history.history
+    assert len(model.fit(x, y, batchSize=10, epochs=1).batches) == 2
+    loss, acc = model.evaluate(x, y, {"batchSize": 4})
+    assert (loss, acc) == pytest.approx(model.evaluate(x, y, batch_size=20))
+    assert model.predict(x, {"batchSize": 3}).shape == (20, 3)
+    with pytest.raises(TypeError, match=r"fit\(\) got unknown option 'yieldEvry'; accepted: batch_size \(batchSize\)"):
+        model.fit(x, y, {"epochs": 1, "yieldEvry": "never"})
+    with pytest.raises(TypeError, match="given both in the config dict and as keyword"):
+        model.fit(x, y, {"batchSize": 4}, batch_size=5)

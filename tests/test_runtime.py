@@ -20,20 +20,22 @@ _STEPS = textwrap.dedent("""
     model.compile(optimizer="rmsprop", loss="categoricalCrossentropy", metrics=["accuracy"])
     x = np.random.default_rng(0).random((320 * 12, 28, 28, 1), dtype=np.float32)
     y = np.eye(10, dtype=np.float32)[np.arange(len(x)) % 10]
-    model.fit(x, y, batch_size=320)  # warm-up: the heap grows to its working size
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    model.fit(x, y, batch_size=320)
-    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 12
-    print(runtime.tune_cpu_heap(), faults)
+    counted = {}
+
+    def on_batch_begin(batch, logs):
+        if batch == 2:  # after warm-up: the heap has grown to its working size
+            counted["before"] = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+    def on_train_end(logs):
+        counted["after"] = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+    model.fit(x, y, batch_size=320, callbacks={"on_batch_begin": on_batch_begin, "on_train_end": on_train_end})
+    print(runtime.heap_is_tuned(), (counted["after"] - counted["before"]) / 10)
 """)
 
 
 def _run(**env_changes):
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="2")
-    for key in ("MALLOC_TOP_PAD_", "MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES", "SIGHTSOUND_TUNE_HEAP", "LD_PRELOAD"):
-        env.pop(key, None)
-    env.update(env_changes)
-    out = subprocess.run([sys.executable, "-c", _STEPS], env=env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run([sys.executable, "-c", _STEPS], env=_clean_env(**env_changes), capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     tuned, faults = out.stdout.split()
     return tuned == "True", float(faults)
@@ -98,3 +100,143 @@ def test_the_servers_arena_cap_is_applied_on_glibc():
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["True"]
+
+
+# Resident memory after what a library user does: fit Listing 4.5 briefly, then predict 4,096 images.
+_RESIDENT = textwrap.dedent("""
+    import gc, numpy as np, torch
+    from sightsound import presets
+    torch.manual_seed(0)
+    model = presets.build("mnist-enhanced", device="cpu")
+    model.compile(optimizer="rmsprop", loss="categoricalCrossentropy", metrics=["accuracy"])
+    rng = np.random.default_rng(0)
+    x = rng.random((512, 28, 28, 1), dtype=np.float32)
+    model.fit(x, np.eye(10, dtype=np.float32)[np.arange(512) % 10], batch_size=128)
+    model.predict(rng.random((4096, 28, 28, 1), dtype=np.float32))
+    gc.collect()
+    rss = [int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS:")][0]
+    from sightsound import runtime
+    print(runtime.heap_is_tuned(), rss // 1024)
+""")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's heap: Linux only")
+def test_a_library_user_gets_the_memory_back_after_fit_and_predict():
+    tuned, tuned_mb = _resident()
+    untuned, untuned_mb = _resident(SIGHTSOUND_TUNE_HEAP="0")
+    assert tuned and not untuned
+    # Without giving memory back, the tuned heap kept about 230 MB more than glibc's defaults.
+    assert tuned_mb - untuned_mb <= 64, f"tuned {tuned_mb} MB vs untuned {untuned_mb} MB resident"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's heap: Linux only")
+def test_fit_tune_heap_false_leaves_the_heap_alone():
+    code = _STEPS.replace("model.fit(x, y, batch_size=320, callbacks", "model.fit(x, y, tune_heap=False, "
+                                                                       "batch_size=320, callbacks")
+    out = subprocess.run([sys.executable, "-c", code], env=_clean_env(), capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[0] == "False"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's heap: Linux only")
+def test_predict_alone_does_not_tune_the_heap():
+    code = ("import numpy as np; from sightsound import presets, runtime\n"
+            "m = presets.build('mnist-conv', device='cpu'); m.predict(np.zeros((8, 28, 28, 1), np.float32))\n"
+            "print(runtime.heap_is_tuned())")
+    out = subprocess.run([sys.executable, "-c", code], env=_clean_env(), capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False"]
+
+
+def test_a_refused_top_pad_after_the_threshold_still_counts_as_tuned(monkeypatch):
+    from sightsound import runtime
+
+    calls = []
+
+    def mallopt(param, value):
+        calls.append(param)
+        return param == runtime._M_MMAP_THRESHOLD  # the threshold is taken, the top pad refused
+
+    monkeypatch.setattr(runtime, "_glibc_mallopt", mallopt)
+    monkeypatch.setattr(runtime, "_heap_tuned", None)
+    monkeypatch.delenv("SIGHTSOUND_TUNE_HEAP", raising=False)
+    for name in ("MALLOC_TOP_PAD_", "MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES", "LD_PRELOAD"):
+        monkeypatch.delenv(name, raising=False)
+    # The threshold changed, so the heap is tuned (and its memory is given back after fit), not untouched.
+    assert runtime.tune_cpu_heap() is True
+    assert calls == [runtime._M_MMAP_THRESHOLD, runtime._M_TOP_PAD]
+
+
+def test_a_refused_threshold_leaves_the_heap_untouched(monkeypatch):
+    from sightsound import runtime
+
+    calls = []
+    monkeypatch.setattr(runtime, "_glibc_mallopt", lambda param, value: calls.append(param) or False)
+    monkeypatch.setattr(runtime, "_heap_tuned", None)
+    monkeypatch.delenv("SIGHTSOUND_TUNE_HEAP", raising=False)
+    for name in ("MALLOC_TOP_PAD_", "MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES", "LD_PRELOAD"):
+        monkeypatch.delenv(name, raising=False)
+    assert runtime.tune_cpu_heap() is False
+    assert runtime._M_TOP_PAD not in calls  # a top pad alone would freeze glibc's threshold at its start
+
+
+def _clean_env(**changes):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="2")
+    for key in ("MALLOC_TOP_PAD_", "MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES", "SIGHTSOUND_TUNE_HEAP", "LD_PRELOAD"):
+        env.pop(key, None)
+    env.update(changes)
+    return env
+
+
+def _resident(**env_changes):
+    out = subprocess.run([sys.executable, "-c", _RESIDENT], env=_clean_env(**env_changes), capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    tuned, mb = out.stdout.split()
+    return tuned == "True", int(mb)
+
+
+@pytest.mark.parametrize("command", [["mnist", "train"], ["speech", "train", "data", "model"]])
+def test_gpu_is_the_chapters_alias_of_device_cuda(command):
+    from sightsound.cli import build_parser
+
+    assert build_parser().parse_args([*command, "--gpu"]).device == "cuda"
+    assert build_parser().parse_args(command).device == "auto"
+
+
+@pytest.mark.parametrize("cuda_build, found", [(None, "is a CPU-only build without CUDA support"),
+                                               ("12.4", "built for CUDA 12.4) finds no usable CUDA GPU")])
+def test_a_missing_gpu_is_one_clear_line_before_any_work(monkeypatch, capsys, tmp_path, cuda_build, found):
+    import torch
+
+    from sightsound.cli import main
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.version, "cuda", cuda_build)
+    assert main(["mnist", "train", "--gpu", "--epochs", "1", "--out", str(tmp_path / "run")]) == 2
+    out, err = capsys.readouterr()
+    assert err.startswith("sightsound: error: device 'cuda' was asked for, but this PyTorch (")
+    assert found in err and "Traceback" not in err
+    assert out == "" and not (tmp_path / "run").exists()  # nothing was built or trained
+
+
+def test_unknown_devices_are_refused_by_name():
+    from sightsound.errors import DeviceError
+    from sightsound.runtime import resolve_device
+
+    with pytest.raises(DeviceError, match="unknown device 'tpu'"):
+        resolve_device("tpu")
+    with pytest.raises(DeviceError, match="unknown device 'cuda:x'"):
+        resolve_device("cuda:x")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's heap: Linux only")
+@pytest.mark.parametrize("flag, tuned", [([], "True"), (["--no-heap-tuning"], "False")])
+def test_the_command_line_tunes_the_heap_at_start_unless_told_not_to(flag, tuned):
+    code = ("import sys; from sightsound import runtime; from sightsound.cli import main\n"
+            f"main({flag!r} + ['mnist', 'evaluate', '/nonexistent/model']); print(runtime.heap_is_tuned())")
+    out = subprocess.run([sys.executable, "-c", code], env=_clean_env(), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-1] == tuned

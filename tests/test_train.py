@@ -130,3 +130,19 @@ def test_fast_recipe_exists_for_listing_4_1_only(real_mnist, capsys):
 class StopAfterFirstEpoch(sightsound.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.model.stop_training = True
+
+
+def test_the_schedule_counts_the_examples_that_fit_trains(real_mnist):
+    # 90 images with a 0.3 split: fit trains on floor(90 * 0.7) = 62 an epoch, and the one-cycle
+    # schedule must give each of the 2 x 62 steps its own learning rate, ending annealed to peak / 1000.
+    rates = []
+
+    class Rates(sightsound.callbacks.Callback):
+        def on_batch_end(self, batch, logs=None):
+            rates.append(self.model.optimizer.learning_rate)
+
+    result = train_mnist("conv", data=real_mnist, recipe="fast", validation_split=0.3, train_limit=90,
+                         test_limit=100, batch_size=1, epochs=2, device="cpu", seed=1, callbacks=[Rates()])
+    assert len(result.history["batches"]) == 124
+    assert len(set(rates)) == 124, "a step of the schedule was used twice or skipped"
+    assert rates[-1] == pytest.approx(1e-5)

@@ -12,9 +12,13 @@ def add_data_dir(parser: argparse.ArgumentParser) -> None:
                         help="dataset root (default: $SIGHTSOUND_DATA, else ~/.cache/sightsound)")
 
 
-def add_device(parser: argparse.ArgumentParser) -> None:
+def add_device(parser: argparse.ArgumentParser, gpu_alias: bool = False) -> None:
+    """``--device auto|cpu|cuda``; with ``gpu_alias`` also the chapter's ``--gpu`` (``yarn train --gpu``)."""
     parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
                         help="where to run: auto (CUDA when present), cpu or cuda (default: auto)")
+    if gpu_alias:
+        parser.add_argument("--gpu", dest="device", action="store_const", const="cuda",
+                            help="train on the GPU: the same as --device cuda")
 
 
 def add_seed(parser: argparse.ArgumentParser) -> None:

@@ -27,7 +27,7 @@ def register(sub) -> None:
     train.add_argument("--validation-split", type=float, default=None, help="last fraction held out (default 0.15)")
     train.add_argument("--optimizer", default=None, choices=["rmsprop", "sgd", "adam"], help="default: rmsprop")
     train.add_argument("--learning-rate", type=float, default=None, help="default: the optimizer's TF.js default")
-    add_device(train)
+    add_device(train, gpu_alias=True)
     train.add_argument("--dtype-policy", default="float32", choices=["float32", "mixed_bfloat16"],
                        help="float32 = TF.js's numerics (default); mixed_bfloat16 = layers in bfloat16, weights "
                             "float32: faster on CPUs with AVX512-BF16/AMX and on recent GPUs")

@@ -70,7 +70,7 @@ def register(sub) -> None:
     train.add_argument("--from", dest="initial_model", default=None, metavar="MODEL_DIR",
                        help="start from this saved speech model (same words) instead of fresh weights: "
                             "fine-tuning")
-    add_device(train)
+    add_device(train, gpu_alias=True)
     add_seed(train)
     train.set_defaults(func=run_train)
 

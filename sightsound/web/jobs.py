@@ -170,6 +170,7 @@ class TrainingJob:
     def _run(self) -> None:
         from ..train import resolve_preset, train_mnist
         from .. import presets
+        from ..model import training_count
 
         p = self.params
         self.state = "running"
@@ -177,7 +178,7 @@ class TrainingJob:
             self.emit({"type": "status", "state": "loading", "message": "loading MNIST"})
             data = self._get_data()
             n_images = min(len(data.train_images), p.train_limit or len(data.train_images))
-            n_train = math.floor(n_images * (1 - p.validation_split)) if p.validation_split else n_images
+            n_train = training_count(n_images, p.validation_split) if p.validation_split else n_images
             per_epoch = math.ceil(n_train / p.batch_size)
             preset = resolve_preset(p.model)
             self.emit({"type": "start", "name": self.name, "model": p.model, "preset": preset,
