@@ -194,8 +194,9 @@ def download_file(
 
     ``dest``'s parent directory must exist. ``headers`` are extra HTTP request
     headers; a redirect to another origin gets none of them
-    (:mod:`sightsound.http_fetch` fetches every URL). Raises :class:`DownloadError` listing every URL tried and why it
-    failed when no mirror worked.
+    (:mod:`sightsound.http_fetch` fetches every URL). Raises
+    :class:`DownloadError` listing every URL tried and why it failed when no
+    mirror worked.
 
     >>> download_file(["https://a.example/f.gz", "https://b.example/f.gz"],  # doctest: +SKIP
     ...               "data/f.gz", decompress_check=lambda p: check_gzip(p))
