@@ -20,6 +20,20 @@ class DownloadError(DataError):
     """A file could not be fetched from any mirror."""
 
 
+class FetchError(SightsoundError):
+    """A URL could not be fetched (HTTP error, timeout, refused redirect, too large...).
+
+    ``problem`` is the message without the URL, for lists of tried URLs;
+    ``status`` the HTTP status code, when the server answered with an error.
+    """
+
+    def __init__(self, message: str, url: str, problem: str, status: int | None = None):
+        super().__init__(message)
+        self.url = url
+        self.problem = problem
+        self.status = status
+
+
 class ModelFormatError(SightsoundError):
     """A model.json / weights file is malformed, unsafe or unsupported."""
 

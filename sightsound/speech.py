@@ -68,17 +68,15 @@ import math
 import os
 import queue
 import threading
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from . import audio, paths
-from .errors import ModelFormatError, ShapeError
+from . import audio, http_fetch, paths
+from .errors import FetchError, ModelFormatError, ShapeError
 from .speech_sources import (AudioSource, ChunkSource, MicrophoneSource, PushSource, StreamResampler,
                              WavFileSource, _check_rate, as_source, to_float_chunk)
 
@@ -610,22 +608,14 @@ def _words_of(doc, where: str) -> list[str]:
 
 
 def _fetch(url: str, request_options: dict | None) -> bytes:
-    options = dict(request_options or {})
-    headers = options.get("headers") or (options.get("requestInit") or {}).get("headers") or {}
-    request = urllib.request.Request(url, headers={str(k): str(v) for k, v in dict(headers).items()})
+    headers, timeout = http_fetch.request_settings(request_options)
     try:
-        with urllib.request.urlopen(request, timeout=float(options.get("timeout", 30))) as response:
-            data = response.read(_MAX_METADATA_BYTES + 1)
-    except urllib.error.HTTPError as err:
-        if err.code == 404:
+        return http_fetch.fetch_bytes(url, headers=headers, timeout=timeout, max_bytes=_MAX_METADATA_BYTES)
+    except FetchError as err:
+        if err.status == 404:
             raise ModelFormatError(f"{url}: not found (HTTP 404); a speech model needs metadata.json with "
                                    f"its words beside model.json") from None
-        raise ModelFormatError(f"HTTP {err.code} {err.reason} for {url}") from None
-    except (urllib.error.URLError, OSError, ValueError) as err:
-        raise ModelFormatError(f"cannot fetch {url}: {getattr(err, 'reason', err)}") from None
-    if len(data) > _MAX_METADATA_BYTES:
-        raise ModelFormatError(f"{url}: larger than {_MAX_METADATA_BYTES} bytes; not a metadata.json")
-    return data
+        raise ModelFormatError(str(err)) from None
 
 
 def _read_words(metadata, model_ref: str, request_options) -> list[str]:

@@ -34,18 +34,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import http.client
 import json
 import math
 import os
 import re
 import secrets
-import socket
 import stat
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from decimal import Decimal
 from numbers import Integral, Real
@@ -55,8 +51,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from . import __version__, optimizers
-from .errors import ModelFormatError, OutputError, SightsoundError
+from . import __version__, http_fetch, optimizers
+from .errors import FetchError, ModelFormatError, OutputError, SightsoundError
 from .naming import camel_case, snake_case
 
 MODEL_JSON = "model.json"
@@ -69,7 +65,6 @@ BACKEND = "tensor_flow.js"
 MAX_MODEL_JSON_BYTES = 32 * 2**20  # model.json is topology + manifest: small
 MAX_WEIGHT_BYTES = 2 * 2**30  # all weight files of one model together
 MAX_RANK = 8
-DEFAULT_TIMEOUT = 30.0  # seconds, per HTTP request
 
 # Engine layout -> TF.js layout, as a permutation of the engine tensor's axes.
 _TO_TFJS_AXES: dict[tuple[str, str], tuple[int, ...]] = {
@@ -530,25 +525,17 @@ class _HttpSource(_Source):
     """model.json over http(s); weight URLs relative to it, with its query string, as TF.js's ``http`` handler."""
 
     def __init__(self, url: str, request_options: dict | None):
-        options = dict(request_options or {})
-        headers = options.get("headers")
-        if headers is None:
-            headers = (options.get("requestInit") or {}).get("headers")
-        self.headers = {str(k): str(v) for k, v in dict(headers or {}).items()}
-        self.timeout = float(options.get("timeout", DEFAULT_TIMEOUT))
+        self.headers, self.timeout = http_fetch.request_settings(request_options)
         self.url = url
         self.where = url
         parts = urllib.parse.urlsplit(url)
-        self.origin = (parts.scheme, parts.hostname, parts.port)
         self.query = parts.query
         self.base = urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
-        self.opener = urllib.request.build_opener(_OriginRedirects(self.origin, set(self.headers)))
 
     def check_weight_path(self, path: str) -> None:
         super().check_weight_path(path)
         url = self._weight_url(path)
-        parts = urllib.parse.urlsplit(url)
-        if (parts.scheme, parts.hostname, parts.port) != self.origin:
+        if http_fetch.origin(url) != http_fetch.origin(self.url):
             raise ModelFormatError(f"{self.where}: weight path {path!r} resolves to another host ({url})")
 
     def _weight_url(self, path: str) -> str:
@@ -556,32 +543,21 @@ class _HttpSource(_Source):
         return f"{url}?{self.query}" if self.query else url
 
     def read_model_json(self) -> bytes:
-        chunks, got = [], 0
-        with self._guard(self.url), self._open(self.url) as (response, length):
-            if length is not None and length > MAX_MODEL_JSON_BYTES:
-                raise ModelFormatError(f"{self.url}: {length} bytes is larger than the "
-                                       f"{MAX_MODEL_JSON_BYTES}-byte limit for model.json")
-            while got <= MAX_MODEL_JSON_BYTES:
-                chunk = response.read(min(2**20, MAX_MODEL_JSON_BYTES + 1 - got))
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                got += len(chunk)
-        if got > MAX_MODEL_JSON_BYTES:
-            raise ModelFormatError(f"{self.url}: larger than the {MAX_MODEL_JSON_BYTES}-byte limit for model.json")
-        return b"".join(chunks)
+        with _model_format_errors():
+            return http_fetch.fetch_bytes(self.url, headers=self.headers, timeout=self.timeout,
+                                          max_bytes=MAX_MODEL_JSON_BYTES)
 
     def read_weights(self, paths: list[str], size: int) -> bytearray:
         buffer = bytearray(size + 1)  # one spare byte detects extra data
         view = memoryview(buffer)
         offset = 0
         for rel in paths:
-            url = self._weight_url(rel)
-            with self._guard(url), self._open(url) as (response, length):
+            with _model_format_errors(), http_fetch.open_url(
+                    self._weight_url(rel), headers=self.headers, timeout=self.timeout) as (body, length):
                 if length is not None and offset + length > size:  # refuse before reading
                     raise ModelFormatError(_size_message(self.where, paths, size, offset + length, rel))
                 while offset <= size:
-                    n = response.readinto(view[offset:])
+                    n = body.readinto(view[offset:])
                     if not n:
                         break
                     offset += n
@@ -593,51 +569,14 @@ class _HttpSource(_Source):
         buffer.pop()
         return buffer
 
-    @contextlib.contextmanager
-    def _open(self, url: str):
-        """``(response, Content-Length or None)`` for GET ``url`` with the caller's headers."""
-        request = urllib.request.Request(url, headers=self.headers)
-        with self.opener.open(request, timeout=self.timeout) as response:
-            length = response.headers.get("Content-Length", "")
-            yield response, (int(length) if length.isdigit() else None)
 
-    @contextlib.contextmanager
-    def _guard(self, url: str):
-        """Turn network failures into ModelFormatError naming the URL (and the HTTP status)."""
-        try:
-            yield
-        except SightsoundError:
-            raise
-        except urllib.error.HTTPError as err:
-            raise ModelFormatError(f"HTTP {err.code} {err.reason} for {url}") from None
-        except (TimeoutError, socket.timeout):
-            raise ModelFormatError(f"timed out after {self.timeout:g} s fetching {url}") from None
-        except urllib.error.URLError as err:
-            if isinstance(err.reason, (TimeoutError, socket.timeout)):
-                raise ModelFormatError(f"timed out after {self.timeout:g} s fetching {url}") from None
-            raise ModelFormatError(f"cannot fetch {url}: {err.reason}") from None
-        except (OSError, ValueError, http.client.HTTPException) as err:
-            raise ModelFormatError(f"cannot fetch {url}: {err}") from None
-
-
-class _OriginRedirects(urllib.request.HTTPRedirectHandler):
-    """Follow redirects, but never send the caller's extra headers to another origin."""
-
-    def __init__(self, origin: tuple, header_names: set[str]):
-        self.origin = origin
-        self.header_names = {h.lower() for h in header_names}
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        parts = urllib.parse.urlsplit(newurl)
-        if parts.scheme not in ("http", "https"):
-            raise urllib.error.HTTPError(req.full_url, code, f"redirect to {newurl} refused (not http/https)",
-                                         headers, fp)
-        new = super().redirect_request(req, fp, code, msg, headers, newurl)
-        if new is not None and (parts.scheme, parts.hostname, parts.port) != self.origin:
-            for name in list(new.headers):
-                if name.lower() in self.header_names or name.lower() in ("authorization", "cookie"):
-                    del new.headers[name]
-        return new
+@contextlib.contextmanager
+def _model_format_errors():
+    """A failed fetch is a ModelFormatError, like every other reason a model cannot load."""
+    try:
+        yield
+    except FetchError as err:
+        raise ModelFormatError(str(err)) from None
 
 
 def _open_source(url_or_path, request_options) -> _Source:
@@ -816,7 +755,8 @@ def load_layers_model(url_or_path, request_options: dict | None = None, device="
     """Load a TF.js Layers model: a folder, a ``model.json`` path, ``file://…`` or ``http(s)://…/model.json``.
 
     ``request_options`` (HTTP only): ``{"headers": {...}, "timeout": seconds}``
-    (TF.js's ``{"requestInit": {"headers": ...}}`` works too). Weight files are
+    (TF.js's ``{"requestInit": {"headers": ...}}`` works too); a redirect to
+    another origin gets none of the headers (:mod:`sightsound.http_fetch`). Weight files are
     resolved relative to ``model.json``; single ``weights.bin`` and sharded
     ``group1-shardKofN.bin``, float32 and the converter's float16 / uint8 /
     uint16 quantization are read. With a ``trainingConfig`` the model comes

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
 import socket
-import threading
 from pathlib import Path
 
 import pytest
+from http_helpers import local_server
 
 from sightsound.data.download import atomic_write_bytes, download_file, sha256_file
 from sightsound.errors import DataError, DownloadError
@@ -16,49 +15,10 @@ from sightsound.errors import DataError, DownloadError
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB, several read chunks
 
 
-class _RouteHandler(http.server.BaseHTTPRequestHandler):
-    """Serves ``server.routes[path] = (status, body, extra_headers)``; unknown paths are 404."""
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server naming
-        self.server.requests.append((self.path, dict(self.headers)))
-        status, body, extra_headers = self.server.routes.get(self.path, (404, b"not found", {}))
-        self.send_response(status)
-        headers = {"Content-Length": str(len(body))} | extra_headers
-        for key, value in headers.items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args) -> None:  # keep pytest output clean
-        pass
-
-
-class LocalServer:
-    def __init__(self) -> None:
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RouteHandler)
-        self.httpd.routes = {}
-        self.httpd.requests = []
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-
-    @property
-    def routes(self) -> dict:
-        return self.httpd.routes
-
-    @property
-    def requests(self) -> list:
-        return self.httpd.requests
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
-
-
 @pytest.fixture
 def server():
-    local = LocalServer()
-    local.thread.start()
-    yield local
-    local.httpd.shutdown()
-    local.httpd.server_close()
+    with local_server() as local:
+        yield local
 
 
 @pytest.fixture

@@ -20,21 +20,16 @@ Example::
 from __future__ import annotations
 
 import hashlib
-import http.client
 import os
 import sys
 import tempfile
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-from sightsound.errors import DataError, DownloadError
+from sightsound import http_fetch
+from sightsound.errors import DataError, DownloadError, FetchError
 
 CHUNK_SIZE = 1 << 20  # 1 MiB per read while streaming and hashing
-ALLOWED_SCHEMES = ("http", "https", "file")
-USER_AGENT = "sightsound-downloader/1.0 (+python-urllib)"
 
 
 def sha256_file(path: str | os.PathLike, chunk_size: int = CHUNK_SIZE) -> str:
@@ -108,12 +103,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes | bytearray | memory
 
 def _describe_error(error: BaseException) -> str:
     """One line for an error, e.g. 'HTTP 404 Not Found' or 'connection refused'."""
-    if isinstance(error, urllib.error.HTTPError):
-        return f"HTTP {error.code} {error.reason}"
-    if isinstance(error, urllib.error.URLError):
-        return f"network error: {error.reason}"
-    if isinstance(error, TimeoutError):
-        return f"timed out: {error}"
+    if isinstance(error, FetchError):
+        return error.problem  # the list names the URL already
     text = str(error) or type(error).__name__
     return text if isinstance(error, DataError) else f"{type(error).__name__}: {text}"
 
@@ -152,33 +143,19 @@ def _fetch_one(
 
     Raises on any problem; the temp file is always gone afterwards.
     """
-    scheme = urllib.parse.urlsplit(url).scheme.lower()
-    if scheme not in ALLOWED_SCHEMES:
-        raise DownloadError(f"unsupported URL scheme {scheme!r} (allowed: {', '.join(ALLOWED_SCHEMES)})")
-    request_headers = {"User-Agent": USER_AGENT}
-    request_headers.update(headers or {})
-    request = urllib.request.Request(url, headers=request_headers)
-
     fd, temp_path = _temp_path_next_to(dest)
     try:
         digest = hashlib.sha256()
-        received = 0
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=timeout) as response:
-            length_header = response.headers.get("Content-Length")
-            expected_length = int(length_header) if length_header and length_header.isdigit() else None
-            bar = _progress_bar(expected_length, dest.name, progress)
+        with (os.fdopen(fd, "wb") as out,
+              http_fetch.open_url(url, headers=headers, timeout=timeout) as (body, length)):
+            bar = _progress_bar(length, dest.name, progress)
             try:
-                while chunk := response.read(CHUNK_SIZE):
+                while chunk := body.read(CHUNK_SIZE):
                     out.write(chunk)
                     digest.update(chunk)
-                    received += len(chunk)
                     bar.update(len(chunk))
             finally:
                 bar.close()
-            if expected_length is not None and received != expected_length:
-                raise DownloadError(
-                    f"incomplete transfer: server announced {expected_length} bytes, received {received}"
-                )
             out.flush()
             os.fsync(out.fileno())
         if sha256 is not None and digest.hexdigest() != sha256.lower():
@@ -201,7 +178,7 @@ def download_file(
     sha256: str | None = None,
     *,
     decompress_check: Callable[[Path], object] | None = None,
-    timeout: float = 30,
+    timeout: float = http_fetch.DEFAULT_TIMEOUT,
     progress: bool = True,
     headers: Mapping[str, str] | None = None,
 ) -> Path:
@@ -216,8 +193,10 @@ def download_file(
     behind and the next mirror is tried.
 
     ``dest``'s parent directory must exist. ``headers`` are extra HTTP request
-    headers. Raises :class:`DownloadError` listing every URL tried and why it
-    failed when no mirror worked.
+    headers; a redirect to another origin gets none of them
+    (:mod:`sightsound.http_fetch` fetches every URL). Raises
+    :class:`DownloadError` listing every URL tried and why it failed when no
+    mirror worked.
 
     >>> download_file(["https://a.example/f.gz", "https://b.example/f.gz"],  # doctest: +SKIP
     ...               "data/f.gz", decompress_check=lambda p: check_gzip(p))
@@ -235,10 +214,9 @@ def download_file(
         try:
             _fetch_one(url, dest_path, sha256, decompress_check, timeout, progress, headers)
             return dest_path
-        except (OSError, ValueError, http.client.HTTPException, DataError, EOFError) as error:
-            # OSError covers URLError/HTTPError, timeouts and connection resets;
-            # HTTPException a connection cut mid-body (IncompleteRead);
-            # ValueError malformed URLs; DataError a failed verification.
+        except (FetchError, DataError, OSError, ValueError, EOFError) as error:
+            # FetchError: the network (http_fetch names the problem); DataError: a failed
+            # verification; the others: writing the file or decompress_check.
             failures.append((url, _describe_error(error)))
     tried = "\n".join(f"  {url}: {reason}" for url, reason in failures)
     raise DownloadError(f"could not download {dest_path.name} to {dest_path}; tried:\n{tried}")
