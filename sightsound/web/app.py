@@ -45,11 +45,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..errors import DataError, ModelFormatError, SightsoundError
 from . import assets, audio_stream
-from .security import DEFAULT_MAX_AUDIO_SESSIONS, INTERNAL_ERROR, BrowserGuard, redact_paths
 from .jobs import MODELS, JobError, JobManager, TrainParams
 from .models import MNIST_INPUT, ModelNotFound, ModelStore
 from .pool import WorkPool
 from .predict import MAX_UPLOAD_BYTES, NoDigit, UploadRejected, check_content_type, decode_image, predict_image
+from .security import DEFAULT_MAX_AUDIO_SESSIONS, INTERNAL_ERROR, BrowserGuard, redact_paths
 
 STATIC_DIR = Path(__file__).parent / "static"
 PAGES = {"train": "train.html", "test": "test.html", "draw": "draw.html", "speech": "speech.html"}
@@ -191,7 +191,7 @@ class BrowserGuardMiddleware:
             return await self.app(scope, receive, send)
         status, message = refusal
         log.info("refused %s %s: %s", scope["type"], scope.get("path"), message)
-        if scope["type"] == "http" or "websocket.http.response" in scope.get("extensions", {}):
+        if scope["type"] == "http" or "websocket.http.response" in (scope.get("extensions") or {}):
             return await error_response(status, message)(scope, receive, send)
         await send({"type": "websocket.close", "code": 1008})  # before accept: the server answers HTTP 403
 
