@@ -313,7 +313,7 @@ async def run_clients(url: str, args, pngs: list[bytes], server: Server) -> tupl
 
     stats = Stats()
     samples = []
-    n_audio = args.audio_clients if args.audio_clients is not None else args.clients // 5
+    n_audio = args.audio_clients
     n_predict = args.clients - n_audio
     start = time.monotonic()
     stop_at = start + args.seconds
@@ -416,6 +416,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if not 1 <= args.clients <= 1000 or args.seconds <= 0 or args.seconds > 3600:
         parser.error("--clients must be 1..1000 and --seconds 0..3600")
+    if args.audio_clients is None:
+        args.audio_clients = args.clients // 5
 
     workdir = Path(tempfile.mkdtemp(prefix="sightsound-load-"))
     server = None
@@ -435,7 +437,10 @@ def main(argv=None) -> int:
             setup["speech"] = make_speech_model(models / "speech-tiny")
         print(f"models: {setup['mnist']}; {setup['speech']}", flush=True)
         pngs = digit_pngs(args.data_dir)
-        server = Server(models, args.data_dir, shlex.split(args.serve_args))
+        # room for every audio client, twice: a client's next session may open while the server is still
+        # stopping the recognizer of its last one
+        sessions = ["--max-audio-sessions", str(max(1, 2 * args.audio_clients))]
+        server = Server(models, args.data_dir, [*sessions, *shlex.split(args.serve_args)])
         print(f"server {server.url} (pid {server.pid})", flush=True)
         time.sleep(1.0)
         memory = {"start": rss_kib(server.pid)["VmRSS"]}

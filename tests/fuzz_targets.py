@@ -436,8 +436,10 @@ class WebBodyTarget:
             from fastapi.testclient import TestClient
 
             from sightsound.web import create_app
+            from web_helpers import TESTCLIENT_HOST
 
-            self._client = TestClient(create_app(self.models, data_dir=self.data, predict_workers=1),
+            self._client = TestClient(create_app(self.models, data_dir=self.data, predict_workers=1,
+                                                 allowed_hosts=[TESTCLIENT_HOST]),
                                       raise_server_exceptions=False)
         return self._client
 

@@ -35,6 +35,7 @@ from PIL import Image
 from sightsound import load_layers_model, presets, tfjs_format
 from sightsound.errors import ModelFormatError
 from sightsound.web import create_app
+from web_helpers import TESTCLIENT_HOST
 
 SECRET = "TOP-SECRET-MARKER"
 
@@ -196,7 +197,7 @@ def web(tmp_path_factory, saved):
     (models / "huge-labels").mkdir()
     (models / "huge-labels" / "model.json").write_text(json.dumps({"modelTopology": {"config": {"layers": [
         {"config": {"batch_input_shape": [None, 4]}}, {"config": {"units": 10**12}}]}}}))
-    app = create_app(models)
+    app = create_app(models, allowed_hosts=[TESTCLIENT_HOST])
     with TestClient(app) as client:
         yield client, models, outside
 
@@ -307,7 +308,7 @@ def jobs_client(tmp_path, monkeypatch):
     models.mkdir()
     (models / "dangling").symlink_to(tmp_path / "nowhere")
     (models / "out-link").symlink_to(tmp_path, target_is_directory=True)
-    app = create_app(models)
+    app = create_app(models, allowed_hosts=[TESTCLIENT_HOST])
     with TestClient(app) as client:
         yield client, models
 
@@ -341,7 +342,7 @@ def test_a_job_saves_exactly_under_its_odd_name(tmp_path):
     np.savez(data_dir / "mnist" / "mnist.npz", x_train=images[:200], y_train=labels[:200], x_test=images[200:],
              y_test=labels[200:])
     models = tmp_path / "models"
-    app = create_app(models, data_dir=data_dir)
+    app = create_app(models, data_dir=data_dir, allowed_hosts=[TESTCLIENT_HOST])
     name = "Odd.name_1-x."
     with TestClient(app) as client:
         job = client.post("/api/train", json={"model": "dense", "epochs": 1, "batch_size": 100, "name": name}).json()

@@ -16,8 +16,9 @@ from starlette.websockets import WebSocketDisconnect
 
 from sightsound import presets
 from sightsound.web import create_app
-from web_helpers import png_bytes, write_synthetic_mnist
+from web_helpers import SPEECH_WORDS, TESTCLIENT_HOST, png_bytes, save_speech_model, write_synthetic_mnist
 from sightsound.web.predict import MAX_UPLOAD_BYTES
+from sightsound.web.security import INTERNAL_ERROR
 
 MODEL = "conv-random"
 
@@ -48,7 +49,7 @@ def data_dir(tmp_path_factory):
 
 @pytest.fixture()
 def client(models_dir, data_dir):
-    app = create_app(models_dir, data_dir=data_dir)
+    app = create_app(models_dir, data_dir=data_dir, allowed_hosts=[TESTCLIENT_HOST])
     with TestClient(app) as test_client:
         yield test_client
         app.state.web.jobs.stop_all()
@@ -202,7 +203,7 @@ def test_unexpected_failure_is_a_json_500_and_the_server_lives_on(client, monkey
         raise RuntimeError("boom")
 
     monkeypatch.setattr(client.app.state.web.store, "list", explode)
-    assert "boom" in assert_json_error(client.get("/api/models"), 500)
+    assert assert_json_error(client.get("/api/models"), 500) == INTERNAL_ERROR
     monkeypatch.undo()
     assert client.get("/api/models").status_code == 200
 
@@ -342,24 +343,21 @@ def test_websocket_message_size_and_rate_caps(client, flood, code):
 # --------------------------------------------------------------------------- audio websocket
 
 SPEECH_MODEL = "speech-random"
-SPEECH_WORDS = ["_background_noise_", "_unknown_", "no", "yes"]
 
 
 @pytest.fixture(scope="module")
-def speech_client(tmp_path_factory, data_dir):
-    """An app whose models folder holds a tiny random-weight speech model (metadata.json with 4 words)."""
+def speech_models(tmp_path_factory):
+    """A models folder with a tiny random-weight speech model (metadata.json with 4 words) and a digits model."""
     pytest.importorskip("sightsound.speech")
-    from sightsound import layers as L
-    from sightsound.model import Sequential
-
     folder = tmp_path_factory.mktemp("speech-models")
-    model = Sequential([L.conv2d(input_shape=[43, 232, 1], filters=4, kernel_size=[2, 8], activation="relu"),
-                        L.max_pooling2d(pool_size=[4, 8]), L.flatten(),
-                        L.dense(units=len(SPEECH_WORDS), activation="softmax")], device="cpu")
-    model.save(str(folder / SPEECH_MODEL))
-    (folder / SPEECH_MODEL / "metadata.json").write_text(json.dumps({"words": SPEECH_WORDS, "frameSize": 232}))
+    save_speech_model(folder / SPEECH_MODEL)
     presets.build("mnist-dense", device="cpu").save(str(folder / "digits"))
-    app = create_app(folder, data_dir=data_dir)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def speech_client(speech_models, data_dir):
+    app = create_app(speech_models, data_dir=data_dir, allowed_hosts=[TESTCLIENT_HOST])
     with TestClient(app) as test_client:
         yield test_client
 

@@ -28,12 +28,11 @@ from starlette.websockets import WebSocketDisconnect
 
 from sightsound import presets
 from sightsound.web import create_app
-from web_helpers import png_bytes, write_synthetic_mnist
+from web_helpers import SPEECH_WORDS, TESTCLIENT_HOST, png_bytes, save_speech_model, write_synthetic_mnist
 from sightsound.web.jobs import TrainingJob
 
 DIGITS = "conv-digits"
 SPEECH = "speech-tiny"
-SPEECH_WORDS = ["_background_noise_", "_unknown_", "no", "yes"]
 HYPOTHESIS = settings(max_examples=150, deadline=None, derandomize=True, database=None,
                       suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
@@ -56,20 +55,13 @@ def models_dir(tmp_path_factory):
     """A digits model and, once sightsound.speech exists, a tiny random-weight speech model."""
     folder = tmp_path_factory.mktemp("load-models")
     presets.build("mnist-conv", device="cpu").save(str(folder / DIGITS), user_defined_metadata={"preset": "mnist-conv"})
-    from sightsound import layers as L
-    from sightsound.model import Sequential
-
-    speech = Sequential([L.conv2d(input_shape=[43, 232, 1], filters=2, kernel_size=[2, 8], activation="relu"),
-                         L.max_pooling2d(pool_size=[4, 8]), L.flatten(),
-                         L.dense(units=len(SPEECH_WORDS), activation="softmax")], device="cpu")
-    speech.save(str(folder / SPEECH))
-    (folder / SPEECH / "metadata.json").write_text(json.dumps({"words": SPEECH_WORDS, "frameSize": 232}))
+    save_speech_model(folder / SPEECH, filters=2)
     return folder
 
 
 @pytest.fixture(scope="module")
 def client(models_dir, data_dir):
-    app = create_app(models_dir, data_dir=data_dir)
+    app = create_app(models_dir, data_dir=data_dir, allowed_hosts=[TESTCLIENT_HOST])
     with TestClient(app) as test_client:
         yield test_client
         app.state.web.jobs.stop_all()

@@ -97,7 +97,7 @@ def test_a_flood_of_predictions_runs_one_at_a_time(models_dir, data_dir, monkeyp
 
     async def main():
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
             return await asyncio.gather(*(client.post("/api/predict", files={"file": ("d.png", png, "image/png")})
                                           for _ in range(24)))
 

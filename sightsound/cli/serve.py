@@ -6,6 +6,7 @@ import argparse
 import socket
 import sys
 
+from ..web.security import DEFAULT_MAX_AUDIO_SESSIONS, LOOPBACK_HOSTS
 from .common import add_data_dir
 
 DEFAULT_MODELS_DIR = "runs"
@@ -16,9 +17,16 @@ def register(sub) -> None:
     serve = sub.add_parser("serve", help="serve the web demos (train, test results, draw, speech) locally",
                            description="Start a local web server with the chapter's demos: Train (live charts), "
                                        "Test results, Draw (canvas, upload, webcam) and Speech. Binds to "
-                                       "127.0.0.1 unless --host says otherwise and prints the URL.")
+                                       "127.0.0.1 unless --host says otherwise and prints the URL. Only "
+                                       "requests naming this machine (or an --allowed-host) in their Host "
+                                       "header are answered, and pages from other origins cannot open its "
+                                       "websockets or POST to it.")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     serve.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
+    serve.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                       help=f"also answer requests whose Host header names NAME (any port); repeat for more "
+                            f"names. Always answered: {', '.join(LOOPBACK_HOSTS)} and the --host address. Needed "
+                            f"when the server is reached by another name, e.g. with --host 0.0.0.0")
     serve.add_argument("--models", default=DEFAULT_MODELS_DIR, metavar="DIR",
                        help=f"folder of saved models, one sub-folder each; new runs are saved here "
                             f"(default: {DEFAULT_MODELS_DIR})")
@@ -29,6 +37,9 @@ def register(sub) -> None:
     serve.add_argument("--predict-workers", type=int, default=None, metavar="N",
                        help="threads that run image predictions; more requests wait in line (default: half the "
                             "CPUs, leaving the rest to audio streams and training)")
+    serve.add_argument("--max-audio-sessions", type=int, default=DEFAULT_MAX_AUDIO_SESSIONS, metavar="N",
+                       help=f"speech sessions (/ws/audio) open at once, each with its own recognizer; one more "
+                            f"is refused with a message (default: {DEFAULT_MAX_AUDIO_SESSIONS})")
     serve.add_argument("--malloc-arenas", type=int, default=2, metavar="N",
                        help="cap glibc's malloc arenas so memory stays flat under load (default 2; 0 leaves "
                             "glibc's default)")
@@ -61,25 +72,28 @@ def url_of(sock: socket.socket) -> str:
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from ..errors import SightsoundError
     from ..web import create_app
 
     if args.predict_workers is not None and args.predict_workers < 1:
-        from ..errors import SightsoundError
-
         raise SightsoundError(f"--predict-workers must be at least 1, got {args.predict_workers}")
+    if args.max_audio_sessions < 1:
+        raise SightsoundError(f"--max-audio-sessions must be at least 1, got {args.max_audio_sessions}")
     if args.malloc_arenas:
         from ..runtime import limit_malloc_arenas
 
         limit_malloc_arenas(args.malloc_arenas)
+    bound = [args.host] if args.host else []  # the address itself is a name browsers may use
     app = create_app(args.models, data_dir=args.data_dir, assets_dir=args.assets,
-                     predict_workers=args.predict_workers)
+                     predict_workers=args.predict_workers, allowed_hosts=[*bound, *args.allowed_host],
+                     max_audio_sessions=args.max_audio_sessions)
     sock = bind_socket(args.host, args.port)
     config = uvicorn.Config(app, log_level=args.log_level, ws_max_size=WS_MAX_MESSAGE_BYTES,
                             timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
     print(f"sightsound: serving {app.state.web.store.root} on {url_of(sock)} (Ctrl-C to stop)", flush=True)
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
+    if args.host not in LOOPBACK_HOSTS:
         print("sightsound: warning: listening beyond this machine; anyone who can reach it can train and "
-              "upload", file=sys.stderr, flush=True)
+              "upload (browsers must name it by its address or an --allowed-host)", file=sys.stderr, flush=True)
     server.run(sockets=[sock])
     return 0

@@ -17,7 +17,9 @@ Pages (HTML + plain JS modules under ``static/``): ``/train``, ``/test``,
 ===============================  ==================================================================
 
 Every error is JSON ``{"error": message}`` with a fitting status; nothing a
-client sends can crash the server.
+client sends can crash the server. Requests naming another ``Host``, and
+cross-origin websockets and POSTs, are refused (:mod:`sightsound.web.security`);
+error messages carry no server paths and unexpected failures no exception text.
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import threading
 import time
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
@@ -45,6 +49,7 @@ from .jobs import MODELS, JobError, JobManager, TrainParams
 from .models import MNIST_INPUT, ModelNotFound, ModelStore
 from .pool import WorkPool
 from .predict import MAX_UPLOAD_BYTES, NoDigit, UploadRejected, check_content_type, decode_image, predict_image
+from .security import DEFAULT_MAX_AUDIO_SESSIONS, INTERNAL_ERROR, BrowserGuard, redact_paths
 
 STATIC_DIR = Path(__file__).parent / "static"
 PAGES = {"train": "train.html", "test": "test.html", "draw": "draw.html", "speech": "speech.html"}
@@ -52,6 +57,8 @@ MAX_BODY_BYTES = MAX_UPLOAD_BYTES + 64 * 1024  # an upload plus its multipart en
 MAX_TEST_RESULTS = 500
 WS_MAX_TEXT = 1024  # bytes of a control message on /ws/train
 WS_MAX_MESSAGES_PER_SECOND = 20
+
+log = logging.getLogger("sightsound.web")
 
 
 class TrainRequest(BaseModel):
@@ -102,9 +109,9 @@ def install_error_handlers(app: FastAPI) -> None:
     """Turn every kind of failure into a JSON error response."""
 
     @app.exception_handler(SightsoundError)
-    async def sightsound_error(_request: Request, error: SightsoundError):
+    async def sightsound_error(request: Request, error: SightsoundError):
         extra = {"no_digit": True} if isinstance(error, NoDigit) else {}
-        return error_response(_status_of(error), str(error), **extra)
+        return error_response(_status_of(error), request.app.state.web.public(str(error)), **extra)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, error: StarletteHTTPException):
@@ -164,13 +171,29 @@ class GuardMiddleware:
 
         try:
             await self.app(scope, counting_receive, tracking_send)
-        except Exception as error:  # last line of defence: answer, log, keep serving
+        except Exception:  # last line of defence: log the traceback, answer without it, keep serving
             if started:
                 raise
-            import logging
+            log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
+            await error_response(500, INTERNAL_ERROR)(scope, receive, send)
 
-            logging.getLogger("sightsound.web").exception("unexpected error on %s", scope.get("path"))
-            await error_response(500, f"internal error: {type(error).__name__}: {error}")(scope, receive, send)
+
+class BrowserGuardMiddleware:
+    """Refuses foreign ``Host`` headers and cross-origin websockets and POSTs (see :mod:`.security`)."""
+
+    def __init__(self, app, guard: BrowserGuard):
+        self.app = app
+        self.guard = guard
+
+    async def __call__(self, scope, receive, send):
+        refusal = self.guard.refusal(scope) if scope["type"] in ("http", "websocket") else None
+        if refusal is None:
+            return await self.app(scope, receive, send)
+        status, message = refusal
+        log.info("refused %s %s: %s", scope["type"], scope.get("path"), message)
+        if scope["type"] == "http" or "websocket.http.response" in (scope.get("extensions") or {}):
+            return await error_response(status, message)(scope, receive, send)
+        await send({"type": "websocket.close", "code": 1008})  # before accept: the server answers HTTP 403
 
 
 # --------------------------------------------------------------------------- the app
@@ -179,6 +202,8 @@ class WebState:
     """What the endpoints share: the models, the MNIST data (loaded once) and the jobs."""
 
     def __init__(self, models_dir: Path, data_dir, node_modules: Path, predict_workers: int | None = None):
+        from ..paths import data_dir as resolve_data_dir
+
         self.store = ModelStore(models_dir)
         self.predictions = WorkPool(predict_workers, name="sightsound-predict")
         self.store.root.mkdir(parents=True, exist_ok=True)
@@ -187,6 +212,19 @@ class WebState:
         self._data = None
         self._data_lock = threading.Lock()
         self.jobs = JobManager(self.store.root, self.mnist)
+        data_root = resolve_data_dir(data_dir)
+        self._named_roots = [(self.store.root, self.store.root.name), (data_root, data_root.name)]
+
+    def public(self, message: str) -> str:
+        """``message`` fit for a client: the models folder by name, no other absolute server path."""
+        return redact_paths(message, self._named_roots)
+
+    def job_json(self, job) -> dict:
+        """A job's snapshot for clients (its error message without server paths)."""
+        snapshot = job.snapshot()
+        if snapshot.get("error"):
+            snapshot["error"] = self.public(snapshot["error"])
+        return snapshot
 
     def mnist(self):
         """MNIST, loaded on first use (downloaded only where the data dir is writable)."""
@@ -201,11 +239,12 @@ class WebState:
         for info in self.store.list():
             if info.kind == kind:
                 return info.name
-        raise ModelNotFound(f"no {kind} model saved yet in {self.store.root}: train one on the Train page")
+        raise ModelNotFound(f"no {kind} model saved yet in {self.store.root.name}/: train one on the Train page")
 
 
 def create_app(models_dir: str | Path, data_dir: str | Path | None = None,
-               assets_dir: str | Path | None = None, predict_workers: int | None = None) -> FastAPI:
+               assets_dir: str | Path | None = None, predict_workers: int | None = None,
+               allowed_hosts: Iterable[str] = (), max_audio_sessions: int = DEFAULT_MAX_AUDIO_SESSIONS) -> FastAPI:
     """The FastAPI app serving pages, API and websockets for the models in ``models_dir``.
 
     ``data_dir`` is the dataset root (MNIST under ``<data_dir>/mnist``; default
@@ -214,7 +253,13 @@ def create_app(models_dir: str | Path, data_dir: str | Path | None = None,
     :class:`sightsound.web.assets.AssetsMissing` with set-up instructions.
     ``predict_workers`` threads run image predictions (default: half the CPUs),
     so that a flood of uploads cannot starve audio streams and training.
+    ``allowed_hosts`` are the ``Host`` names served besides the loopback ones
+    (:data:`sightsound.web.security.LOOPBACK_HOSTS`); ``max_audio_sessions``
+    caps the ``/ws/audio`` sessions open at once.
     """
+    guard = BrowserGuard(allowed_hosts)
+    if max_audio_sessions < 1:
+        raise ValueError(f"max_audio_sessions must be at least 1, got {max_audio_sessions}")
     node_modules = assets.find_node_modules(assets_dir)
     state = WebState(Path(models_dir), data_dir, node_modules, predict_workers)
 
@@ -227,11 +272,12 @@ def create_app(models_dir: str | Path, data_dir: str | Path | None = None,
                   openapi_url=None)
     app.state.web = state
     app.add_middleware(GuardMiddleware)
+    app.add_middleware(BrowserGuardMiddleware, guard=guard)  # added last: runs first
     install_error_handlers(app)
     _add_pages(app, state)
     _add_model_routes(app, state)
     _add_training_routes(app, state)
-    audio_stream.add_routes(app, state)
+    audio_stream.add_routes(app, state, max_audio_sessions)
     return app
 
 
@@ -368,17 +414,17 @@ def _add_training_routes(app: FastAPI, state: WebState) -> None:
     async def start_training(body: TrainRequest):
         params = TrainParams(**body.model_dump())
         job = await run_in_threadpool(state.jobs.create, params)
-        return JSONResponse(job.snapshot(), status_code=201)
+        return JSONResponse(state.job_json(job), status_code=201)
 
     @app.get("/api/train/{job_id}")
     async def job_state(job_id: str):
-        return state.jobs.get(job_id).snapshot()
+        return state.job_json(state.jobs.get(job_id))
 
     @app.post("/api/train/{job_id}/stop")
     async def stop_job(job_id: str):
         job = state.jobs.get(job_id)
         job.stop()
-        return job.snapshot()
+        return state.job_json(job)
 
     @app.websocket("/ws/train/{job_id}")
     async def training_events(websocket: WebSocket, job_id: str):
@@ -386,13 +432,13 @@ def _add_training_routes(app: FastAPI, state: WebState) -> None:
         try:
             job = state.jobs.get(job_id)
         except JobError as error:
-            await websocket.send_json({"type": "error", "error": str(error)})
+            await websocket.send_json({"type": "error", "error": state.public(str(error))})
             await websocket.close(code=4404)
             return
-        await _stream_job(websocket, job)
+        await _stream_job(websocket, job, state.public)
 
 
-async def _stream_job(websocket: WebSocket, job) -> None:
+async def _stream_job(websocket: WebSocket, job, public) -> None:
     """Send ``job``'s events from the first one on; accept ``stop`` from the page; close when it ends."""
     loop = asyncio.get_running_loop()
     wake = asyncio.Event()
@@ -404,6 +450,8 @@ async def _stream_job(websocket: WebSocket, job) -> None:
             wake.clear()
             events = job.events_since(cursor)
             for event in events:
+                if event["type"] == "error":  # a failed job's message, written by its thread
+                    event = {**event, "error": public(str(event.get("error")))}
                 await websocket.send_text(json.dumps(event))
             cursor += len(events)
             if job.finished and not job.events_since(cursor):

@@ -20,7 +20,10 @@ Protocol (one websocket per listening session):
 Caps: a binary message holds at most :data:`MAX_AUDIO_MESSAGE` bytes, a text
 message at most :data:`MAX_TEXT_MESSAGE`; audio may not arrive faster than
 :data:`MAX_REALTIME_FACTOR` times real time. Breaking a cap closes the socket
-with code 1009 (too big) or 1008 (policy: too fast).
+with code 1009 (too big) or 1008 (policy: too fast). At most
+``max_sessions`` sessions are open at once (each loads a model and runs a
+recognizer); one more gets an error message and close code 1013 (try again
+later).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import asyncio
 import base64
 import importlib.util
 import json
+import logging
 import time
 
 import numpy as np
@@ -36,6 +40,7 @@ from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import SightsoundError
+from .security import DEFAULT_MAX_AUDIO_SESSIONS, INTERNAL_ERROR
 
 MAX_AUDIO_MESSAGE = 64 * 1024  # bytes: 16,384 float32 samples (about 0.34 s at 48 kHz)
 MAX_TEXT_MESSAGE = 1024
@@ -43,6 +48,9 @@ MAX_REALTIME_FACTOR = 4.0
 MAX_PENDING_MESSAGES = 200  # server -> page messages waiting to be sent; older ones are dropped beyond this
 SPECTROGRAM_DB_RANGE = (-120.0, -20.0)  # dB mapped to 0..255 in the live view
 NOISE_WORDS = ("_background_noise_", "_unknown_")
+TRY_AGAIN_LATER = 1013  # websocket close code: the server is at capacity
+
+log = logging.getLogger("sightsound.web")
 
 
 def available() -> bool:
@@ -58,26 +66,39 @@ class StreamRejected(SightsoundError):
         self.code = code
 
 
-def add_routes(app: FastAPI, state) -> None:
-    """Register ``/ws/audio``."""
+def add_routes(app: FastAPI, state, max_sessions: int = DEFAULT_MAX_AUDIO_SESSIONS) -> None:
+    """Register ``/ws/audio``, with at most ``max_sessions`` sessions open at once."""
+    open_sessions = 0  # only touched on the event loop's thread
 
     @app.websocket("/ws/audio")
     async def audio_socket(websocket: WebSocket):
+        nonlocal open_sessions
         await websocket.accept()
         if not available():
             await _fail(websocket, "speech recognition is not yet available (sightsound.speech is not "
                                    "installed)", 4501)
             return
+        if open_sessions >= max_sessions:
+            await _fail(websocket, f"{open_sessions} audio sessions are open, the most this server allows "
+                                   f"(--max-audio-sessions {max_sessions}); stop one and try again",
+                        TRY_AGAIN_LATER)
+            return
+        open_sessions += 1
         try:
             await AudioSession(websocket, state).run()
         except StreamRejected as error:
-            await _fail(websocket, str(error), error.code)
+            await _fail(websocket, state.public(str(error)), error.code)
         except asyncio.TimeoutError:
             await _fail(websocket, "no start message within 30 s", 1008)
         except SightsoundError as error:
-            await _fail(websocket, str(error), 4400)
+            await _fail(websocket, state.public(str(error)), 4400)
         except (WebSocketDisconnect, RuntimeError):
             return
+        except Exception:  # a bug or a library failure: log the traceback, tell the page no more than that
+            log.exception("unexpected error in an audio session")
+            await _fail(websocket, INTERNAL_ERROR, 1011)
+        finally:
+            open_sessions -= 1
 
 
 async def _fail(websocket: WebSocket, message: str, code: int) -> None:
@@ -206,7 +227,12 @@ class AudioSession:
                     "spectrogram": spectrogram_json(_field(result, "spectrogram"))})
 
     def _on_error(self, error: BaseException) -> None:
-        self._post({"type": "error", "error": f"the recognizer stopped: {error}"})
+        if isinstance(error, SightsoundError):
+            reason = self.state.public(str(error))
+        else:
+            log.error("the recognizer of an audio session failed", exc_info=error)
+            reason = INTERNAL_ERROR
+        self._post({"type": "error", "error": f"the recognizer stopped: {reason}"})
 
     # -- page -> recognizer -----------------------------------------------------------
     def _push_audio(self, payload: bytes) -> None:

@@ -66,7 +66,8 @@ def _read_json(path: Path) -> dict:
             raise ModelFormatError(f"{where} is larger than {MAX_JSON_BYTES} bytes")
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError) as error:  # unreadable, not UTF-8, malformed JSON
-        raise ModelFormatError(f"{where} cannot be read: {error}") from None
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error  # no absolute path
+        raise ModelFormatError(f"{where} cannot be read: {reason}") from None
     if not isinstance(doc, dict):
         raise ModelFormatError(f"{where} must hold a JSON object, not {type(doc).__name__}")
     return doc
