@@ -254,3 +254,16 @@ def test_redact_paths_keeps_names_and_urls():
     assert redact_paths(text, [("/srv/runs", "runs")]) == (
         "no model in runs; conv/model.json: bad; see GET /api/models or http://127.0.0.1:8000/ws/audio; "
         "cannot open 'secret.py'; ~/a/b")
+
+
+def test_an_unexpected_job_failure_is_logged_not_shown(client, monkeypatch, caplog):
+    def broken_data():
+        raise RuntimeError("boom in /root/secret/loader.py")
+
+    monkeypatch.setattr(client.app.state.web.jobs, "get_data", broken_data)
+    with caplog.at_level("ERROR", logger="sightsound.web.jobs"):
+        job_id = client.post("/api/train", json={"model": "dense", "epochs": 1}).json()["job_id"]
+        event = collect_events(client, job_id)[-1]
+    assert event == {**event, "type": "error", "error": INTERNAL_ERROR}
+    assert client.get(f"/api/train/{job_id}").json()["error"] == INTERNAL_ERROR
+    assert "boom in /root/secret/loader.py" in caplog.text and "Traceback" in caplog.text

@@ -13,6 +13,7 @@ half-written model).
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import os
 import secrets
@@ -25,6 +26,9 @@ from pathlib import Path
 from ..callbacks import Callback
 from ..errors import SightsoundError
 from .models import check_name
+from .security import INTERNAL_ERROR
+
+_log = logging.getLogger(__name__)
 
 MODELS = ("conv", "dense", "enhanced")
 MAX_EVENTS = 50_000
@@ -197,7 +201,11 @@ class TrainingJob:
             self.emit({"type": self.state, "state": self.state, **self.result})
         except Exception as error:  # a job's failure is reported to its page, never raised into the server
             self.state = "failed"
-            self.error = str(error) or type(error).__name__
+            if isinstance(error, (SightsoundError, ValueError)):  # meant for the user: bad settings, bad data
+                self.error = str(error) or type(error).__name__
+            else:  # a bug or an environment failure: the details belong in the server log, not on a page
+                _log.exception("training job %s failed", self.name)
+                self.error = INTERNAL_ERROR
             self.emit({"type": "error", "state": "failed", "error": self.error})
 
     def _save(self, result, data) -> None:
