@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
+import sightsound.speech  # noqa: F401  (the audio socket serves it: a broken import must fail, not skip)
 from sightsound import presets
 from sightsound.web import create_app
 from web_helpers import png_bytes, write_synthetic_mnist
@@ -348,7 +349,6 @@ SPEECH_WORDS = ["_background_noise_", "_unknown_", "no", "yes"]
 @pytest.fixture(scope="module")
 def speech_client(tmp_path_factory, data_dir):
     """An app whose models folder holds a tiny random-weight speech model (metadata.json with 4 words)."""
-    pytest.importorskip("sightsound.speech")
     from sightsound import layers as L
     from sightsound.model import Sequential
 
