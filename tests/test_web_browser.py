@@ -110,9 +110,14 @@ def chromium() -> str:
     return CHROMIUM
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium):
-    """Headless Chromium through Playwright (Python)."""
+    """Headless Chromium through Playwright (Python).
+
+    Module scope: Playwright's sync API keeps an asyncio loop marked as running in the main thread while
+    it is open, so anything after this module that calls ``asyncio.run`` (the doctest of
+    sightsound.web.pool) would fail with "cannot be called from a running event loop".
+    """
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
