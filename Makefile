@@ -27,6 +27,7 @@ node_modules/.installed: package.json package-lock.json
 demo: setup
 	$(PY) -m sightsound mnist train --model conv --out runs/demo
 
+# tests/, then the docstring examples in sightsound/ (pyproject: testpaths, --doctest-modules)
 test: setup
 	$(PY) -m pytest -q
 

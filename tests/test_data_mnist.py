@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import mnist_root
 from sightsound import paths
 from sightsound.data import mnist
 from sightsound.data.mnist import (
@@ -516,11 +517,7 @@ def test_download_disabled(tmp_path):
 # --------------------------------------------------------------------------- real data
 
 def test_real_mnist():
-    root = os.environ.get("SIGHTSOUND_DATA")
-    if not root:
-        pytest.skip("SIGHTSOUND_DATA not set: real MNIST test skipped")
-    if not (Path(root) / "mnist").is_dir():
-        pytest.skip(f"SIGHTSOUND_DATA={root} has no mnist/ directory: real MNIST test skipped")
+    mnist_root()
     started = time.perf_counter()
     data = load_mnist(download=False, verify=True)
     elapsed = time.perf_counter() - started

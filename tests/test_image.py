@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import struct
 import subprocess
 import sys
@@ -26,6 +25,8 @@ import pytest
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
+import sightsound.tfjs_format  # noqa: F401  (`sightsound predict` loads saved models with it)
+from conftest import require_node
 from sightsound import image
 from sightsound.errors import ImageError, ShapeError, SightsoundError
 from sightsound.image import NoDigitFound
@@ -121,13 +122,7 @@ def resize_cases() -> list[dict]:
 
 
 def run_node(*args, stdin: str) -> None:
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail("Node.js is not installed, and the resize tests compare sightsound with real TensorFlow.js "
-                    "running in Node. Install Node.js 18 or newer (e.g. `sudo apt-get install nodejs npm`, or "
-                    "from https://nodejs.org), then run `npm ci` in the repository root.")
-    if not (REPO / "node_modules" / "@tensorflow" / "tfjs").is_dir():
-        pytest.fail("@tensorflow/tfjs is not installed: run `npm ci` in the repository root (see package.json).")
+    node = require_node()
     proc = subprocess.run([node, str(NODE_SCRIPT), *map(str, args)], cwd=REPO, input=stdin, capture_output=True,
                           text=True, timeout=300)
     if proc.returncode != 0:
@@ -593,7 +588,6 @@ def test_image_resize_command(monkeypatch, capsys, tmp_path):
 
 
 def test_predict_end_to_end_with_saved_model(trained_model, digit_files, tmp_path):
-    pytest.importorskip("sightsound.tfjs_format")
     model_dir = tmp_path / "model"
     trained_model.save(str(model_dir))
     env = {**os.environ, "PYTHONPATH": str(REPO)}

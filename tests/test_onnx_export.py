@@ -10,7 +10,11 @@ from sightsound import presets
 from sightsound.cli import main as cli_main
 from sightsound.onnx_export import export_onnx
 
-ort = pytest.importorskip("onnxruntime", reason="pip install 'sightsound[onnx]' for the ONNX export tests")
+from conftest import PIP_DEV_FIX, require_import
+
+ort = require_import("onnxruntime", PIP_DEV_FIX)
+require_import("onnx", PIP_DEV_FIX)
+require_import("onnxscript", PIP_DEV_FIX)
 
 
 def run_onnx(path, x: np.ndarray) -> np.ndarray:

@@ -10,9 +10,10 @@ import soundfile as sf
 from sightsound import audio
 from sightsound.cli import main
 from sightsound.data import speech_commands as sc
-from sightsound.data import synth
 
-pytestmark = [pytest.mark.skipif(not synth.espeak_available(), reason="espeak-ng is not installed"),
+from conftest import needs_espeak
+
+pytestmark = [needs_espeak(),
               pytest.mark.usefixtures("private_speech_cache")]
 
 

@@ -20,7 +20,7 @@ from sightsound.data import speech_commands as sc
 from sightsound.data import synth
 from sightsound.errors import DataError
 
-needs_espeak = pytest.mark.skipif(not synth.espeak_available(), reason="espeak-ng is not installed")
+from conftest import needs_espeak, require_espeak
 
 
 pytestmark = pytest.mark.usefixtures("private_speech_cache")
@@ -30,8 +30,7 @@ pytestmark = pytest.mark.usefixtures("private_speech_cache")
 def small_corpus(tmp_path_factory):
     """The ``small`` corpus for seed 0, built once per test session (shared with test_speech_cli)."""
     path = tmp_path_factory.getbasetemp() / "speech-small-seed0"
-    if not synth.espeak_available():
-        pytest.skip("espeak-ng is not installed")
+    require_espeak()
     if not path.is_dir():
         synth.build_corpus(path, "small", seed=0, progress=False)
     return path
@@ -73,7 +72,7 @@ def test_words_follow_the_speech_commands_convention():
 
 # -- the synthetic corpus ----------------------------------------------------------------------
 
-@needs_espeak
+@needs_espeak()
 def test_small_corpus_layout(small_corpus):
     root = small_corpus
     name = re.compile(r"^[0-9a-f]{8}_nohash_\d+\.wav$")
@@ -96,7 +95,7 @@ def test_small_corpus_layout(small_corpus):
     assert all(sf.info(p).frames >= 16000 * 10 for p in noise)
 
 
-@needs_espeak
+@needs_espeak()
 def test_small_corpus_splits_are_voice_disjoint(small_corpus):
     root = small_corpus
     lists = {s: (root / f"{s}_list.txt").read_text().split() for s in ("validation", "testing")}
@@ -114,7 +113,7 @@ def test_small_corpus_splits_are_voice_disjoint(small_corpus):
         assert not {variant_of[s] for s in speakers} & {variant_of[s] for s in train_speakers}, split
 
 
-@needs_espeak
+@needs_espeak()
 def test_corpus_is_deterministic_per_seed(tmp_path):
     tiny = synth.SynthSize("tiny", speakers=3, clips_per_word=2, aux_per_speaker=1, noise_seconds=10)
     a = synth.build_corpus(tmp_path / "a", tiny, seed=7, progress=False, workers=2)
@@ -143,7 +142,7 @@ def test_synth_rejects_bad_arguments(tmp_path):
 
 # -- loading ------------------------------------------------------------------------------------
 
-@needs_espeak
+@needs_espeak()
 def test_load_small_corpus_counts_and_shares(small_corpus):
     data = sc.load_speech_commands(small_corpus, progress=False)
     assert data.words == sc.WORDS
@@ -159,7 +158,7 @@ def test_load_small_corpus_counts_and_shares(small_corpus):
         sc.load_speech_commands(small_corpus, unknown_share=0.6, noise_share=0.5)
 
 
-@needs_espeak
+@needs_espeak()
 def test_cached_frames_match_the_spectrogram_and_are_not_recomputed(small_corpus, monkeypatch):
     data = sc.load_speech_commands(small_corpus, splits=("testing",), progress=False)
     test = data.split("testing")

@@ -17,7 +17,6 @@ import json
 import os
 import random
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -30,6 +29,7 @@ import pytest
 import torch
 
 import sightsound
+from conftest import require_node
 from sightsound import presets, tfjs_format
 from sightsound.cli import main as cli_main
 from sightsound.errors import ModelFormatError
@@ -49,13 +49,7 @@ QUANTIZED = ["sharded", "float16", "uint8", "uint16"]
 
 
 def run_node(*args) -> None:
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail("Node.js is not installed, and these tests check sightsound against real TensorFlow.js running "
-                    "in Node. Install Node.js 18 or newer (e.g. `sudo apt-get install nodejs npm`, or from "
-                    "https://nodejs.org), then run `npm ci` in the repository root.")
-    if not (REPO / "node_modules" / "@tensorflow" / "tfjs").is_dir():
-        pytest.fail("@tensorflow/tfjs is not installed: run `npm ci` in the repository root (see package.json).")
+    node = require_node()
     proc = subprocess.run([node, str(NODE_SCRIPT), *map(str, args)], cwd=REPO, capture_output=True, text=True,
                           timeout=600)
     if proc.returncode != 0:

@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
+import sightsound.speech  # noqa: F401  (the audio socket serves it: a broken import must fail, not skip)
 from sightsound import presets
 from sightsound.web import create_app
 from web_helpers import SPEECH_WORDS, TESTCLIENT_HOST, png_bytes, save_speech_model, write_synthetic_mnist
@@ -348,7 +349,6 @@ SPEECH_MODEL = "speech-random"
 @pytest.fixture(scope="module")
 def speech_models(tmp_path_factory):
     """A models folder with a tiny random-weight speech model (metadata.json with 4 words) and a digits model."""
-    pytest.importorskip("sightsound.speech")
     folder = tmp_path_factory.mktemp("speech-models")
     save_speech_model(folder / SPEECH_MODEL)
     presets.build("mnist-dense", device="cpu").save(str(folder / "digits"))

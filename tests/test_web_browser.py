@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import APT_FIX, require, require_espeak
+
 REPO = Path(__file__).resolve().parents[1]
 SCREENSHOTS = REPO / "runs" / "screenshots"
 CHROMIUM = os.environ.get("SIGHTSOUND_CHROMIUM", "/usr/bin/chromium")
@@ -102,17 +104,20 @@ def server(browser_models):
 @pytest.fixture(scope="session")
 def chromium() -> str:
     """Debian's Chromium binary; missing is a failure (not a skip) that says how to install it."""
-    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-        pytest.fail(f"Chromium not found at {CHROMIUM}: the browser tests need it. Install Debian's package "
-                    f"with `sudo apt-get install chromium` (listed in apt-packages.txt; `make setup` runs "
-                    f"scripts/setup-system.sh), or point SIGHTSOUND_CHROMIUM at a Chromium binary. "
-                    f"Do not use `playwright install`.")
+    require(os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK), f"Chromium at {CHROMIUM}",
+            APT_FIX.format(package="chromium") + "; or point SIGHTSOUND_CHROMIUM at a Chromium binary. "
+            "Do not use `playwright install`.", skip_outside_ci=False)
     return CHROMIUM
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium):
-    """Headless Chromium through Playwright (Python)."""
+    """Headless Chromium through Playwright (Python).
+
+    Module scope: Playwright's sync API keeps an asyncio loop marked as running in the main thread while
+    it is open, so anything after this module that calls ``asyncio.run`` (the doctest of
+    sightsound.web.pool) would fail with "cannot be called from a running event loop".
+    """
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -370,13 +375,10 @@ def train_tiny_speech_model(folder: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def speech_setup(browser_models, tmp_path_factory):
-    """(model folder, WAV of "yes") once sightsound.speech exists; espeak-ng missing is a failure."""
-    pytest.importorskip("sightsound.speech", reason="the streaming recognizer is not written yet")
+    """(model folder, WAV of "yes"); espeak-ng missing is a failure."""
     from sightsound import audio, speech
-    from sightsound.data import synth
 
-    if not synth.espeak_available():
-        pytest.fail("espeak-ng not found: install it with `sudo apt-get install espeak-ng` (in apt-packages.txt)")
+    require_espeak(skip_outside_ci=False)
     model_dir = train_tiny_speech_model(browser_models)
     rng = np.random.default_rng(1)
     voice, pitch, rate = SPEECH_VOICES[0]
@@ -392,18 +394,15 @@ def speech_setup(browser_models, tmp_path_factory):
 
 
 def test_speech_page(server, page):
-    """Without the recognizer the page says so clearly; with it, the page shows its word list."""
+    """The recognizer is part of sightsound (a plain import, not optional): the page shows its word list."""
     from playwright.sync_api import expect
     from sightsound.web import audio_stream
 
+    assert audio_stream.available()
     page.goto(server + "speech")
     page.wait_for_selector("body[data-ready='1']")
-    if not audio_stream.available():
-        expect(page.locator("#unavailable")).to_be_visible()
-        expect(page.locator("#unavailable")).to_contain_text("Not yet available")
-    else:
-        expect(page.locator("#speech-ui")).to_be_visible()
-        expect(page.locator("#unavailable")).to_be_hidden()
+    expect(page.locator("#speech-ui")).to_be_visible()
+    expect(page.locator("#unavailable")).to_be_hidden()
 
 
 def test_speech_page_hears_a_word_from_a_fake_microphone(server, browser, chromium, speech_setup, request):

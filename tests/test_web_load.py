@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from starlette.websockets import WebSocketDisconnect
 
+import sightsound.speech  # noqa: F401  (the audio socket serves it: a broken import must fail, not skip)
 from sightsound import presets
 from sightsound.web import create_app
 from web_helpers import SPEECH_WORDS, TESTCLIENT_HOST, png_bytes, save_speech_model, write_synthetic_mnist
@@ -272,7 +273,6 @@ MESSAGES = st.lists(PCM | PCM | CONTROL | st.text(max_size=40) | st.binary(max_s
 @HYPOTHESIS
 @given(start=CONFIGS.map(_json_text) | st.text(max_size=60), messages=MESSAGES)
 def test_audio_socket_answers_any_messages(client, start, messages):
-    pytest.importorskip("sightsound.speech")
     received = []
     with client.websocket_connect("/ws/audio") as socket:
         socket.send_text(start)
