@@ -112,6 +112,27 @@ RECIPES = {
 }
 
 
+#: The MNIST models by the short names that the command line, the web app and its Train page use.
+MNIST_MODELS = {
+    "conv": {"preset": "mnist-conv", "title": "Listing 4.1 convnet"},
+    "dense": {"preset": "mnist-dense", "title": "Listing 4.3 dense-only"},
+    "enhanced": {"preset": "mnist-enhanced", "title": "Listing 4.5 convnet"},
+}
+
+
+def mnist_preset(model: str) -> str:
+    """The preset of an MNIST model: ``conv`` -> ``mnist-conv``; full preset names pass through.
+
+    >>> mnist_preset("enhanced"), mnist_preset("mnist-dense")
+    ('mnist-enhanced', 'mnist-dense')
+    """
+    if model in MNIST_MODELS:
+        return MNIST_MODELS[model]["preset"]
+    if model in (entry["preset"] for entry in MNIST_MODELS.values()):
+        return model
+    raise ValueError(f"unknown MNIST model {model!r}; choose {', '.join(MNIST_MODELS)}")
+
+
 def training_defaults(preset: str, recipe: str = "chapter") -> dict:
     """The training settings of ``recipe`` (``chapter``, ``fast`` or ``robust``) for ``preset``."""
     if recipe not in RECIPES:
