@@ -565,9 +565,8 @@ class Dropout(Layer):
 class _Dropout(nn.Module):
     """Inverted dropout with a cheap mask: four 16-bit draws from each 64-bit random number.
 
-    ``nn.Dropout`` draws one Bernoulli sample per element, which on CPU costs
-    more than the dense layer it guards (Listing 4.5 spent 4-7 % of a training
-    step there). The keep probability is quantised to 1/65,536 (exact for the
+    ``nn.Dropout`` draws one Bernoulli sample per element, which on CPU can
+    cost more than the dense layer it guards. The keep probability is quantised to 1/65,536 (exact for the
     usual rates 0.1, 0.25, 0.5 ... up to 7.6e-6); the kept values are scaled
     by 1/(1-rate) as in TF.js. The random numbers come from PyTorch's default
     generator, so ``torch.manual_seed`` repeats a run.
