@@ -120,12 +120,13 @@ def train_mnist(model="conv", *, data_dir=None, epochs: int | None = None, batch
                 learning_rate: float | None = None, device: str = "auto", seed: int | None = None,
                 out_dir=None, train_limit: int | None = None, test_limit: int | None = None,
                 callbacks=None, data: mnist.MnistData | None = None, progress: bool = False,
-                keep_best: bool = False, defaults_from: str = "mnist-conv", checkpoint: bool = True,
+                keep_best: bool | None = None, defaults_from: str = "mnist-conv", checkpoint: bool = True,
                 resume=None, recipe: str = "chapter", label_smoothing: float | None = None,
-                dtype_policy: str = "float32") -> TrainResult:
+                dtype_policy: str | None = None) -> TrainResult:
     """Train an MNIST preset with the chapter's defaults (overridable) and evaluate on the test set.
 
-    ``model`` is a preset name (``conv``, ``mnist-enhanced``...) or a callable
+    ``model`` is a :class:`MnistSettings`, a preset name (``conv``, ``mnist-enhanced``...; the
+    keyword settings then override its recipe's defaults) or a callable
     returning a fresh, uncompiled :class:`Sequential` (then the training
     defaults are those of preset ``defaults_from``).
 
@@ -156,7 +157,15 @@ def train_mnist(model="conv", *, data_dir=None, epochs: int | None = None, batch
                  "train_limit": train_limit, "test_limit": test_limit, "keep_best": keep_best,
                  "dtype_policy": dtype_policy}
     build = model if callable(model) else None
-    settings = MnistSettings.of(defaults_from if build else model, recipe, **overrides)
+    if isinstance(model, MnistSettings):
+        given = sorted(key for key, value in overrides.items() if value is not None)
+        if given or recipe != "chapter":
+            raise ValueError(f"train_mnist(settings) takes no separate settings; got {', '.join(given) or 'recipe'}"
+                             f" (use dataclasses.replace on the settings)")
+        model.check()
+        settings = model
+    else:
+        settings = MnistSettings.of(defaults_from if build else model, recipe, **overrides)
     if build:
         settings = dataclasses.replace(settings, preset=None)
     if seed is not None:

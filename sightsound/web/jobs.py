@@ -212,10 +212,7 @@ class TrainingJob:
                        "batch_size": s.batch_size, "train_examples": n_train, "batches_per_epoch": per_epoch,
                        "total_batches": per_epoch * s.epochs})
             progress = _ProgressCallback(self, per_epoch)
-            result = train_mnist(s.preset, data=data, epochs=s.epochs, batch_size=s.batch_size,
-                                 validation_split=s.validation_split, train_limit=s.train_limit,
-                                 test_limit=s.test_limit, device="auto", seed=self.params.seed,
-                                 callbacks=[progress])
+            result = train_mnist(s, data=data, device="auto", seed=self.params.seed, callbacks=[progress])
             self._save(result, data)
             self.state = "stopped" if self.stop_requested.is_set() else "done"
             self.result = {"test_loss": result.test_loss, "test_acc": result.test_accuracy,
