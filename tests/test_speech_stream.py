@@ -23,7 +23,9 @@ from scipy.signal import resample_poly
 from conftest import require_espeak
 from sightsound import audio, speech
 from sightsound.errors import AudioError, ModelFormatError, ShapeError
-from sightsound.speech_sources import StreamResampler, to_float_chunk
+from sightsound.speech import frontend
+from sightsound.speech.frontend import StreamResampler
+from sightsound.speech.sources import to_float_chunk
 
 WORDS = ["_background_noise_", "_unknown_", "no", "yes"]
 RATE = audio.SAMPLE_RATE
@@ -147,20 +149,20 @@ def test_incremental_frames_equal_audio_spectrogram_of_the_same_window():
 
 def test_one_frame_computed_once_per_hop():
     counted = []
-    original = audio._db_of_windows
+    original = frontend._db_of_windows
 
     def counting(windows):
         counted.append(len(windows))
         return original(windows)
 
-    audio._db_of_windows = counting
+    frontend._db_of_windows = counting
     try:
         x = noise(3.0)
         processor = speech.StreamProcessor(Stub().predict, WORDS, 43, speech.ListenOptions())
         for c in chunks(x):
             processor.push(c)
     finally:
-        audio._db_of_windows = original
+        frontend._db_of_windows = original
     assert sum(counted) == audio.num_frames(x.size)
 
 
@@ -238,7 +240,7 @@ def test_bounded_memory_on_a_long_stream():
         tracemalloc.stop()
     assert processor.time == pytest.approx(seconds)
     assert peak < 8e6, peak  # 3 minutes at 44.1 kHz would be 32 MB of float32
-    assert processor.extractor._buffer.size < audio.FFT_SIZE and processor.resampler._buf.size < 100
+    assert processor.frontend.extractor._buffer.size < audio.FFT_SIZE and processor.frontend.resampler._buf.size < 100
 
 
 # -- threads, stopping, errors ----------------------------------------------------------------------------
