@@ -515,6 +515,51 @@ def test_recognize_samples_spectrograms_and_batches():
         rec.recognize(np.zeros((43, 100)))
 
 
+def test_recognize_clip_scans_long_clips_through_recognize():
+    """One recognize path: recognize_clip batches 43-frame windows 22 frames apart through recognize()."""
+    stub = Stub([[0.7, 0.1, 0.1, 0.1], [0.1, 0.1, 0.2, 0.6], [0.1, 0.1, 0.5, 0.3]])
+    rec = speech.Recognizer(stub, WORDS)
+    long = noise(3.0, rate=16000)
+    clip = rec.recognize_clip(long, 16000, path="long.wav")
+    specs = audio.spectrograms(long, 16000, hop_frames=22)
+    assert clip.windows == len(specs) == len(stub.inputs) and clip.window == 1  # noise-only window 0 passed over
+    np.testing.assert_array_equal(np.stack(stub.inputs), specs)
+    assert [w for w, _ in clip.top] == ["yes", "no", "_background_noise_"]
+    assert [p for _, p in clip.top] == pytest.approx([0.6, 0.2, 0.1])
+    assert clip.line().startswith("long.wav\tyes\t0.6000\tno:0.2000\t")
+    short = noise(1.0, rate=16000)
+    first = speech.Recognizer(Stub([[0.1, 0.1, 0.7, 0.1]]), WORDS)
+    assert first.recognize_clip(short, 16000).top[0] == ("no", pytest.approx(0.7))
+    assert first.recognize_clip(short, 16000).windows == 1
+    np.testing.assert_array_equal(first.model.inputs[0], audio.spectrogram(short, 16000))
+    from sightsound.speech_training import recognize_samples
+
+    again = recognize_samples(Stub(stub.rows), WORDS, long, 16000, path="long.wav")
+    assert again == clip
+
+
+def test_listen_hands_on_the_frames_it_computes_once():
+    """on_frames gets the recognizer's own frames (what the Speech page draws), each computed once."""
+    x = noise(2.0, rate=16000)
+    counted, seen = [], []
+    original = frontend._db_of_windows
+
+    def counting(windows):
+        counted.append(len(windows))
+        return original(windows)
+
+    frontend._db_of_windows = counting
+    try:
+        run(speech.Recognizer(Stub(), WORDS), x, rate=16000, on_frames=seen.append)
+    finally:
+        frontend._db_of_windows = original
+    fe = frontend.StreamFrontend(16000)
+    expected = np.concatenate([fe.push(c) for c in chunks(x)])
+    np.testing.assert_array_equal(np.concatenate(seen), expected)
+    tail = len(fe.flush()) + len(fe.silence(HOP))
+    assert sum(counted) >= len(expected) + tail and sum(counted) <= len(expected) + tail + 43  # + end padding
+
+
 # -- a trained model (small espeak-ng corpus) -------------------------------------------------------------
 
 @pytest.fixture(scope="session")
