@@ -7,6 +7,7 @@ corpus (without espeak-ng: skipped, or a failure when $CI is set).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sys
@@ -147,7 +148,9 @@ def test_incremental_frames_equal_audio_spectrogram_of_the_same_window():
         assert r.spectrogram.frame_size == 232
 
 
-def test_one_frame_computed_once_per_hop():
+@contextlib.contextmanager
+def frames_computed():
+    """Count the dB frames the front end computes inside the block (a list of batch sizes)."""
     counted = []
     original = frontend._db_of_windows
 
@@ -157,12 +160,17 @@ def test_one_frame_computed_once_per_hop():
 
     frontend._db_of_windows = counting
     try:
-        x = noise(3.0)
+        yield counted
+    finally:
+        frontend._db_of_windows = original
+
+
+def test_one_frame_computed_once_per_hop():
+    x = noise(3.0)
+    with frames_computed() as counted:
         processor = speech.StreamProcessor(Stub().predict, WORDS, 43, speech.ListenOptions())
         for c in chunks(x):
             processor.push(c)
-    finally:
-        frontend._db_of_windows = original
     assert sum(counted) == audio.num_frames(x.size)
 
 
@@ -541,18 +549,9 @@ def test_recognize_clip_scans_long_clips_through_recognize():
 def test_listen_hands_on_the_frames_it_computes_once():
     """on_frames gets the recognizer's own frames (what the Speech page draws), each computed once."""
     x = noise(2.0, rate=16000)
-    counted, seen = [], []
-    original = frontend._db_of_windows
-
-    def counting(windows):
-        counted.append(len(windows))
-        return original(windows)
-
-    frontend._db_of_windows = counting
-    try:
+    seen = []
+    with frames_computed() as counted:
         run(speech.Recognizer(Stub(), WORDS), x, rate=16000, on_frames=seen.append)
-    finally:
-        frontend._db_of_windows = original
     fe = frontend.StreamFrontend(16000)
     expected = np.concatenate([fe.push(c) for c in chunks(x)])
     np.testing.assert_array_equal(np.concatenate(seen), expected)
