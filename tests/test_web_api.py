@@ -378,7 +378,6 @@ def test_speech_models_are_listed_and_refused_for_digits(speech_client):
     response = speech_client.post("/api/predict", files={"file": ("one.png", digit_one_png(), "image/png")},
                                   data={"model": SPEECH_MODEL})
     assert "not 28x28" in assert_json_error(response, 400)
-    assert speech_client.get("/api/info").json()["speech"] is True
 
 
 def test_audio_stream_gives_frames_and_scores(speech_client):
@@ -395,6 +394,9 @@ def test_audio_stream_gives_frames_and_scores(speech_client):
         socket.send_text("stop")
     frames = [m for m in messages if m["type"] == "frames"]
     assert frames and all(m["bins"] == 232 for m in frames)
+    # the recognizer's own frames, passed on before the window they complete is scored: 44 frames
+    # (at 44.1 kHz) before the first recognition at the default overlap
+    assert sum(m["count"] for m in frames) >= 44
     scores = messages[-1]
     assert scores["type"] == "scores" and len(scores["scores"]) == 4 and abs(sum(scores["scores"]) - 1) < 1e-2
 

@@ -65,14 +65,14 @@ import torch
 
 from .. import audio, paths
 from ..errors import AudioError, DataError, DownloadError
+from ..speech.model_files import BACKGROUND_NOISE_TAG as BACKGROUND_NOISE
+from ..speech.model_files import UNKNOWN_TAG as UNKNOWN
 
 URL = "http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz"
 SHA256 = "af14739ee7dc311471de98f5f9d2c9191b18aedfe957f4a6ff791c709868ff58"
 ARCHIVE_NAME = "speech_commands_v0.02.tar.gz"
 SUBDIR = "speech_commands"
 
-BACKGROUND_NOISE = "_background_noise_"
-UNKNOWN = "_unknown_"
 TARGET_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
                 "up", "down", "left", "right", "go", "stop", "yes", "no")
 AUX_WORDS = ("backward", "bed", "bird", "cat", "dog", "follow", "forward", "happy", "house", "learn",

@@ -4,7 +4,7 @@ Pages (HTML + plain JS modules under ``static/``): ``/train``, ``/test``,
 ``/draw``, ``/speech``. JSON API:
 
 ===============================  ==================================================================
-``GET  /api/info``               version and which features are available
+``GET  /api/info``               version, the models folder's name and the trainable models
 ``GET  /api/models``             saved models (name, kind, labels, test accuracy)
 ``POST /api/predict``            an image (multipart ``file`` or a raw ``image/*`` body) -> top-k
 ``POST /api/train``              start a training job -> ``job_id``
@@ -308,8 +308,7 @@ def _add_pages(app: FastAPI, state: WebState) -> None:
 
     @app.get("/api/info")
     async def info():
-        return {"version": __version__, "speech": audio_stream.available(), "models_dir": state.store.root.name,
-                "train_models": list(MNIST_MODELS)}
+        return {"version": __version__, "models_dir": state.store.root.name, "train_models": list(MNIST_MODELS)}
 
 
 def _add_model_routes(app: FastAPI, state: WebState) -> None:

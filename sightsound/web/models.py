@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ModelFormatError, SightsoundError
+from ..speech import model_files
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 STATIC_FILE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\.(json|bin)$")
@@ -130,17 +131,18 @@ class ModelStore:
         """Describe model ``name`` from its ``model.json`` and ``metadata.json``."""
         folder = self.path(name)
         model_json = _read_json(folder / "model.json")
-        metadata = _read_json(folder / "metadata.json") if (folder / "metadata.json").is_file() else {}
+        words = None  # a speech model's words, from its metadata.json (read as the recognizer reads it)
+        if (folder / model_files.METADATA_JSON).is_file():
+            words = model_files.folder_words(folder, where=f"{name}/{model_files.METADATA_JSON}")
         try:  # any JSON can sit in these files: odd shapes are a format error, never a 500
             user = model_json.get("userDefinedMetadata") or {}
             user = user if isinstance(user, dict) else {}
             shape = _input_shape(model_json)
-            words = metadata.get("words") if isinstance(metadata.get("words"), list) else None
             units = _output_units(model_json)
         except (AttributeError, TypeError, ValueError, KeyError) as error:
             raise ModelFormatError(f"{name}/model.json is not a TF.js Layers model description: {error}") from None
         if words:
-            kind, labels = "speech", [str(w) for w in words[:MAX_LABELS]]
+            kind, labels = "speech", words[:MAX_LABELS]
         else:
             kind = "mnist" if shape == MNIST_INPUT else "other"
             if units is not None and not 1 <= units <= MAX_LABELS:
