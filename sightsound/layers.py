@@ -783,4 +783,5 @@ def batch_normalization(**kwargs) -> BatchNormalization:
 
 
 def _fmt(shape) -> str:
+    """A batch shape as TF.js prints it: ``(28, 28, 1)`` -> ``[null,28,28,1]`` (also ``Sequential.summary``)."""
     return "[null," + ",".join(str(d) for d in shape) + "]"

@@ -26,7 +26,6 @@ Example::
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import time
@@ -38,6 +37,7 @@ import numpy as np
 from . import presets
 from .data import speech_commands as sc
 from .errors import DataError, ModelFormatError
+from .fileio import atomic_write, write_json_atomic
 from .speech import frontend, model_files, wav
 from .speech.model_files import metadata  # re-exported: the metadata.json document
 from .speech.recognizer import Recognizer, create
@@ -129,13 +129,6 @@ def read_metadata(model_dir: str | os.PathLike) -> tuple[str, ...]:
     return tuple(model_files.folder_words(model_dir))
 
 
-def _write_json(path: Path, doc) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
-
-
 def plot_confusion(evaluation: SpeechEvaluation, path: str | os.PathLike, title: str | None = None) -> Path:
     """Row-normalised confusion matrix (true class down, predicted across), counts in the cells."""
     import matplotlib
@@ -162,10 +155,11 @@ def plot_confusion(evaluation: SpeechEvaluation, path: str | os.PathLike, title:
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
     fig.tight_layout()
     out = Path(path)
-    tmp = out.with_name(f".{out.name}.tmp")
-    fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    tmp.replace(out)
+    try:
+        with atomic_write(out) as handle:
+            fig.savefig(handle, dpi=110, format="png")
+    finally:
+        plt.close(fig)
     return out
 
 
@@ -298,11 +292,11 @@ def save_speech_run(model, result: SpeechTrainResult, data_root: Path | None = N
     model.save(str(out), user_defined_metadata={"preset": PRESET, "words": list(result.words),
                                                 "test_accuracy": ev.accuracy, "test_loss": ev.loss})
     meta = model_files.write_metadata(out, result.words)
-    history = _write_json(out / "history.json", {
+    history = write_json_atomic(out / "history.json", {
         **result.history, "test": {"loss": ev.loss, "acc": ev.accuracy, "per_class_acc": ev.per_class},
         "preset": PRESET, "words": list(result.words), "examples": result.examples, "seconds": result.seconds,
         "data": str(data_root) if data_root else None, "settings": result.settings})
-    results = _write_json(out / "test_results.json", ev.to_json())
+    results = write_json_atomic(out / "test_results.json", ev.to_json())
     curves = plots.plot_curves(result.history, out / "curves.png", title="Listing 4.8 on speech commands")
     confusion = plot_confusion(ev, out / "confusion.png",
                                title=f"test split: accuracy {ev.accuracy:.3f} on {sum(ev.counts.values())} examples")

@@ -13,7 +13,6 @@ the model (TF.js format), ``history.json``, ``curves.png`` and
 from __future__ import annotations
 
 import base64
-import contextlib
 import dataclasses
 import errno
 import json
@@ -30,6 +29,7 @@ from . import distributed, presets
 from .callbacks import Callback
 from .data import mnist
 from .errors import OutputError, SightsoundError
+from .fileio import write_text_atomic
 from .model import training_count
 from .runtime import set_seed
 from .schedules import LearningRateScheduler, OneCycle
@@ -320,17 +320,9 @@ def save_run(model, result: TrainResult, test_x: np.ndarray, test_y: np.ndarray,
         out.mkdir(parents=True, exist_ok=True)
         model.save(str(out), user_defined_metadata={
             "preset": result.preset, "test_accuracy": result.test_accuracy, "test_loss": result.test_loss})
-        history_path = out / "history.json"
-        tmp = history_path.with_name(".history.json.tmp")
-        try:
-            tmp.write_text(json.dumps({**result.history, "test": {"loss": result.test_loss,
-                                                                  "acc": result.test_accuracy},
-                                       "preset": result.preset, "seconds": result.seconds}, indent=1))
-            tmp.replace(history_path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
+        history_path = write_text_atomic(out / "history.json", json.dumps(
+            {**result.history, "test": {"loss": result.test_loss, "acc": result.test_accuracy},
+             "preset": result.preset, "seconds": result.seconds}, indent=1))
         curves = plots.plot_curves(result.history, out / "curves.png", title=f"{result.preset} on MNIST")
         sample = test_x[:grid]
         predicted = model.predict(sample).argmax(axis=1)

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from .. import http_fetch, paths
 from ..errors import FetchError, ModelFormatError
+from ..fileio import write_json_atomic
 from . import frontend
 
 METADATA_JSON = "metadata.json"
@@ -65,11 +66,7 @@ def metadata(words, model_name: str = DEFAULT_MODEL_NAME) -> dict:
 
 def write_metadata(folder: str | os.PathLike, words, model_name: str = DEFAULT_MODEL_NAME) -> Path:
     """Write ``folder/metadata.json`` for ``words`` (through a temporary file: never half-written)."""
-    path = Path(folder) / METADATA_JSON
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(metadata(words, model_name), indent=1) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_json_atomic(Path(folder) / METADATA_JSON, metadata(words, model_name))
 
 
 # -- reading ------------------------------------------------------------------------------------------

@@ -17,7 +17,6 @@ import logging
 import math
 import os
 import secrets
-import shutil
 import threading
 import time
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from pathlib import Path
 
 from ..callbacks import Callback
 from ..errors import SightsoundError
+from ..fileio import staged_directory
 from ..presets import MNIST_MODELS
 from ..train import MnistSettings
 from .models import check_name
@@ -238,17 +238,12 @@ class TrainingJob:
         test_x = mnist.to_float_images(data.test_images[:self.params.settings.test_limit])
         test_y = data.test_labels[:self.params.settings.test_limit]
         self.models_dir.mkdir(parents=True, exist_ok=True)
-        try:
+        with staged_directory(final, staging=temporary, keep_on=(JobError,)):
             result.out_dir = temporary
             with _SAVE_LOCK:
                 save_run(result.model, result, test_x, test_y)
             if os.path.lexists(final):
                 raise JobError(f"a model named {self.name!r} appeared while training; kept in {temporary.name}")
-            temporary.rename(final)
-        except BaseException:
-            if temporary.exists() and not final.exists():
-                shutil.rmtree(temporary, ignore_errors=True)
-            raise
 
 
 class JobManager:
