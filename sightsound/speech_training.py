@@ -188,46 +188,83 @@ def recipe_augmentation(recipe: str = "chapter", **overrides) -> sc.Augmentation
     return sc.Augmentation(**options)
 
 
-def train_speech(data_dir: str | os.PathLike, model_dir: str | os.PathLike | None = None, *,
-                 epochs: int | None = None, batch_size: int | None = None, optimizer: str | None = None,
-                 learning_rate: float | None = None, device: str = "auto", seed: int | None = None,
-                 unknown_share: float | None = None, noise_share: float | None = None,
-                 augmentation: sc.Augmentation | None = RECIPE, progress: bool = False,
-                 cache_dir: str | os.PathLike | None = None, workers: int = 2,
-                 data: sc.SpeechCommandsData | None = None, callbacks=None,
-                 initial_model: str | os.PathLike | None = None, dtype_policy: str = "float32",
-                 recipe: str = "chapter") -> SpeechTrainResult:
+@dataclass(frozen=True)
+class SpeechSettings:
+    """Everything that decides a Listing 4.8 training run, in one object, built by :meth:`of` from a
+    recipe (:data:`sightsound.presets.RECIPES`) and overrides; ``history.json`` records it.
+
+    >>> SpeechSettings.of().batch_size, SpeechSettings.of("robust").optimizer
+    (64, 'adam')
+    """
+
+    recipe: str
+    epochs: int
+    batch_size: int
+    optimizer: str
+    learning_rate: float | None
+    unknown_share: float
+    noise_share: float
+    augmentation: sc.Augmentation | None  # None: the clips as they are
+    schedule: dict | None = None
+    dtype_policy: str = "float32"
+    initial_model: str | None = None  # a saved speech model to start from (fine-tuning)
+
+    @classmethod
+    def of(cls, recipe: str = "chapter", *, augmentation=RECIPE, **overrides) -> "SpeechSettings":
+        """The settings of ``recipe``, with the ``overrides`` that are not None. ``augmentation`` is the
+        recipe's unless given (``None`` turns it off). A different ``optimizer`` takes its own default
+        learning rate unless one is given."""
+        defaults = presets.training_defaults(PRESET, recipe)
+        given = {key: value for key, value in overrides.items() if value is not None}
+        if "optimizer" in given and "learning_rate" not in given:
+            defaults.pop("learning_rate", None)
+        values = {"learning_rate": None, "unknown_share": sc.DEFAULT_SHARE, "noise_share": sc.DEFAULT_SHARE,
+                  **{k: v for k, v in defaults.items() if k != "augmentation"}, **given}
+        if "initial_model" in values:
+            values["initial_model"] = str(values["initial_model"])
+        settings = cls(recipe=recipe, augmentation=recipe_augmentation(recipe) if augmentation is RECIPE
+                       else augmentation, **values)
+        if isinstance(settings.epochs, bool) or not isinstance(settings.epochs, int) or settings.epochs < 1:
+            raise ValueError(f"epochs must be a positive int, got {settings.epochs!r}")
+        if isinstance(settings.batch_size, bool) or not isinstance(settings.batch_size, int) \
+                or settings.batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {settings.batch_size!r}")
+        return settings
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def train_speech(data_dir: str | os.PathLike, model_dir: str | os.PathLike | None = None,
+                 settings: SpeechSettings | None = None, *, device: str = "auto", seed: int | None = None,
+                 progress: bool = False, cache_dir: str | os.PathLike | None = None, workers: int = 2,
+                 data: sc.SpeechCommandsData | None = None, callbacks=None, recipe: str = "chapter",
+                 augmentation: sc.Augmentation | None = RECIPE, **overrides) -> SpeechTrainResult:
     """Train Listing 4.8 on a Speech Commands folder; evaluate on its test split; save into ``model_dir``.
 
-    Defaults are the chapter's (``presets.TRAINING_DEFAULTS["speech-conv"]``):
-    sgd with learning rate 0.01, batch 64, 25 epochs, 5 % ``_unknown_`` and
-    5 % noise examples. Each epoch sees freshly augmented training examples
-    (``augmentation=None`` trains on the clips as they are).
-    ``recipe="robust"`` takes :data:`sightsound.presets.RECIPES` ``["robust"]``
-    instead: Adam under a one-cycle learning-rate schedule for 40 epochs,
-    louder noise in more clips and more ``_unknown_`` words, for a recognizer
-    that listens in noisy rooms; explicit arguments still override it.
-    ``initial_model`` (a saved speech model folder with the same words) starts
-    from its weights instead of a fresh network: fine-tuning, e.g. on noisier
-    augmentation or new recordings. ``dtype_policy="mixed_bfloat16"`` trains
-    in mixed precision (see :meth:`sightsound.model.Sequential.compile`).
+    ``settings`` (a :class:`SpeechSettings`) decides the run; without it the
+    settings are ``SpeechSettings.of(recipe, augmentation=..., **overrides)``:
+    ``epochs``, ``batch_size``, ``optimizer``, ``learning_rate``,
+    ``unknown_share``, ``noise_share``, ``dtype_policy``, ``initial_model``.
+    The chapter's recipe: sgd with learning rate 0.01, batch 64, 25 epochs,
+    5 % ``_unknown_`` and 5 % noise examples, each epoch freshly augmented
+    (``augmentation=None`` trains on the clips as they are). ``recipe="robust"``
+    takes :data:`sightsound.presets.RECIPES` ``["robust"]`` instead, for a
+    recognizer that listens in noisy rooms. ``initial_model`` (a saved speech
+    model folder with the same words) starts from its weights instead of a
+    fresh network: fine-tuning. ``dtype_policy="mixed_bfloat16"`` trains in
+    mixed precision (see :meth:`sightsound.model.Sequential.compile`).
     """
-    defaults = presets.training_defaults(PRESET, recipe)
-    epochs = defaults["epochs"] if epochs is None else epochs
-    batch_size = batch_size or defaults["batch_size"]
-    if optimizer is None:
-        optimizer = defaults["optimizer"]
-        learning_rate = defaults["learning_rate"] if learning_rate is None else learning_rate
-    unknown_share = defaults.get("unknown_share", sc.DEFAULT_SHARE) if unknown_share is None else unknown_share
-    noise_share = defaults.get("noise_share", sc.DEFAULT_SHARE) if noise_share is None else noise_share
-    if augmentation is RECIPE:
-        augmentation = recipe_augmentation(recipe)
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    if settings is None:
+        settings = SpeechSettings.of(recipe, augmentation=augmentation, **overrides)
+    elif overrides or recipe != "chapter" or augmentation is not RECIPE:
+        raise ValueError("train_speech(settings=...) takes no separate settings (use dataclasses.replace)")
+    s = settings
+    epochs, batch_size, augmentation, initial_model = s.epochs, s.batch_size, s.augmentation, s.initial_model
     if seed is not None:
         set_seed(seed)
     start = time.perf_counter()
-    data = data or sc.load_speech_commands(data_dir, unknown_share=unknown_share, noise_share=noise_share,
+    data = data or sc.load_speech_commands(data_dir, unknown_share=s.unknown_share, noise_share=s.noise_share,
                                            seed=seed or 0, cache_dir=cache_dir, workers=workers,
                                            progress=progress)
     words = data.words
@@ -240,12 +277,12 @@ def train_speech(data_dir: str | os.PathLike, model_dir: str | os.PathLike | Non
                                    f"{list(words)}; fine-tuning needs the same word list")
     else:
         model = presets.build(PRESET, num_classes=len(words), device=device)
-    model.compile(optimizer=optimizer, loss="categoricalCrossentropy", metrics=["accuracy"],
-                  learning_rate=learning_rate, dtype_policy=dtype_policy)
+    model.compile(optimizer=s.optimizer, loss="categoricalCrossentropy", metrics=["accuracy"],
+                  learning_rate=s.learning_rate, dtype_policy=s.dtype_policy)
     scheduled = []
-    if defaults.get("schedule"):
+    if s.schedule:
         steps = math.ceil(len(train) / batch_size)
-        schedule = OneCycle.from_config({**defaults["schedule"], "peak": model.optimizer.learning_rate,
+        schedule = OneCycle.from_config({**s.schedule, "peak": model.optimizer.learning_rate,
                                          "total_steps": steps * epochs})
         scheduled.append(LearningRateScheduler(schedule, steps_per_epoch=steps))
     rng = np.random.default_rng([seed or 0, 99])
@@ -269,13 +306,7 @@ def train_speech(data_dir: str | os.PathLike, model_dir: str | os.PathLike | Non
     result = SpeechTrainResult(words=words, params=model.count_params(), epochs=len(parts), seconds=seconds,
                                evaluation=evaluation, history=_merge_history(parts),
                                examples={s: len(data.split(s)) for s in sc.SPLITS}, model=model,
-                               settings={"recipe": recipe, "optimizer": model.optimizer.class_name,
-                                         "learning_rate": learning_rate, "schedule": defaults.get("schedule"),
-                                         "epochs": epochs, "batch_size": batch_size,
-                                         "unknown_share": unknown_share, "noise_share": noise_share,
-                                         "augmentation": None if augmentation is None else dataclasses.asdict(augmentation),
-                                         "dtype_policy": dtype_policy, "seed": seed,
-                                         "initial_model": None if initial_model is None else str(initial_model)})
+                               settings={**s.to_json(), "optimizer": model.optimizer.class_name, "seed": seed})
     if model_dir is not None:
         result.out_dir = Path(model_dir)
         result.files = save_speech_run(model, result, data.root)

@@ -185,3 +185,15 @@ def test_robust_recipe_follows_a_one_cycle_learning_rate(cli_corpus):
     assert chapter.settings["optimizer"] == "SGD" and chapter.settings["schedule"] is None
     with pytest.raises(ValueError, match="recipe 'fast' is defined for mnist-conv"):
         train_speech(cli_corpus, epochs=1, recipe="fast")
+
+
+def test_a_speech_job_takes_one_settings_object(cli_corpus):
+    from sightsound.speech_training import SpeechSettings, train_speech
+
+    settings = SpeechSettings.of("robust", epochs=1, batch_size=32, augmentation=None)
+    assert (settings.optimizer, settings.learning_rate, settings.unknown_share) == ("adam", 0.002, 0.2)
+    assert SpeechSettings.of(optimizer="adam").learning_rate is None  # another optimizer: its own default rate
+    result = train_speech(cli_corpus, settings=settings, device="cpu", seed=0)
+    assert result.settings["recipe"] == "robust" and result.settings["augmentation"] is None
+    with pytest.raises(ValueError, match="takes no separate settings"):
+        train_speech(cli_corpus, settings=settings, epochs=3)
