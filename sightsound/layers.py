@@ -162,15 +162,27 @@ class Layer:
     def build_module(self, input_shape: Shape) -> nn.Module:
         raise NotImplementedError
 
+    def tfjs_weights(self, module: nn.Module) -> dict[str, torch.Tensor]:
+        """The weights of ``module`` (built by :meth:`build_module`) by ``WeightSpec.suffix``, in engine layout.
+
+        The parameters and buffers themselves, looked up on each call: a move to another
+        device replaces buffers, so a mapping kept from build time could go stale.
+        """
+        return {}
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
 
 
-def _init_params(module: nn.Module, specs: list[WeightSpec], tensors: dict[str, torch.Tensor]) -> None:
+def _init_params(specs: list[WeightSpec], tensors: dict[str, torch.Tensor]) -> None:
     """Initialise each weight with its TF.js initializer, using TF.js fan sizes."""
     for spec in specs:
         initializers.initialize(tensors[spec.suffix], spec.initializer, list(spec.shape))
-    module.tfjs_weights = tensors  # suffix -> parameter or buffer (engine layout)
+
+
+def _kernel_and_bias(layer: nn.Module) -> dict[str, torch.Tensor]:
+    """A convolution's or linear layer's weights: ``kernel``, and ``bias`` if it has one."""
+    return {"kernel": layer.weight} if layer.bias is None else {"kernel": layer.weight, "bias": layer.bias}
 
 
 # ---------------------------------------------------------------------------
@@ -256,11 +268,11 @@ class Conv2D(Layer, _ActivationMixin):
                          padding=(pads[2], pads[0]) if symmetric else 0,
                          dilation=tuple(self.dilation_rate), bias=self.use_bias)
         module = _ConvBlock(conv, None if symmetric else pads, activations.module(self.activation))
-        tensors = {"kernel": conv.weight}
-        if self.use_bias:
-            tensors["bias"] = conv.bias
-        _init_params(module, self.weight_specs(input_shape), tensors)
+        _init_params(self.weight_specs(input_shape), self.tfjs_weights(module))
         return module
+
+    def tfjs_weights(self, module):
+        return _kernel_and_bias(module.conv)
 
 
 def _inference_on_cpu(x: torch.Tensor) -> bool:
@@ -332,11 +344,11 @@ class Dense(Layer, _ActivationMixin):
     def build_module(self, input_shape):
         linear = nn.Linear(input_shape[-1], self.units, bias=self.use_bias)
         module = _DenseBlock(linear, activations.module(self.activation), channels_first=len(input_shape) == 3)
-        tensors = {"kernel": linear.weight}
-        if self.use_bias:
-            tensors["bias"] = linear.bias
-        _init_params(module, self.weight_specs(input_shape), tensors)
+        _init_params(self.weight_specs(input_shape), self.tfjs_weights(module))
         return module
+
+    def tfjs_weights(self, module):
+        return _kernel_and_bias(module.linear)
 
 
 class _DenseBlock(nn.Module):
@@ -348,6 +360,13 @@ class _DenseBlock(nn.Module):
         if self.channels_first:  # an image tensor: features are on axis 1 inside the engine
             return self.activation(self.linear(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2))
         return self.activation(self.linear(x))
+
+
+def pre_softmax(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """What a final softmax block of a Dense or Activation layer applies its softmax to: the logits."""
+    if isinstance(block, _DenseBlock):
+        return block.linear(x)
+    return x  # an Activation("softmax") block: its input is the logits
 
 
 # ---------------------------------------------------------------------------
@@ -667,13 +686,16 @@ class BatchNormalization(Layer):
             bn.weight.requires_grad_(False)
         if not self.center:
             bn.bias.requires_grad_(False)
-        tensors = {"moving_mean": bn.running_mean, "moving_variance": bn.running_var}
-        if self.scale:
-            tensors["gamma"] = bn.weight
-        if self.center:
-            tensors["beta"] = bn.bias
-        _init_params(bn, self.weight_specs(input_shape), tensors)
+        _init_params(self.weight_specs(input_shape), self.tfjs_weights(bn))
         return bn
+
+    def tfjs_weights(self, module):
+        tensors = {"moving_mean": module.running_mean, "moving_variance": module.running_var}
+        if self.scale:
+            tensors["gamma"] = module.weight
+        if self.center:
+            tensors["beta"] = module.bias
+        return tensors
 
 
 class _BatchNorm(nn.BatchNorm1d):

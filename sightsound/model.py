@@ -68,7 +68,7 @@ class _Net(nn.Module):
         last = len(blocks) - 1
         for i, block in enumerate(blocks):
             if i == last and logits and self.fused_softmax:
-                return _pre_softmax(block, x)
+                return layers_mod.pre_softmax(block, x)  # logits, for numerically stable cross-entropy
             x = block(x)
         if x.dim() == 4:
             x = x.permute(0, 2, 3, 1)  # back to TF.js's NHWC for image-shaped outputs
@@ -84,13 +84,6 @@ def _pool_before_relu(layers: list, blocks: list[nn.Module]) -> None:
                 isinstance(pool, layers_mod.MaxPooling2D):
             blocks[i].activation = nn.Identity()
             blocks[i + 1].post_activation = nn.ReLU()
-
-
-def _pre_softmax(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The input of the final softmax (logits), for numerically stable cross-entropy."""
-    if isinstance(block, layers_mod._DenseBlock):
-        return block.linear(x)
-    return x  # an Activation("softmax") block: its input is the logits
 
 
 def bfloat16_is_fast(device: torch.device) -> bool:

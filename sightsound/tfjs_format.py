@@ -197,7 +197,7 @@ def model_weights(model) -> list[_Weight]:
     model.build()
     weights = []
     for i, layer, spec in _tfjs_order(model):
-        tensors = getattr(model.net.blocks[i], "tfjs_weights", {})
+        tensors = layer.tfjs_weights(model.net.blocks[i])
         if spec.suffix not in tensors:
             raise ModelFormatError(f"{layer.name}: the built module lacks weight {spec.suffix!r}")
         weights.append(_Weight(f"{layer.name}/{spec.suffix}", tuple(spec.shape), tensors[spec.suffix],

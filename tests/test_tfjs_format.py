@@ -288,7 +288,7 @@ def test_save_layout_and_manifest(tmp_path):
     conv = model.layers[0].name
     assert specs[0] == {"name": f"{conv}/kernel", "shape": [3, 3, 1, 16], "dtype": "float32"}
     kernel = np.frombuffer((tmp_path / "weights.bin").read_bytes(), "<f4", 144).reshape(3, 3, 1, 16)
-    torch_kernel = model.net.blocks[0].tfjs_weights["kernel"].detach().numpy()  # [out, in, kh, kw]
+    torch_kernel = model.layers[0].tfjs_weights(model.net.blocks[0])["kernel"].detach().numpy()  # [out, in, kh, kw]
     np.testing.assert_array_equal(kernel, torch_kernel.transpose(2, 3, 1, 0))
 
 
