@@ -539,10 +539,9 @@ class Sequential:
     # -- persistence -------------------------------------------------------------
     def save(self, path: str, include_optimizer: bool = False, user_defined_metadata: dict | None = None):
         """Write ``model.json`` + ``weights.bin`` as TF.js's ``model.save('file://dir')``."""
-        from . import tfjs_format
+        from .tfjs import save_model  # on use: the format package builds on this module, not the reverse
 
-        return tfjs_format.save_model(self, path, include_optimizer=include_optimizer,
-                                      user_defined_metadata=user_defined_metadata)
+        return save_model(self, path, include_optimizer=include_optimizer, user_defined_metadata=user_defined_metadata)
 
 
 def sequential(layers: list | None = None, name: str | None = None, device: str = "auto") -> Sequential:
