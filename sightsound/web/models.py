@@ -15,6 +15,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import tfjs
 from ..errors import ModelFormatError, SightsoundError
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -73,28 +74,6 @@ def _read_json(path: Path) -> dict:
     return doc
 
 
-def _input_shape(model_json: dict) -> list | None:
-    """``batch_input_shape`` of the first layer without the batch axis, if the topology states it."""
-    topology = model_json.get("modelTopology") or {}
-    config = topology.get("config", topology)
-    layers = config.get("layers", config) if isinstance(config, dict) else config
-    if not isinstance(layers, list) or not layers:
-        return None
-    first = layers[0].get("config", {}) if isinstance(layers[0], dict) else {}
-    shape = first.get("batch_input_shape") or first.get("batchInputShape")
-    return list(shape[1:]) if isinstance(shape, list) and shape else None
-
-
-def _output_units(model_json: dict) -> int | None:
-    topology = model_json.get("modelTopology") or {}
-    config = topology.get("config", topology)
-    layers = config.get("layers", config) if isinstance(config, dict) else config
-    if isinstance(layers, list) and layers and isinstance(layers[-1], dict):
-        units = layers[-1].get("config", {}).get("units")
-        return units if isinstance(units, int) else None
-    return None
-
-
 class ModelStore:
     """Lists, resolves and loads (with a cache) the models under one folder."""
 
@@ -129,16 +108,10 @@ class ModelStore:
     def info(self, name: str) -> ModelInfo:
         """Describe model ``name`` from its ``model.json`` and ``metadata.json``."""
         folder = self.path(name)
-        model_json = _read_json(folder / "model.json")
+        model_json = tfjs.read_model_json(folder / tfjs.MODEL_JSON, where=f"{name}/{tfjs.MODEL_JSON}")
         metadata = _read_json(folder / "metadata.json") if (folder / "metadata.json").is_file() else {}
-        try:  # any JSON can sit in these files: odd shapes are a format error, never a 500
-            user = model_json.get("userDefinedMetadata") or {}
-            user = user if isinstance(user, dict) else {}
-            shape = _input_shape(model_json)
-            words = metadata.get("words") if isinstance(metadata.get("words"), list) else None
-            units = _output_units(model_json)
-        except (AttributeError, TypeError, ValueError, KeyError) as error:
-            raise ModelFormatError(f"{name}/model.json is not a TF.js Layers model description: {error}") from None
+        user, shape, units = model_json.user_defined_metadata, model_json.input_shape, model_json.output_units
+        words = metadata.get("words") if isinstance(metadata.get("words"), list) else None
         if words:
             kind, labels = "speech", [str(w) for w in words[:MAX_LABELS]]
         else:
