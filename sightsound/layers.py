@@ -236,7 +236,7 @@ class Conv2D(Layer, _ActivationMixin):
 
     def _check_input(self, input_shape):
         if len(input_shape) != 3:
-            raise ShapeError(f"{self.name}: expects input [null,height,width,channels], got {_fmt(input_shape)}")
+            raise ShapeError(f"{self.name}: expects input [null,height,width,channels], got {shape_text(input_shape)}")
 
     def compute_output_shape(self, input_shape):
         self._check_input(input_shape)
@@ -244,7 +244,8 @@ class Conv2D(Layer, _ActivationMixin):
         oh = _conv_out(h, self.kernel_size[0], self.strides[0], self.padding, self.dilation_rate[0])
         ow = _conv_out(w, self.kernel_size[1], self.strides[1], self.padding, self.dilation_rate[1])
         if oh <= 0 or ow <= 0:
-            raise ShapeError(f"{self.name}: input {_fmt(input_shape)} is smaller than the kernel {self.kernel_size}")
+            raise ShapeError(f"{self.name}: input {shape_text(input_shape)} is smaller than the kernel "
+                             f"{self.kernel_size}")
         return (oh, ow, self.filters)
 
     def weight_specs(self, input_shape):
@@ -395,12 +396,12 @@ class _Pooling2D(Layer):
 
     def compute_output_shape(self, input_shape):
         if len(input_shape) != 3:
-            raise ShapeError(f"{self.name}: expects input [null,height,width,channels], got {_fmt(input_shape)}")
+            raise ShapeError(f"{self.name}: expects input [null,height,width,channels], got {shape_text(input_shape)}")
         h, w, c = input_shape
         oh = _conv_out(h, self.pool_size[0], self.strides[0], self.padding)
         ow = _conv_out(w, self.pool_size[1], self.strides[1], self.padding)
         if oh <= 0 or ow <= 0:
-            raise ShapeError(f"{self.name}: input {_fmt(input_shape)} is smaller than the pool {self.pool_size}")
+            raise ShapeError(f"{self.name}: input {shape_text(input_shape)} is smaller than the pool {self.pool_size}")
         return (oh, ow, c)
 
     def build_module(self, input_shape):
@@ -466,7 +467,7 @@ class GlobalAveragePooling2D(Layer):
 
     def compute_output_shape(self, input_shape):
         if len(input_shape) != 3:
-            raise ShapeError(f"{self.name}: expects input [null,height,width,channels], got {_fmt(input_shape)}")
+            raise ShapeError(f"{self.name}: expects input [null,height,width,channels], got {shape_text(input_shape)}")
         return (input_shape[2],)
 
     def build_module(self, input_shape):
@@ -535,7 +536,7 @@ class Reshape(Layer):
         known = math.prod(d for d in self.target_shape if d != -1)
         shape = [total // known if d == -1 else d for d in self.target_shape]
         if math.prod(shape) != total:
-            raise ShapeError(f"{self.name}: cannot reshape {_fmt(input_shape)} ({total} values) "
+            raise ShapeError(f"{self.name}: cannot reshape {shape_text(input_shape)} ({total} values) "
                              f"to {self.target_shape}")
         return tuple(shape)
 
@@ -584,9 +585,8 @@ class Dropout(Layer):
 class _Dropout(nn.Module):
     """Inverted dropout with a cheap mask: four 16-bit draws from each 64-bit random number.
 
-    ``nn.Dropout`` draws one Bernoulli sample per element, which on CPU costs
-    more than the dense layer it guards (Listing 4.5 spent 4-7 % of a training
-    step there). The keep probability is quantised to 1/65,536 (exact for the
+    ``nn.Dropout`` draws one Bernoulli sample per element, which on CPU can
+    cost more than the dense layer it guards. The keep probability is quantised to 1/65,536 (exact for the
     usual rates 0.1, 0.25, 0.5 ... up to 7.6e-6); the kept values are scaled
     by 1/(1-rate) as in TF.js. The random numbers come from PyTorch's default
     generator, so ``torch.manual_seed`` repeats a run.
@@ -680,7 +680,8 @@ class BatchNormalization(Layer):
 
     def build_module(self, input_shape):
         if len(input_shape) not in (1, 3):
-            raise ShapeError(f"{self.name}: supports inputs [null,features] or [null,h,w,c], got {_fmt(input_shape)}")
+            raise ShapeError(f"{self.name}: supports inputs [null,features] or [null,h,w,c], "
+                             f"got {shape_text(input_shape)}")
         bn = _BatchNorm(input_shape[-1], eps=self.epsilon, momentum=1.0 - self.momentum)
         if not self.scale:
             bn.weight.requires_grad_(False)
@@ -805,5 +806,6 @@ def batch_normalization(**kwargs) -> BatchNormalization:
     return BatchNormalization(**_kwargs(kwargs))
 
 
-def _fmt(shape) -> str:
+def shape_text(shape) -> str:
+    """A batch shape as TF.js prints it: ``(28, 28, 1)`` -> ``[null,28,28,1]`` (also ``Sequential.summary``)."""
     return "[null," + ",".join(str(d) for d in shape) + "]"

@@ -211,8 +211,8 @@ class Sequential:
                     trainable += math.prod(s.shape)
                 else:
                     non_trainable += math.prod(s.shape)
-            out.append(_row([f"{layer.name} ({layer.class_name})", f"[{_shape_json(shape_in)}]",
-                             _shape_json(shape_out), str(count)], positions))
+            out.append(_row([f"{layer.name} ({layer.class_name})", f"[{layers_mod.shape_text(shape_in)}]",
+                             layers_mod.shape_text(shape_out), str(count)], positions))
             out.append(("=" if i == len(self.layers) - 1 else "_") * line_length)
         out += [f"Total params: {trainable + non_trainable}", f"Trainable params: {trainable}",
                 f"Non-trainable params: {non_trainable}", "_" * line_length]
@@ -591,7 +591,3 @@ def _row(fields: list[str], positions: list[int]) -> str:
         line = line[:positions[i]]
         line += " " * (positions[i] - len(line))
     return line
-
-
-def _shape_json(shape) -> str:
-    return "[null," + ",".join(str(d) for d in shape) + "]"

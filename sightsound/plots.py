@@ -6,7 +6,6 @@ return the path.
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import matplotlib
@@ -15,18 +14,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .fileio import atomic_write  # noqa: E402
+
 
 def _save(fig, path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-        tmp.replace(path)
-    except BaseException:  # disk full, read-only...: no temp file left, the previous figure stays
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    try:  # disk full, read-only...: no temp file left, the previous figure stays
+        with atomic_write(path) as handle:
+            fig.savefig(handle, dpi=110, bbox_inches="tight", format="png")
     finally:
         plt.close(fig)
     return path

@@ -26,8 +26,6 @@ Example::
 from __future__ import annotations
 
 import dataclasses
-import datetime
-import json
 import math
 import os
 import time
@@ -36,16 +34,18 @@ from pathlib import Path
 
 import numpy as np
 
-from . import audio, presets
+from . import presets
 from .data import speech_commands as sc
 from .errors import DataError, ModelFormatError
+from .fileio import atomic_write, write_json_atomic
+from .speech import frontend, model_files, wav
+from .speech.model_files import metadata  # re-exported: the metadata.json document
+from .speech.recognizer import Recognizer, create
+from .speech.results import ClipRecognition as Recognition
 from .runtime import set_seed
 from .schedules import LearningRateScheduler, OneCycle
 
 PRESET = "speech-conv"
-METADATA_JSON = "metadata.json"
-SPEECH_COMMANDS_VERSION = "0.5.4"  #: the speech-commands package whose metadata format we write
-RECOGNIZE_HOP_FRAMES = 22  #: window step for clips over 1 s: round(43 * (1 - 0.5)), listen()'s default overlap
 
 
 @dataclass
@@ -124,46 +124,9 @@ def evaluate_predictions(probs: np.ndarray, labels: np.ndarray, words: tuple[str
 
 # -- files ---------------------------------------------------------------------------------
 
-def metadata(words: tuple[str, ...], model_name: str = "sightsound-speech-conv") -> dict:
-    """``metadata.json``: ``words`` and ``frameSize`` as the speech-commands training script writes
-    them, ``wordLabels``/``tfjsSpeechCommandsVersion``/``modelName``/``timeStamp`` as the package's
-    own recognizers save them, and the front end this model expects."""
-    return {
-        "words": list(words),
-        "frameSize": audio.FRAME_SIZE,
-        "wordLabels": list(words),
-        "tfjsSpeechCommandsVersion": SPEECH_COMMANDS_VERSION,
-        "modelName": model_name,
-        "timeStamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "sampleRateHz": audio.SAMPLE_RATE,
-        "fftSize": audio.HOP,
-        "numFrames": audio.NUM_FRAMES,
-        "silenceDb": audio.SILENCE_DB,
-    }
-
-
 def read_metadata(model_dir: str | os.PathLike) -> tuple[str, ...]:
-    """The word list of a model folder's ``metadata.json`` (``wordLabels``, else ``words``)."""
-    path = Path(model_dir) / METADATA_JSON
-    if not path.is_file():
-        raise ModelFormatError(f"{path}: missing; a speech model folder needs metadata.json with its words")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ModelFormatError(f"{path}: not valid JSON ({err})") from None
-    words = meta.get("wordLabels") if isinstance(meta, dict) else None
-    if words is None and isinstance(meta, dict):
-        words = meta.get("words")
-    if not isinstance(words, list) or not words or not all(isinstance(w, str) for w in words):
-        raise ModelFormatError(f"{path}: expected a non-empty 'words' (or 'wordLabels') list of strings")
-    return tuple(words)
-
-
-def _write_json(path: Path, doc) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
+    """The word list of a model folder's ``metadata.json`` (see :mod:`sightsound.speech.model_files`)."""
+    return tuple(model_files.folder_words(model_dir))
 
 
 def plot_confusion(evaluation: SpeechEvaluation, path: str | os.PathLike, title: str | None = None) -> Path:
@@ -192,10 +155,11 @@ def plot_confusion(evaluation: SpeechEvaluation, path: str | os.PathLike, title:
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
     fig.tight_layout()
     out = Path(path)
-    tmp = out.with_name(f".{out.name}.tmp")
-    fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    tmp.replace(out)
+    try:
+        with atomic_write(out) as handle:
+            fig.savefig(handle, dpi=110, format="png")
+    finally:
+        plt.close(fig)
     return out
 
 
@@ -327,12 +291,12 @@ def save_speech_run(model, result: SpeechTrainResult, data_root: Path | None = N
     ev = result.evaluation
     model.save(str(out), user_defined_metadata={"preset": PRESET, "words": list(result.words),
                                                 "test_accuracy": ev.accuracy, "test_loss": ev.loss})
-    meta = _write_json(out / METADATA_JSON, metadata(result.words))
-    history = _write_json(out / "history.json", {
+    meta = model_files.write_metadata(out, result.words)
+    history = write_json_atomic(out / "history.json", {
         **result.history, "test": {"loss": ev.loss, "acc": ev.accuracy, "per_class_acc": ev.per_class},
         "preset": PRESET, "words": list(result.words), "examples": result.examples, "seconds": result.seconds,
         "data": str(data_root) if data_root else None, "settings": result.settings})
-    results = _write_json(out / "test_results.json", ev.to_json())
+    results = write_json_atomic(out / "test_results.json", ev.to_json())
     curves = plots.plot_curves(result.history, out / "curves.png", title="Listing 4.8 on speech commands")
     confusion = plot_confusion(ev, out / "confusion.png",
                                title=f"test split: accuracy {ev.accuracy:.3f} on {sum(ev.counts.values())} examples")
@@ -347,9 +311,9 @@ def load_speech_model(model_dir: str | os.PathLike, device: str = "auto"):
 
     words = read_metadata(model_dir)
     model = load_layers_model(str(model_dir), device=device)
-    if tuple(model.input_shape) != audio.SPECTROGRAM_SHAPE:
+    if tuple(model.input_shape) != frontend.SPECTROGRAM_SHAPE:
         raise ModelFormatError(f"{model_dir}: the model takes {list(model.input_shape)}, not the speech "
-                               f"spectrogram {list(audio.SPECTROGRAM_SHAPE)}")
+                               f"spectrogram {list(frontend.SPECTROGRAM_SHAPE)}")
     if tuple(model.output_shape) != (len(words),):
         raise ModelFormatError(f"{model_dir}: the model has {model.output_shape[-1]} outputs but "
                                f"metadata.json lists {len(words)} words")
@@ -379,45 +343,20 @@ def _to_model_order(labels: np.ndarray, data_words: tuple[str, ...], model_words
     return lookup[labels]
 
 
-@dataclass
-class Recognition:
-    """The result for one file: the best three (word, probability) pairs of the chosen window."""
-
-    path: str
-    top: list[tuple[str, float]]
-    window: int  # index of the 1-s window reported (0 for clips up to one second)
-    windows: int
-
-    def line(self) -> str:
-        """``PATH<TAB>WORD<TAB>PROB<TAB>WORD:PROB<TAB>WORD:PROB``."""
-        (word, prob), rest = self.top[0], self.top[1:]
-        return "\t".join([self.path, word, f"{prob:.4f}"] + [f"{w}:{p:.4f}" for w, p in rest])
-
-
 def recognize_samples(model, words: tuple[str, ...], samples: np.ndarray, sample_rate: int, path: str = "",
                       top: int = 3) -> Recognition:
-    """Recognise one clip. Clips over one second are cut into windows 22 frames apart (the
-    recognizer's default overlap of 0.5) and the window with the highest probability of any
-    class other than ``_background_noise_`` is reported."""
-    specs = audio.spectrograms(samples, sample_rate, hop_frames=RECOGNIZE_HOP_FRAMES)
-    probs = model.predict(specs)
-    choice = 0
-    if len(probs) > 1:
-        keep = [i for i, w in enumerate(words) if w != sc.BACKGROUND_NOISE]
-        choice = int(probs[:, keep].max(axis=1).argmax())
-    p = probs[choice]
-    order = np.argsort(-p, kind="stable")[:top]
-    return Recognition(path=path, top=[(words[i], float(p[i])) for i in order], window=choice, windows=len(probs))
+    """Recognise one clip with a loaded model: :meth:`sightsound.speech.Recognizer.recognize_clip`."""
+    return Recognizer(model, words).recognize_clip(samples, sample_rate, path=path, top=top)
 
 
 def recognize_files(model_dir: str | os.PathLike, wav_paths: list[str | os.PathLike], device: str = "auto"
                     ) -> list[Recognition]:
-    """Recognise WAV files with a saved model (see :func:`recognize_samples`)."""
-    model, words = load_speech_model(model_dir, device)
+    """Recognise WAV files with a saved model (see :meth:`sightsound.speech.Recognizer.recognize_clip`)."""
+    recognizer = create("BROWSER_FFT", model=model_dir, device=device)
     out = []
     for p in wav_paths:
-        samples, rate = audio.read_wav(p)
-        out.append(recognize_samples(model, words, samples, rate, path=str(p)))
+        samples, rate = wav.read_wav(p)
+        out.append(recognizer.recognize_clip(samples, rate, path=str(p)))
     return out
 
 

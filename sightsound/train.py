@@ -13,7 +13,7 @@ the model (TF.js format), ``history.json``, ``curves.png`` and
 from __future__ import annotations
 
 import base64
-import contextlib
+import dataclasses
 import errno
 import json
 import math
@@ -25,17 +25,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import distributed, plots, presets
+from . import distributed, presets
 from .callbacks import Callback
 from .data import mnist
 from .errors import OutputError, SightsoundError
+from .fileio import write_text_atomic
 from .model import training_count
 from .runtime import set_seed
 from .schedules import LearningRateScheduler, OneCycle
 
 CHECKPOINT_DIR = "checkpoint"
-
-MODEL_ALIASES = {"conv": "mnist-conv", "dense": "mnist-dense", "enhanced": "mnist-enhanced"}
 
 
 @dataclass
@@ -54,12 +53,66 @@ class TrainResult:
     model: object = None
 
 
-def resolve_preset(name: str) -> str:
-    """``conv`` -> ``mnist-conv``; full preset names pass through."""
-    name = MODEL_ALIASES.get(name, name)
-    if name not in ("mnist-conv", "mnist-dense", "mnist-enhanced"):
-        raise ValueError(f"unknown MNIST model {name!r}; choose conv, dense or enhanced")
-    return name
+@dataclass(frozen=True)
+class MnistSettings:
+    """Everything that decides an MNIST training run, in one object.
+
+    :meth:`of` builds it from a recipe's defaults (:mod:`sightsound.presets`)
+    and the caller's overrides; the command line, the web app and its page
+    (which asks the server for them) all take their defaults from there. A
+    checkpoint stores :meth:`to_checkpoint`, so a resumed run continues with
+    the settings it started with.
+
+    >>> MnistSettings.of("enhanced").batch_size, MnistSettings.of("conv", epochs=3).epochs
+    (128, 3)
+    """
+
+    preset: str | None  # None: a model the caller builds
+    recipe: str
+    epochs: int
+    batch_size: int
+    validation_split: float
+    optimizer: str | None  # None when resuming: the checkpoint holds the optimizer
+    learning_rate: float | None = None  # None: the optimizer's TF.js default
+    label_smoothing: float = 0.0
+    schedule: dict | None = None
+    keep_best: bool = False
+    train_limit: int | None = None
+    test_limit: int | None = None
+    dtype_policy: str = "float32"
+
+    #: What a checkpoint keeps (the optimizer itself is saved with the model).
+    CHECKPOINT_FIELDS = ("preset", "epochs", "batch_size", "validation_split", "train_limit", "test_limit",
+                         "keep_best", "recipe", "label_smoothing", "dtype_policy", "schedule")
+
+    @classmethod
+    def of(cls, model: str = "conv", recipe: str = "chapter", **overrides) -> "MnistSettings":
+        """The settings of ``recipe`` for MNIST ``model`` (``conv``, ``mnist-enhanced``...), with the
+        ``overrides`` that are not None."""
+        preset = presets.mnist_preset(model)
+        values = {**presets.training_defaults(preset, recipe),
+                  **{key: value for key, value in overrides.items() if value is not None}}
+        settings = cls(preset=preset, recipe=recipe, **values)
+        settings.check()
+        return settings
+
+    @classmethod
+    def from_checkpoint(cls, stored: dict) -> "MnistSettings":
+        return cls(**{key: stored.get(key) for key in cls.CHECKPOINT_FIELDS if key in stored}, optimizer=None)
+
+    def to_checkpoint(self) -> dict:
+        return {key: getattr(self, key) for key in self.CHECKPOINT_FIELDS}
+
+    def check(self) -> None:
+        """ValueError naming the first setting out of range."""
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 0:
+            raise ValueError(f"epochs must be a non-negative int, got {self.epochs!r}")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {self.batch_size!r}")
+        if not 0 <= self.validation_split < 1:
+            raise ValueError(f"validation_split must be in [0, 1), got {self.validation_split!r}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
 
 
 def train_mnist(model="conv", *, data_dir=None, epochs: int | None = None, batch_size: int | None = None,
@@ -67,12 +120,13 @@ def train_mnist(model="conv", *, data_dir=None, epochs: int | None = None, batch
                 learning_rate: float | None = None, device: str = "auto", seed: int | None = None,
                 out_dir=None, train_limit: int | None = None, test_limit: int | None = None,
                 callbacks=None, data: mnist.MnistData | None = None, progress: bool = False,
-                keep_best: bool = False, defaults_from: str = "mnist-conv", checkpoint: bool = True,
+                keep_best: bool | None = None, defaults_from: str = "mnist-conv", checkpoint: bool = True,
                 resume=None, recipe: str = "chapter", label_smoothing: float | None = None,
-                dtype_policy: str = "float32") -> TrainResult:
+                dtype_policy: str | None = None) -> TrainResult:
     """Train an MNIST preset with the chapter's defaults (overridable) and evaluate on the test set.
 
-    ``model`` is a preset name (``conv``, ``mnist-enhanced``...) or a callable
+    ``model`` is a :class:`MnistSettings`, a preset name (``conv``, ``mnist-enhanced``...; the
+    keyword settings then override its recipe's defaults) or a callable
     returning a fresh, uncompiled :class:`Sequential` (then the training
     defaults are those of preset ``defaults_from``).
 
@@ -98,49 +152,44 @@ def train_mnist(model="conv", *, data_dir=None, epochs: int | None = None, batch
     if resume is not None:
         return _resume(resume, data=data, data_dir=data_dir, epochs=epochs, device=device, out_dir=out_dir,
                        callbacks=callbacks, progress=progress)
-    if callable(model):
-        build, preset = model, None
-        defaults = presets.training_defaults(resolve_preset(defaults_from), recipe)
+    overrides = {"epochs": epochs, "batch_size": batch_size, "validation_split": validation_split,
+                 "optimizer": optimizer, "learning_rate": learning_rate, "label_smoothing": label_smoothing,
+                 "train_limit": train_limit, "test_limit": test_limit, "keep_best": keep_best,
+                 "dtype_policy": dtype_policy}
+    build = model if callable(model) else None
+    if isinstance(model, MnistSettings):
+        given = sorted(key for key, value in overrides.items() if value is not None)
+        if given or recipe != "chapter":
+            raise ValueError(f"train_mnist(settings) takes no separate settings; got {', '.join(given) or 'recipe'}"
+                             f" (use dataclasses.replace on the settings)")
+        model.check()
+        settings = model
     else:
-        preset = resolve_preset(model)
-        build, defaults = None, presets.training_defaults(preset, recipe)
-    epochs = defaults["epochs"] if epochs is None else epochs
-    batch_size = batch_size or defaults["batch_size"]
-    validation_split = defaults["validation_split"] if validation_split is None else validation_split
-    optimizer = optimizer or defaults["optimizer"]
-    learning_rate = defaults.get("learning_rate") if learning_rate is None else learning_rate
-    label_smoothing = defaults.get("label_smoothing", 0.0) if label_smoothing is None else label_smoothing
-    if not 0 <= label_smoothing < 1:
-        raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
-    schedule = defaults.get("schedule")
+        settings = MnistSettings.of(defaults_from if build else model, recipe, **overrides)
+    if build:
+        settings = dataclasses.replace(settings, preset=None)
     if seed is not None:
         set_seed(seed)
     start = time.perf_counter()
     data = data or mnist.load_mnist(data_dir, progress=progress)
-    train_x = mnist.to_float_images(data.train_images[:train_limit])
-    train_y = mnist.one_hot(data.train_labels[:train_limit])
-    test_x = mnist.to_float_images(data.test_images[:test_limit])
-    test_y = data.test_labels[:test_limit]
-
     device = distributed.local_device(device)
-    net = build().to(device) if build else presets.build(preset, device=device)
-    preset = preset or net.name
-    net.compile(optimizer=optimizer, loss="categoricalCrossentropy", metrics=["accuracy"],
-                learning_rate=learning_rate, dtype_policy=dtype_policy)
-    settings = {"preset": preset if build is None else None, "epochs": epochs, "batch_size": batch_size,
-                "validation_split": validation_split, "train_limit": train_limit, "test_limit": test_limit,
-                "keep_best": keep_best, "recipe": recipe, "label_smoothing": label_smoothing,
-                "dtype_policy": dtype_policy,
-                "schedule": dict(schedule, peak=net.optimizer.learning_rate) if schedule else None}
-    return _fit_and_finish(net, preset, settings, train_x, train_y, test_x, test_y, start,
-                           out_dir=out_dir, callbacks=callbacks, progress=progress,
-                           checkpoint=checkpoint and build is None)
+    net = build().to(device) if build else presets.build(settings.preset, device=device)
+    net.compile(optimizer=settings.optimizer, loss="categoricalCrossentropy", metrics=["accuracy"],
+                learning_rate=settings.learning_rate, dtype_policy=settings.dtype_policy)
+    if settings.schedule:  # the peak is the optimizer's rate, which compile resolved
+        settings = dataclasses.replace(settings, schedule=dict(settings.schedule, peak=net.optimizer.learning_rate))
+    return _fit_and_finish(net, settings.preset or net.name, settings, data, start, out_dir=out_dir,
+                           callbacks=callbacks, progress=progress, checkpoint=checkpoint and build is None)
 
 
-def _fit_and_finish(net, preset, settings, train_x, train_y, test_x, test_y, start, *, out_dir, callbacks,
-                    progress, checkpoint, initial_epoch=0, previous_history=None) -> TrainResult:
-    epochs, batch_size = settings["epochs"], settings["batch_size"]
-    validation_split, keep_best = settings["validation_split"], settings["keep_best"]
+def _fit_and_finish(net, preset: str, settings: MnistSettings, data: mnist.MnistData, start: float, *, out_dir,
+                    callbacks, progress, checkpoint, initial_epoch=0, previous_history=None) -> TrainResult:
+    epochs, batch_size = settings.epochs, settings.batch_size
+    validation_split, keep_best = settings.validation_split, settings.keep_best
+    train_x = mnist.to_float_images(data.train_images[:settings.train_limit])
+    train_y = mnist.one_hot(data.train_labels[:settings.train_limit])
+    test_x = mnist.to_float_images(data.test_images[:settings.test_limit])
+    test_y = data.test_labels[:settings.test_limit]
     main_process = distributed.is_main_process()
     if out_dir is not None:
         out_dir = Path(out_dir).expanduser()  # as model.save does: the model and its history stay together
@@ -148,17 +197,17 @@ def _fit_and_finish(net, preset, settings, train_x, train_y, test_x, test_y, sta
             _check_writable(out_dir)  # before training, not after it
     extra = list(callbacks or [])
     if checkpoint and out_dir is not None and main_process:
-        extra.append(_Checkpoint(Path(out_dir) / CHECKPOINT_DIR, settings, previous_history))
+        extra.append(_Checkpoint(Path(out_dir) / CHECKPOINT_DIR, settings.to_checkpoint(), previous_history))
     best = _KeepBest() if keep_best and validation_split else None
     if best:
         extra.append(best)
     n_fit = training_count(len(train_x), validation_split) if validation_split else len(train_x)
-    if settings.get("schedule"):
+    if settings.schedule:
         steps = math.ceil(n_fit / batch_size)
-        schedule = OneCycle.from_config({**settings["schedule"], "total_steps": steps * epochs})
+        schedule = OneCycle.from_config({**settings.schedule, "total_steps": steps * epochs})
         extra.append(LearningRateScheduler(schedule, steps_per_epoch=steps))
-    if settings.get("label_smoothing"):  # as Keras' CategoricalCrossentropy(label_smoothing=...)
-        eps = settings["label_smoothing"]
+    if settings.label_smoothing:  # as Keras' CategoricalCrossentropy(label_smoothing=...)
+        eps = settings.label_smoothing
         train_y = train_y * np.float32(1 - eps) + np.float32(eps / train_y.shape[1])
     if progress and main_process:
         from .callbacks import ProgressBar
@@ -238,21 +287,17 @@ def _resume(resume, *, data, data_dir, epochs, device, out_dir, callbacks, progr
     state = (net.user_defined_metadata or {}).get("sightsound_checkpoint")
     if not state or net.optimizer is None or not (state.get("settings") or {}).get("preset"):
         raise SightsoundError(f"{folder} is a saved model, not a sightsound training checkpoint")
-    settings = dict(state["settings"])
-    net.set_dtype_policy(settings.get("dtype_policy", "float32"))
+    settings = MnistSettings.from_checkpoint(state["settings"])
+    net.set_dtype_policy(settings.dtype_policy or "float32")
     if epochs is not None:
-        settings["epochs"] = epochs
+        settings = dataclasses.replace(settings, epochs=epochs)
     torch.set_rng_state(torch.from_numpy(np.frombuffer(base64.b64decode(state["torch_rng"]), dtype=np.uint8).copy()))
     start = time.perf_counter()
     data = data or mnist.load_mnist(data_dir, progress=progress)
-    train_x = mnist.to_float_images(data.train_images[:settings["train_limit"]])
-    train_y = mnist.one_hot(data.train_labels[:settings["train_limit"]])
-    test_x = mnist.to_float_images(data.test_images[:settings["test_limit"]])
-    test_y = data.test_labels[:settings["test_limit"]]
     out_dir = out_dir if out_dir is not None else folder.parent
-    return _fit_and_finish(net, settings["preset"], settings, train_x, train_y, test_x, test_y, start,
-                           out_dir=out_dir, callbacks=callbacks, progress=progress, checkpoint=True,
-                           initial_epoch=int(state["epochs_done"]), previous_history=state["history"])
+    return _fit_and_finish(net, settings.preset, settings, data, start, out_dir=out_dir, callbacks=callbacks,
+                           progress=progress, checkpoint=True, initial_epoch=int(state["epochs_done"]),
+                           previous_history=state["history"])
 
 
 class _KeepBest(Callback):
@@ -268,22 +313,16 @@ class _KeepBest(Callback):
 
 def save_run(model, result: TrainResult, test_x: np.ndarray, test_y: np.ndarray, grid: int = 50) -> list[Path]:
     """Write the model, history.json, curves.png and test-results.png into ``result.out_dir``."""
+    from . import plots  # matplotlib only for a run that saves its plots
+
     out = result.out_dir
     try:
         out.mkdir(parents=True, exist_ok=True)
         model.save(str(out), user_defined_metadata={
             "preset": result.preset, "test_accuracy": result.test_accuracy, "test_loss": result.test_loss})
-        history_path = out / "history.json"
-        tmp = history_path.with_name(".history.json.tmp")
-        try:
-            tmp.write_text(json.dumps({**result.history, "test": {"loss": result.test_loss,
-                                                                  "acc": result.test_accuracy},
-                                       "preset": result.preset, "seconds": result.seconds}, indent=1))
-            tmp.replace(history_path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
+        history_path = write_text_atomic(out / "history.json", json.dumps(
+            {**result.history, "test": {"loss": result.test_loss, "acc": result.test_accuracy},
+             "preset": result.preset, "seconds": result.seconds}, indent=1))
         curves = plots.plot_curves(result.history, out / "curves.png", title=f"{result.preset} on MNIST")
         sample = test_x[:grid]
         predicted = model.predict(sample).argmax(axis=1)

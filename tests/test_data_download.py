@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from http_helpers import local_server
 
-from sightsound.data.download import atomic_write_bytes, download_file, sha256_file
+from sightsound.data.download import download_file, sha256_file
 from sightsound.errors import DataError, DownloadError
 
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB, several read chunks
@@ -41,23 +41,6 @@ def test_sha256_file_matches_hashlib(tmp_path):
     path.write_bytes(PAYLOAD)
     assert sha256_file(path) == hashlib.sha256(PAYLOAD).hexdigest()
     assert sha256_file(path, chunk_size=1000) == hashlib.sha256(PAYLOAD).hexdigest()
-
-
-def test_atomic_write_bytes_writes_and_replaces(tmp_path):
-    target = tmp_path / "out.bin"
-    assert atomic_write_bytes(target, b"first") == target
-    atomic_write_bytes(target, b"second")
-    assert target.read_bytes() == b"second"
-    assert _dir_names(tmp_path) == ["out.bin"]
-
-
-def test_atomic_write_bytes_failure_keeps_old_content_and_no_temp(tmp_path):
-    target = tmp_path / "out.bin"
-    target.write_bytes(b"old")
-    with pytest.raises(TypeError):
-        atomic_write_bytes(target, "not bytes")  # type: ignore[arg-type]
-    assert target.read_bytes() == b"old"
-    assert _dir_names(tmp_path) == ["out.bin"]
 
 
 # --------------------------------------------------------------------------- download_file

@@ -7,6 +7,7 @@ corpus (without espeak-ng: skipped, or a failure when $CI is set).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sys
@@ -23,7 +24,9 @@ from scipy.signal import resample_poly
 from conftest import require_espeak
 from sightsound import audio, speech
 from sightsound.errors import AudioError, ModelFormatError, ShapeError
-from sightsound.speech_sources import StreamResampler, to_float_chunk
+from sightsound.speech import frontend
+from sightsound.speech.frontend import StreamResampler
+from sightsound.speech.sources import to_float_chunk
 
 WORDS = ["_background_noise_", "_unknown_", "no", "yes"]
 RATE = audio.SAMPLE_RATE
@@ -145,22 +148,29 @@ def test_incremental_frames_equal_audio_spectrogram_of_the_same_window():
         assert r.spectrogram.frame_size == 232
 
 
-def test_one_frame_computed_once_per_hop():
+@contextlib.contextmanager
+def frames_computed():
+    """Count the dB frames the front end computes inside the block (a list of batch sizes)."""
     counted = []
-    original = audio._db_of_windows
+    original = frontend._db_of_windows
 
     def counting(windows):
         counted.append(len(windows))
         return original(windows)
 
-    audio._db_of_windows = counting
+    frontend._db_of_windows = counting
     try:
-        x = noise(3.0)
+        yield counted
+    finally:
+        frontend._db_of_windows = original
+
+
+def test_one_frame_computed_once_per_hop():
+    x = noise(3.0)
+    with frames_computed() as counted:
         processor = speech.StreamProcessor(Stub().predict, WORDS, 43, speech.ListenOptions())
         for c in chunks(x):
             processor.push(c)
-    finally:
-        audio._db_of_windows = original
     assert sum(counted) == audio.num_frames(x.size)
 
 
@@ -238,7 +248,7 @@ def test_bounded_memory_on_a_long_stream():
         tracemalloc.stop()
     assert processor.time == pytest.approx(seconds)
     assert peak < 8e6, peak  # 3 minutes at 44.1 kHz would be 32 MB of float32
-    assert processor.extractor._buffer.size < audio.FFT_SIZE and processor.resampler._buf.size < 100
+    assert processor.frontend.extractor._buffer.size < audio.FFT_SIZE and processor.frontend.resampler._buf.size < 100
 
 
 # -- threads, stopping, errors ----------------------------------------------------------------------------
@@ -511,6 +521,42 @@ def test_recognize_samples_spectrograms_and_batches():
     assert [r.word for r in batch] == ["no"] * 3
     with pytest.raises(ShapeError, match="got shape"):
         rec.recognize(np.zeros((43, 100)))
+
+
+def test_recognize_clip_scans_long_clips_through_recognize():
+    """One recognize path: recognize_clip batches 43-frame windows 22 frames apart through recognize()."""
+    stub = Stub([[0.7, 0.1, 0.1, 0.1], [0.1, 0.1, 0.2, 0.6], [0.1, 0.1, 0.5, 0.3]])
+    rec = speech.Recognizer(stub, WORDS)
+    long = noise(3.0, rate=16000)
+    clip = rec.recognize_clip(long, 16000, path="long.wav")
+    specs = audio.spectrograms(long, 16000, hop_frames=22)
+    assert clip.windows == len(specs) == len(stub.inputs) and clip.window == 1  # noise-only window 0 passed over
+    np.testing.assert_array_equal(np.stack(stub.inputs), specs)
+    assert [w for w, _ in clip.top] == ["yes", "no", "_background_noise_"]
+    assert [p for _, p in clip.top] == pytest.approx([0.6, 0.2, 0.1])
+    assert clip.line().startswith("long.wav\tyes\t0.6000\tno:0.2000\t")
+    short = noise(1.0, rate=16000)
+    first = speech.Recognizer(Stub([[0.1, 0.1, 0.7, 0.1]]), WORDS)
+    assert first.recognize_clip(short, 16000).top[0] == ("no", pytest.approx(0.7))
+    assert first.recognize_clip(short, 16000).windows == 1
+    np.testing.assert_array_equal(first.model.inputs[0], audio.spectrogram(short, 16000))
+    from sightsound.speech_training import recognize_samples
+
+    again = recognize_samples(Stub(stub.rows), WORDS, long, 16000, path="long.wav")
+    assert again == clip
+
+
+def test_listen_hands_on_the_frames_it_computes_once():
+    """on_frames gets the recognizer's own frames (what the Speech page draws), each computed once."""
+    x = noise(2.0, rate=16000)
+    seen = []
+    with frames_computed() as counted:
+        run(speech.Recognizer(Stub(), WORDS), x, rate=16000, on_frames=seen.append)
+    fe = frontend.StreamFrontend(16000)
+    expected = np.concatenate([fe.push(c) for c in chunks(x)])
+    np.testing.assert_array_equal(np.concatenate(seen), expected)
+    tail = len(fe.flush()) + len(fe.silence(HOP))
+    assert sum(counted) >= len(expected) + tail and sum(counted) <= len(expected) + tail + 43  # + end padding
 
 
 # -- a trained model (small espeak-ng corpus) -------------------------------------------------------------

@@ -146,3 +146,16 @@ def test_the_schedule_counts_the_examples_that_fit_trains(real_mnist):
     assert len(result.history["batches"]) == 124
     assert len(set(rates)) == 124, "a step of the schedule was used twice or skipped"
     assert rates[-1] == pytest.approx(1e-5)
+
+
+def test_a_job_takes_one_settings_object(real_mnist):
+    from sightsound.train import MnistSettings
+
+    settings = MnistSettings.of("dense", epochs=1, batch_size=50, train_limit=200, test_limit=100)
+    assert (settings.preset, settings.optimizer, settings.validation_split) == ("mnist-dense", "rmsprop", 0.15)
+    result = train_mnist(settings, data=real_mnist, device="cpu", seed=2)
+    assert result.preset == "mnist-dense" and len(result.history["batches"]) == 4  # 170 of 200 images train
+    with pytest.raises(ValueError, match="takes no separate settings; got epochs"):
+        train_mnist(settings, data=real_mnist, epochs=2)
+    with pytest.raises(ValueError, match="batch_size must be a positive int, got 0"):
+        MnistSettings.of("conv", batch_size=0)

@@ -224,7 +224,6 @@ def test_user_errors_name_models_not_server_paths(tmp_path, data_dir):
 
 
 def test_the_audio_socket_names_no_server_path(tmp_path, data_dir):
-    pytest.importorskip("sightsound.speech")
     models = tmp_path / "models"
     for weights in save_speech_model(models / "no-weights").glob("*.bin"):
         weights.unlink()

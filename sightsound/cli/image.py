@@ -203,6 +203,8 @@ def write_resize_figure(original: np.ndarray, bilinear: np.ndarray, nearest: np.
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
+    from ..fileio import atomic_write
+
     out = Path(out)
     height, width = bilinear.shape[:2]
     top, left, crop_h, crop_w = _crop_box(height, width)
@@ -227,7 +229,6 @@ def write_resize_figure(original: np.ndarray, bilinear: np.ndarray, nearest: np.
     flag_text = ", ".join(k for k, v in flags.items() if v) or "alignCorners=false, halfPixelCenters=false"
     fig.suptitle(f"{title}: bilinear vs nearest ({flag_text}); mean absolute difference {difference:.3f}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    fig.savefig(tmp, dpi=100, format="png")
-    tmp.replace(out)
+    with atomic_write(out) as handle:
+        fig.savefig(handle, dpi=100, format="png")
     return out

@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import argparse
 
+from .. import presets
+from ..model import DTYPE_POLICIES
+from ..optimizers import OPTIMIZERS
 from .common import add_data_dir, add_device, add_seed
+
+
+def _chapter_default(key: str) -> str:
+    """``10 (conv, dense), 20 (enhanced)``: the chapter recipe's value of ``key`` for each model."""
+    by_value: dict = {}
+    for name, entry in presets.MNIST_MODELS.items():
+        by_value.setdefault(presets.training_defaults(entry["preset"])[key], []).append(name)
+    if len(by_value) == 1:
+        return str(next(iter(by_value)))
+    return ", ".join(f"{value} ({', '.join(names)})" for value, names in by_value.items())
 
 
 def register(sub) -> None:
@@ -15,20 +28,27 @@ def register(sub) -> None:
                                 description="Train on MNIST with the chapter's settings, evaluate on the 10,000 "
                                             "test images and save the model (TF.js format), history.json, "
                                             "curves.png and test-results.png into --out.")
-    train.add_argument("--model", default="conv", choices=["conv", "dense", "enhanced", "mnist-conv",
-                                                           "mnist-dense", "mnist-enhanced"],
-                       help="conv = Listing 4.1 (default), dense = Listing 4.3, enhanced = Listing 4.5")
-    train.add_argument("--recipe", default="chapter", choices=["chapter", "fast"],
+    models = presets.MNIST_MODELS
+    train.add_argument("--model", default="conv",
+                       choices=[*models, *(entry["preset"] for entry in models.values())],
+                       help=", ".join(f"{name} = {entry['title']}" for name, entry in models.items())
+                       + " (default: conv)")
+    train.add_argument("--recipe", default="chapter",
+                       choices=[name for name, recipe in presets.RECIPES.items()
+                                if any(entry["preset"] in recipe for entry in models.values())],
                        help="chapter = the chapter's settings (default); fast = Listing 4.1 with Adam, a "
                             "one-cycle learning rate and label smoothing on all 60,000 images: 99%% in 2-3 epochs")
     add_data_dir(train)
-    train.add_argument("--epochs", type=int, default=None, help="default: 10 (conv, dense), 20 (enhanced)")
-    train.add_argument("--batch-size", type=int, default=None, help="default: 320 (conv, dense), 128 (enhanced)")
-    train.add_argument("--validation-split", type=float, default=None, help="last fraction held out (default 0.15)")
-    train.add_argument("--optimizer", default=None, choices=["rmsprop", "sgd", "adam"], help="default: rmsprop")
+    train.add_argument("--epochs", type=int, default=None, help=f"default: {_chapter_default('epochs')}")
+    train.add_argument("--batch-size", type=int, default=None,
+                       help=f"default: {_chapter_default('batch_size')}")
+    train.add_argument("--validation-split", type=float, default=None,
+                       help=f"last fraction held out (default {_chapter_default('validation_split')})")
+    train.add_argument("--optimizer", default=None, choices=list(OPTIMIZERS),
+                       help=f"default: {_chapter_default('optimizer')}")
     train.add_argument("--learning-rate", type=float, default=None, help="default: the optimizer's TF.js default")
     add_device(train, gpu_alias=True)
-    train.add_argument("--dtype-policy", default="float32", choices=["float32", "mixed_bfloat16"],
+    train.add_argument("--dtype-policy", default=DTYPE_POLICIES[0], choices=list(DTYPE_POLICIES),
                        help="float32 = TF.js's numerics (default); mixed_bfloat16 = layers in bfloat16, weights "
                             "float32: faster on CPUs with AVX512-BF16/AMX and on recent GPUs")
     add_seed(train)
@@ -52,19 +72,18 @@ def _print_evaluation(loss: float, accuracy: float) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from .. import presets
-    from ..train import resolve_preset, train_mnist
+    from ..train import CHECKPOINT_DIR, MnistSettings, train_mnist
 
-    from ..train import CHECKPOINT_DIR
-
-    preset = resolve_preset(args.model)
+    preset = presets.mnist_preset(args.model)
     if args.resume is None:
-        try:
-            presets.training_defaults(preset, args.recipe)  # an unknown pairing fails before the summary
+        try:  # a recipe without this model, or a setting out of range, fails before the summary
+            MnistSettings.of(preset, args.recipe, epochs=args.epochs, batch_size=args.batch_size,
+                             validation_split=args.validation_split)
         except ValueError as error:
             from ..errors import SightsoundError
 
-            raise SightsoundError(f"--recipe {args.recipe}: {error}") from error
+            raise SightsoundError(f"--recipe {args.recipe}: {error}" if "recipe" in str(error)
+                                  else str(error)) from error
     suffix = "" if args.recipe == "chapter" else f"-{args.recipe}"
     out = args.out or (args.resume if args.resume else f"runs/{preset.removeprefix('mnist-')}{suffix}")
     if not args.resume:

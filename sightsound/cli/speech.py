@@ -19,6 +19,7 @@ import argparse
 import sys
 
 from .common import add_data_dir, add_device, add_seed
+from .speech_listen import add_listen_command
 
 
 def register(sub) -> None:
@@ -122,13 +123,7 @@ def register(sub) -> None:
     add_data_dir(download)
     download.set_defaults(func=run_download)
 
-    try:  # `speech listen` (streaming recognition) lives in its own module
-        from .speech_listen import add_listen_command
-    except ModuleNotFoundError as err:
-        if err.name != f"{__package__}.speech_listen":
-            raise
-    else:
-        add_listen_command(commands)
+    add_listen_command(commands)  # `speech listen` (streaming recognition) lives in its own module
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -177,31 +172,32 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_recognize(args: argparse.Namespace) -> int:
-    from .. import audio
+    from .. import speech
     from ..errors import AudioError
-    from ..speech_training import load_speech_model, recognize_samples
+    from ..speech.wav import read_wav
 
-    model, words = load_speech_model(args.model, args.device)
+    recognizer = speech.create("BROWSER_FFT", model=args.model, device=args.device)
     failures = 0
     for path in args.wavs:
         try:
-            samples, rate = audio.read_wav(path)
+            samples, rate = read_wav(path)
         except AudioError as err:
             print(f"sightsound: error: {err}", file=sys.stderr)
             failures += 1
             continue
-        print(recognize_samples(model, words, samples, rate, path=path).line(), flush=True)
+        print(recognizer.recognize_clip(samples, rate, path=path).line(), flush=True)
     return 2 if failures else 0
 
 
 def run_spectrogram(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .. import audio
+    from ..speech.frontend import plot_spectrogram
+    from ..speech.wav import read_wav
 
-    samples, rate = audio.read_wav(args.wav)
+    samples, rate = read_wav(args.wav)
     out = args.output or str(Path(args.wav).with_suffix(".png"))
-    audio.plot_spectrogram(samples, rate, out, title=Path(args.wav).name)
+    plot_spectrogram(samples, rate, out, title=Path(args.wav).name)
     print(out)
     return 0
 

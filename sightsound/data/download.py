@@ -1,13 +1,16 @@
-"""Download and file-writing helpers shared by the dataset modules.
+"""Download utilities shared by the dataset modules: mirrors, checksums, safe extraction, progress bars.
 
-Every file is written the same safe way: stream into a temporary file in the
-destination directory, ``fsync`` it, verify it, then ``os.replace`` it onto
-its final name. A reader therefore sees either no file or a complete,
-verified one -- never a half-written download.
+Every download is written the same safe way (:func:`sightsound.fileio.atomic_write`):
+stream into a temporary file in the destination directory, verify it,
+``fsync`` it, then ``os.replace`` it onto its final name. A reader therefore
+sees either no file or a complete, verified one -- never a half-written
+download. Archives are unpacked with :func:`safe_extract` (no path
+traversal, links or special files; into a staged folder renamed at the end),
+and long steps show a :func:`progress_bar`.
 
 Example::
 
-    >>> from pathlib import Path
+    >>> from pathlib import Path, PurePosixPath
     >>> from sightsound.data.download import download_file
     >>> download_file(  # doctest: +SKIP
     ...     ["https://mirror-a.example/x.gz", "https://mirror-b.example/x.gz"],
@@ -21,13 +24,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import sys
-import tempfile
+import tarfile
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from sightsound import http_fetch
 from sightsound.errors import DataError, DownloadError, FetchError
+from sightsound.fileio import atomic_write, staged_directory
 
 CHUNK_SIZE = 1 << 20  # 1 MiB per read while streaming and hashing
 
@@ -48,59 +53,6 @@ def sha256_file(path: str | os.PathLike, chunk_size: int = CHUNK_SIZE) -> str:
     return digest.hexdigest()
 
 
-def _temp_path_next_to(dest: Path) -> tuple[int, Path]:
-    """Open a fresh hidden temp file in ``dest``'s directory; return (fd, path)."""
-    fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    return fd, Path(name)
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Persist a rename on POSIX; silently skipped where directories can't be opened."""
-    try:
-        dir_fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
-
-
-def _remove_quietly(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes | bytearray | memoryview) -> Path:
-    """Write ``data`` to ``path`` atomically (temp file + fsync + os.replace).
-
-    Either the old content (or no file) or the full new content is visible at
-    ``path``; a crash or error never leaves a partial file or a temp file.
-
-    >>> import tempfile, pathlib
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "hello.txt"
-    >>> atomic_write_bytes(p, b"hi").read_bytes()
-    b'hi'
-    """
-    dest = Path(path)
-    fd, temp_path = _temp_path_next_to(dest)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp_path, dest)
-    except BaseException:
-        _remove_quietly(temp_path)
-        raise
-    _fsync_directory(dest.parent)
-    return dest
-
-
 def _describe_error(error: BaseException) -> str:
     """One line for an error, e.g. 'HTTP 404 Not Found' or 'connection refused'."""
     if isinstance(error, FetchError):
@@ -109,17 +61,24 @@ def _describe_error(error: BaseException) -> str:
     return text if isinstance(error, DataError) else f"{type(error).__name__}: {text}"
 
 
-def _progress_bar(total: int | None, label: str, enabled: bool):
-    """A tqdm bar on stderr, or a no-op object when disabled or tqdm is missing."""
-    show = enabled and hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+def progress_bar(total: int | None, label: str, enabled: bool = True, *, unit: str = "it",
+                 tty_only: bool = False):
+    """A tqdm bar on stderr (``leave=False``), or a no-op one when disabled or tqdm is missing.
+
+    ``unit="B"`` counts bytes (shown as KiB, MiB...). ``tty_only`` shows the
+    bar only when stderr is a terminal (downloads ask for that). The result
+    has ``update(n)`` and ``close()``.
+
+    >>> bar = progress_bar(3, "demo", enabled=False, unit="clip")
+    >>> bar.update(1); bar.close()
+    """
+    show = enabled and (not tty_only or (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()))
     try:
         from tqdm import tqdm
     except ImportError:  # pragma: no cover - tqdm is a dependency, but stay usable without it
-        show = False
-    if not show:
         return _NoProgress()
-    return tqdm(total=total, desc=label, unit="B", unit_scale=True, unit_divisor=1024,
-                file=sys.stderr, leave=False)
+    scale = {"unit_scale": True, "unit_divisor": 1024} if unit == "B" else {}
+    return tqdm(total=total, desc=label, unit=unit, file=sys.stderr, disable=not show, leave=False, **scale)
 
 
 class _NoProgress:
@@ -143,12 +102,11 @@ def _fetch_one(
 
     Raises on any problem; the temp file is always gone afterwards.
     """
-    fd, temp_path = _temp_path_next_to(dest)
-    try:
-        digest = hashlib.sha256()
-        with (os.fdopen(fd, "wb") as out,
-              http_fetch.open_url(url, headers=headers, timeout=timeout) as (body, length)):
-            bar = _progress_bar(length, dest.name, progress)
+    digest = hashlib.sha256()
+    # A private file (0600), as tempfile.mkstemp made it before fileio existed.
+    with atomic_write(dest, suffix=".part", permissions=0o600) as out:
+        with http_fetch.open_url(url, headers=headers, timeout=timeout) as (body, length):
+            bar = progress_bar(length, dest.name, progress, unit="B", tty_only=True)
             try:
                 while chunk := body.read(CHUNK_SIZE):
                     out.write(chunk)
@@ -156,20 +114,14 @@ def _fetch_one(
                     bar.update(len(chunk))
             finally:
                 bar.close()
-            out.flush()
-            os.fsync(out.fileno())
         if sha256 is not None and digest.hexdigest() != sha256.lower():
             raise DataError(
                 f"SHA-256 mismatch for downloaded {dest.name}: expected {sha256.lower()}, "
                 f"got {digest.hexdigest()}"
             )
         if decompress_check is not None:
-            decompress_check(temp_path)
-        os.replace(temp_path, dest)
-    except BaseException:
-        _remove_quietly(temp_path)
-        raise
-    _fsync_directory(dest.parent)
+            out.flush()
+            decompress_check(Path(out.name))
 
 
 def download_file(
@@ -220,3 +172,75 @@ def download_file(
             failures.append((url, _describe_error(error)))
     tried = "\n".join(f"  {url}: {reason}" for url, reason in failures)
     raise DownloadError(f"could not download {dest_path.name} to {dest_path}; tried:\n{tried}")
+
+
+# -- archives ------------------------------------------------------------------------------
+
+MAX_ARCHIVE_MEMBERS = 500_000
+MAX_EXTRACTED_BYTES = 16 * 2**30
+
+
+def _safe_member_path(name: str, archive: Path) -> PurePosixPath | None:
+    """The member's path relative to the extraction root, or ``None`` for the root itself."""
+    if "\\" in name or "\x00" in name:
+        raise DataError(f"{archive}: refusing member {name!r} (backslash or NUL in the name)")
+    p = PurePosixPath(name)
+    if p.is_absolute():
+        raise DataError(f"{archive}: refusing absolute member path {name!r}")
+    parts = [part for part in p.parts if part not in (".", "")]
+    if any(part == ".." for part in parts):
+        raise DataError(f"{archive}: refusing member path {name!r} that leaves the extraction folder")
+    return PurePosixPath(*parts) if parts else None
+
+
+def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike, progress: bool = True) -> Path:
+    """Extract a .tar.gz into ``dest`` without path traversal, links or special files, atomically.
+
+    Only regular files and directories are written; absolute paths, ``..``
+    components, symlinks, hard links and devices raise :class:`DataError`, as
+    do more than 500,000 members or 16 GiB of content. Extraction goes into a
+    temporary sibling folder that is renamed onto ``dest`` at the end
+    (:func:`sightsound.fileio.staged_directory`).
+    """
+    archive, dest = Path(archive), Path(dest).absolute()
+    if dest.exists() and any(dest.iterdir()):
+        raise DataError(f"cannot extract {archive.name}: {dest} exists and is not empty")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with staged_directory(dest) as temp:
+        try:
+            tar = tarfile.open(archive, "r:*")
+        except (tarfile.TarError, OSError, EOFError) as err:
+            raise DataError(f"{archive}: not a readable tar archive ({err})") from None
+        with tar:
+            total, count = 0, 0
+            bar = progress_bar(None, f"extract {archive.name}", progress, unit="file")
+            try:
+                for member in tar:
+                    count += 1
+                    if count > MAX_ARCHIVE_MEMBERS:
+                        raise DataError(f"{archive}: more than {MAX_ARCHIVE_MEMBERS} members; refusing")
+                    rel = _safe_member_path(member.name, archive)
+                    if rel is None:
+                        continue
+                    target = temp.joinpath(*rel.parts)
+                    if member.isdir():
+                        target.mkdir(parents=True, exist_ok=True)
+                    elif member.isfile():
+                        total += member.size
+                        if total > MAX_EXTRACTED_BYTES:
+                            raise DataError(f"{archive}: content exceeds {MAX_EXTRACTED_BYTES} bytes; refusing")
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        source = tar.extractfile(member)
+                        with source, open(target, "wb") as out:
+                            shutil.copyfileobj(source, out, 1 << 20)
+                        bar.update(1)
+                    else:
+                        kind = "link" if member.issym() or member.islnk() else "special file"
+                        raise DataError(f"{archive}: refusing {kind} member {member.name!r}")
+            except (tarfile.TarError, EOFError, OSError) as err:
+                if isinstance(err, DataError):
+                    raise
+                raise DataError(f"{archive}: corrupt or truncated archive ({err})") from None
+            finally:
+                bar.close()
+    return dest

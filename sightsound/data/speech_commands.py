@@ -52,27 +52,25 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import sys
-import tarfile
-import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from .. import audio, paths
 from ..errors import AudioError, DataError, DownloadError
+from ..fileio import atomic_write
+from .download import download_file, progress_bar, safe_extract
+from ..speech.model_files import BACKGROUND_NOISE_TAG as BACKGROUND_NOISE
+from ..speech.model_files import UNKNOWN_TAG as UNKNOWN
 
 URL = "http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz"
 SHA256 = "af14739ee7dc311471de98f5f9d2c9191b18aedfe957f4a6ff791c709868ff58"
 ARCHIVE_NAME = "speech_commands_v0.02.tar.gz"
 SUBDIR = "speech_commands"
 
-BACKGROUND_NOISE = "_background_noise_"
-UNKNOWN = "_unknown_"
 TARGET_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
                 "up", "down", "left", "right", "go", "stop", "yes", "no")
 AUX_WORDS = ("backward", "bed", "bird", "cat", "dog", "follow", "forward", "happy", "house", "learn",
@@ -86,8 +84,6 @@ DEFAULT_SHARE = 1 / 20
 
 CONTEXT_FRAMES = 4  #: frames of padding cached on each side of a clip: the largest possible time shift
 CACHE_VERSION = "v1"  # bump when the front end or the cache layout changes
-MAX_ARCHIVE_MEMBERS = 500_000
-MAX_EXTRACTED_BYTES = 16 * 2**30
 
 
 def default_folder(data_dir: str | os.PathLike | None = None) -> Path:
@@ -96,81 +92,6 @@ def default_folder(data_dir: str | os.PathLike | None = None) -> Path:
 
 
 # -- download and extraction -------------------------------------------------------------
-
-def _safe_member_path(name: str, archive: Path) -> PurePosixPath | None:
-    """The member's path relative to the extraction root, or ``None`` for the root itself."""
-    if "\\" in name or "\x00" in name:
-        raise DataError(f"{archive}: refusing member {name!r} (backslash or NUL in the name)")
-    p = PurePosixPath(name)
-    if p.is_absolute():
-        raise DataError(f"{archive}: refusing absolute member path {name!r}")
-    parts = [part for part in p.parts if part not in (".", "")]
-    if any(part == ".." for part in parts):
-        raise DataError(f"{archive}: refusing member path {name!r} that leaves the extraction folder")
-    return PurePosixPath(*parts) if parts else None
-
-
-def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike, progress: bool = True) -> Path:
-    """Extract a .tar.gz into ``dest`` without path traversal, links or special files, atomically.
-
-    Only regular files and directories are written; absolute paths, ``..``
-    components, symlinks, hard links and devices raise :class:`DataError`, as
-    do more than 500,000 members or 16 GiB of content. Extraction goes into a
-    temporary sibling folder that is renamed onto ``dest`` at the end.
-    """
-    archive, dest = Path(archive), Path(dest).absolute()
-    if dest.exists() and any(dest.iterdir()):
-        raise DataError(f"cannot extract {archive.name}: {dest} exists and is not empty")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    temp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(temp, 0o777 & ~umask)
-    try:
-        try:
-            tar = tarfile.open(archive, "r:*")
-        except (tarfile.TarError, OSError, EOFError) as err:
-            raise DataError(f"{archive}: not a readable tar archive ({err})") from None
-        with tar:
-            total, count = 0, 0
-            bar = _bar(None, f"extract {archive.name}", progress, unit="file")
-            try:
-                for member in tar:
-                    count += 1
-                    if count > MAX_ARCHIVE_MEMBERS:
-                        raise DataError(f"{archive}: more than {MAX_ARCHIVE_MEMBERS} members; refusing")
-                    rel = _safe_member_path(member.name, archive)
-                    if rel is None:
-                        continue
-                    target = temp.joinpath(*rel.parts)
-                    if member.isdir():
-                        target.mkdir(parents=True, exist_ok=True)
-                    elif member.isfile():
-                        total += member.size
-                        if total > MAX_EXTRACTED_BYTES:
-                            raise DataError(f"{archive}: content exceeds {MAX_EXTRACTED_BYTES} bytes; refusing")
-                        target.parent.mkdir(parents=True, exist_ok=True)
-                        source = tar.extractfile(member)
-                        with source, open(target, "wb") as out:
-                            shutil.copyfileobj(source, out, 1 << 20)
-                        bar.update(1)
-                    else:
-                        kind = "link" if member.issym() or member.islnk() else "special file"
-                        raise DataError(f"{archive}: refusing {kind} member {member.name!r}")
-            except (tarfile.TarError, EOFError, OSError) as err:
-                if isinstance(err, DataError):
-                    raise
-                raise DataError(f"{archive}: corrupt or truncated archive ({err})") from None
-            finally:
-                bar.close()
-        if dest.exists():
-            dest.rmdir()
-        os.replace(temp, dest)
-    except BaseException:
-        shutil.rmtree(temp, ignore_errors=True)
-        raise
-    return dest
-
 
 def is_dataset_folder(folder: str | os.PathLike) -> bool:
     """True when ``folder`` has both split lists (a complete Speech Commands layout)."""
@@ -184,12 +105,10 @@ def ensure_speech_commands(data_dir: str | os.PathLike | None = None, *, downloa
     """The dataset folder ``<data dir>/speech_commands``, downloading and extracting it when missing.
 
     The archive (about 2.3 GB) is fetched atomically with a progress bar and
-    checked against :data:`SHA256`, then extracted safely (:func:`safe_extract`)
+    checked against :data:`SHA256`, then extracted safely (:func:`.download.safe_extract`)
     and deleted unless ``keep_archive``. A read-only data directory or a
     failed download raises :class:`DataError` saying what to do instead.
     """
-    from .download import download_file
-
     folder = default_folder(data_dir).absolute()
     if is_dataset_folder(folder):
         return folder
@@ -347,14 +266,9 @@ def _load_or_compute(args) -> tuple[str, str | None]:
     except AudioError as err:
         return str(path), str(err)
     entry.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".", suffix=".npy.part", dir=entry.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            np.save(out, frames)
-        os.replace(tmp, entry)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # A cache may be lost in a crash (no fsync); private (0600) as mkstemp made entries before.
+    with atomic_write(entry, durable=False, suffix=".part", permissions=0o600) as out:
+        np.save(out, frames)
     return str(path), None
 
 
@@ -379,7 +293,7 @@ class SpectrogramCache:
         todo = [(str(p), kind, str(e)) for p, e in zip(paths_, entries) if not e.is_file()]
         if todo:
             self.root.mkdir(parents=True, exist_ok=True)
-            bar = _bar(len(todo), "spectrograms", self.progress, unit="clip")
+            bar = progress_bar(len(todo), "spectrograms", self.progress, unit="clip")
             errors = []
             try:
                 if self.workers > 1 and len(todo) > 64:
@@ -718,13 +632,7 @@ def load_speech_commands(folder: str | os.PathLike, *, targets: tuple[str, ...] 
     return SpeechCommandsData(root=root, words=words, splits=result, noise_files=noise_files)
 
 
-def _bar(total, label: str, enabled: bool, unit: str = "it"):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=label, unit=unit, file=sys.stderr, disable=not enabled, leave=False)
-
-
 __all__ = ["URL", "SHA256", "SUBDIR", "WORDS", "TARGET_WORDS", "AUX_WORDS", "BACKGROUND_NOISE", "UNKNOWN",
            "CONTEXT_FRAMES", "Clip", "SpeechSplit", "SpeechCommandsData", "SpectrogramCache", "Augmentation",
-           "load_speech_commands", "ensure_speech_commands", "safe_extract", "scan_folder", "default_folder",
+           "load_speech_commands", "ensure_speech_commands", "scan_folder", "default_folder",
            "clip_frames", "normalize_batch", "active_spans", "is_dataset_folder", "speaker_of"]

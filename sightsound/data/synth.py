@@ -42,8 +42,6 @@ import math
 import os
 import shutil
 import subprocess
-import sys
-import tempfile
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -51,6 +49,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from ..fileio import staged_directory
+from .download import progress_bar
 from .speech_commands import AUX_WORDS, BACKGROUND_NOISE, TARGET_WORDS
 
 RATE = 16000  #: sample rate of every clip and noise file
@@ -438,16 +438,12 @@ def build_corpus(out_dir: str | os.PathLike, size: str | SynthSize = "small", se
     jobs = plan_clips(spec, seed, speakers)
     split_of = {s.hash: s.split for s in speakers}
 
-    temp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(temp, 0o777 & ~umask)  # mkdtemp makes it private; the corpus is an ordinary folder
-    try:
+    with staged_directory(out, replace=overwrite) as temp:
         for word in sorted({j.word for j in jobs}):
             (temp / word).mkdir()
         chunk = 25
         chunks = [(jobs[i:i + chunk], str(temp)) for i in range(0, len(jobs), chunk)]
-        bar = _bar(len(jobs), f"synth {size}", progress)
+        bar = progress_bar(len(jobs), f"synth {size}", progress, unit="clip")
         try:
             if workers > 1:
                 with ProcessPoolExecutor(max_workers=workers) as pool:
@@ -483,23 +479,8 @@ def build_corpus(out_dir: str | os.PathLike, size: str | SynthSize = "small", se
             "noise_files": sorted(noises),
         }
         (temp / "synth.json").write_text(json.dumps(manifest, indent=1) + "\n")
-        if out.exists():
-            if overwrite:
-                shutil.rmtree(out)
-            else:
-                out.rmdir()
-        os.replace(temp, out)
-    except BaseException:
-        shutil.rmtree(temp, ignore_errors=True)
-        raise
     return SynthReport(out_dir=out, size=size, seed=seed, clips=len(jobs), clips_per_word=counts,
                        speakers=per_split, noise_files=sorted(noises), seconds=time.perf_counter() - started)
-
-
-def _bar(total: int, label: str, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=label, unit="clip", file=sys.stderr, disable=not enabled, leave=False)
 
 
 __all__ = ["SIZES", "SynthSize", "Speaker", "ClipJob", "SynthReport", "build_corpus", "list_voices",

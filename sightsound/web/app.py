@@ -4,7 +4,7 @@ Pages (HTML + plain JS modules under ``static/``): ``/train``, ``/test``,
 ``/draw``, ``/speech``. JSON API:
 
 ===============================  ==================================================================
-``GET  /api/info``               version and which features are available
+``GET  /api/info``               version, the models folder's name and the trainable models
 ``GET  /api/models``             saved models (name, kind, labels, test accuracy)
 ``POST /api/predict``            an image (multipart ``file`` or a raw ``image/*`` body) -> top-k
 ``POST /api/train``              start a training job -> ``job_id``
@@ -44,8 +44,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..errors import DataError, ModelFormatError, SightsoundError
+from ..presets import MNIST_MODELS
 from . import assets, audio_stream
-from .jobs import MODELS, JobError, JobManager, TrainParams
+from .jobs import TRAIN_LIMITS, JobError, JobManager, TrainParams, train_options
 from .models import MNIST_INPUT, ModelNotFound, ModelStore
 from .pool import WorkPool
 from .predict import MAX_UPLOAD_BYTES, NoDigit, UploadRejected, check_content_type, decode_image, predict_image
@@ -66,12 +67,14 @@ class TrainRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field("conv", pattern="^(conv|dense|enhanced)$")
-    epochs: int = Field(10, ge=1, le=100)
-    batch_size: int = Field(320, ge=1, le=4096)
-    validation_split: float = Field(0.15, ge=0.0, le=0.5)
-    train_limit: int | None = Field(None, ge=10, le=60_000)
-    test_limit: int | None = Field(None, ge=10, le=10_000)
+    # Settings left out take the chapter's value for the model (GET /api/train/options lists them).
+    model: str = Field(next(iter(MNIST_MODELS)), pattern=f"^({'|'.join(MNIST_MODELS)})$")
+    epochs: int | None = Field(None, ge=TRAIN_LIMITS["epochs"][0], le=TRAIN_LIMITS["epochs"][1])
+    batch_size: int | None = Field(None, ge=TRAIN_LIMITS["batch_size"][0], le=TRAIN_LIMITS["batch_size"][1])
+    validation_split: float | None = Field(None, ge=TRAIN_LIMITS["validation_split"][0],
+                                           le=TRAIN_LIMITS["validation_split"][1])
+    train_limit: int | None = Field(None, ge=TRAIN_LIMITS["train_limit"][0], le=TRAIN_LIMITS["train_limit"][1])
+    test_limit: int | None = Field(None, ge=TRAIN_LIMITS["test_limit"][0], le=TRAIN_LIMITS["test_limit"][1])
     name: str | None = Field(None, min_length=1, max_length=64)
     seed: int | None = Field(None, ge=0, le=2**31 - 1)
 
@@ -305,8 +308,7 @@ def _add_pages(app: FastAPI, state: WebState) -> None:
 
     @app.get("/api/info")
     async def info():
-        return {"version": __version__, "speech": audio_stream.available(), "models_dir": state.store.root.name,
-                "train_models": list(MODELS)}
+        return {"version": __version__, "models_dir": state.store.root.name, "train_models": list(MNIST_MODELS)}
 
 
 def _add_model_routes(app: FastAPI, state: WebState) -> None:
@@ -410,9 +412,13 @@ def _test_results(state: WebState, name: str, offset: int, count: int) -> dict:
 # --------------------------------------------------------------------------- training
 
 def _add_training_routes(app: FastAPI, state: WebState) -> None:
+    @app.get("/api/train/options")
+    async def options():
+        return train_options()
+
     @app.post("/api/train")
     async def start_training(body: TrainRequest):
-        params = TrainParams(**body.model_dump())
+        params = TrainParams.of(**body.model_dump())
         job = await run_in_threadpool(state.jobs.create, params)
         return JSONResponse(state.job_json(job), status_code=201)
 

@@ -10,7 +10,8 @@ Protocol (one websocket per listening session):
    ``sample_rate``; it may send ``{"type": "threshold", "value": 0.8}`` or
    ``"stop"`` at any time.
 4. The server sends ``{"type": "frames", "count": k, "bins": 232, "pixels":
-   base64}`` (new spectrogram columns, uint8, for the live view),
+   base64}`` (new spectrogram columns, uint8, for the live view: the
+   recognizer's own frames, passed on as it computes them),
    ``{"type": "scores", "scores": [...], "time": t}`` for every recognition
    window, and ``{"type": "word", "word", "score", "time", "scores",
    "spectrogram": {"frames", "bins", "pixels"}}`` when a word (not noise or
@@ -30,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import importlib.util
 import json
 import logging
 import time
@@ -40,6 +40,7 @@ from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import SightsoundError
+from ..speech.model_files import NOISE_WORDS
 from .security import DEFAULT_MAX_AUDIO_SESSIONS, INTERNAL_ERROR
 
 MAX_AUDIO_MESSAGE = 64 * 1024  # bytes: 16,384 float32 samples (about 0.34 s at 48 kHz)
@@ -47,15 +48,9 @@ MAX_TEXT_MESSAGE = 1024
 MAX_REALTIME_FACTOR = 4.0
 MAX_PENDING_MESSAGES = 200  # server -> page messages waiting to be sent; older ones are dropped beyond this
 SPECTROGRAM_DB_RANGE = (-120.0, -20.0)  # dB mapped to 0..255 in the live view
-NOISE_WORDS = ("_background_noise_", "_unknown_")
 TRY_AGAIN_LATER = 1013  # websocket close code: the server is at capacity
 
 log = logging.getLogger("sightsound.web")
-
-
-def available() -> bool:
-    """True when the streaming recognizer (``sightsound.speech``) can be imported."""
-    return importlib.util.find_spec("sightsound.speech") is not None
 
 
 class StreamRejected(SightsoundError):
@@ -74,10 +69,6 @@ def add_routes(app: FastAPI, state, max_sessions: int = DEFAULT_MAX_AUDIO_SESSIO
     async def audio_socket(websocket: WebSocket):
         nonlocal open_sessions
         await websocket.accept()
-        if not available():
-            await _fail(websocket, "speech recognition is not yet available (sightsound.speech is not "
-                                   "installed)", 4501)
-            return
         if open_sessions >= max_sessions:
             await _fail(websocket, f"{open_sessions} audio sessions are open, the most this server allows "
                                    f"(--max-audio-sessions {max_sessions}); stop one and try again",
@@ -168,8 +159,6 @@ class AudioSession:
     def _start(self, config: dict) -> None:
         """Create the recognizer and start listening on a push source (runs in a worker thread)."""
         from .. import speech
-        from ..audio import FrameExtractor
-        from ..speech_sources import PushSource, StreamResampler
 
         name = config.get("model") or self._default_model()
         if name is None:  # no speech model in the folder: the recognizer's own default (user cache)
@@ -185,14 +174,12 @@ class AudioSession:
         sample_rate = config.get("sample_rate")
         if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, float)):
             raise StreamRejected(f"sample_rate must be the audio's rate in Hz (a number), got {sample_rate!r:.60}")
-        self.source = PushSource(sample_rate=sample_rate, dtype="<f4")
-        self.resampler = StreamResampler(int(self.source.sample_rate))
-        self.frames = FrameExtractor()
+        self.source = speech.PushSource(sample_rate=sample_rate, dtype="<f4")
         recognizer = speech.create("BROWSER_FFT", model=folder, device="cpu")
         self.words = list(recognizer.word_labels())
         recognizer.listen(self._on_result, probability_threshold=0, overlap_factor=float(overlap),
                           invoke_callback_on_noise_and_unknown=True, include_spectrogram=True, source=self.source,
-                          on_error=self._on_error)
+                          on_error=self._on_error, on_frames=self._on_frames)
         self.recognizer = recognizer
 
     def _default_model(self) -> str | None:
@@ -212,6 +199,11 @@ class AudioSession:
             self.loop.call_soon_threadsafe(put)
         except RuntimeError:
             pass
+
+    def _on_frames(self, columns: np.ndarray) -> None:
+        """New spectrogram columns for the live view: the recognizer's own frames, computed once."""
+        self._post({"type": "frames", "count": int(len(columns)), "bins": int(columns.shape[1]),
+                    "pixels": to_gray(columns, *SPECTROGRAM_DB_RANGE)})
 
     def _on_result(self, result) -> None:
         scores = [round(float(s), 4) for s in np.asarray(_field(result, "scores", []), dtype=np.float64).ravel()]
@@ -239,10 +231,6 @@ class AudioSession:
         if len(payload) % 4:
             raise StreamRejected(f"audio messages must hold float32 samples; got {len(payload)} bytes", 1003)
         self.source.push(payload)
-        columns = self.frames.push(self.resampler.process(np.frombuffer(payload, dtype="<f4")))
-        if len(columns):
-            self._post({"type": "frames", "count": int(len(columns)), "bins": int(columns.shape[1]),
-                        "pixels": to_gray(columns, *SPECTROGRAM_DB_RANGE)})
 
     async def _receive_loop(self) -> None:
         sample_rate = float(self.source.sample_rate)

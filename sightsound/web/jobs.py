@@ -17,20 +17,25 @@ import logging
 import math
 import os
 import secrets
-import shutil
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..callbacks import Callback
 from ..errors import SightsoundError
+from ..fileio import staged_directory
+from ..presets import MNIST_MODELS
+from ..train import MnistSettings
 from .models import check_name
 from .security import INTERNAL_ERROR
 
 _log = logging.getLogger(__name__)
 
-MODELS = ("conv", "dense", "enhanced")
+#: What one Train-page request may ask for: (lowest, highest) of each setting. The request model and the
+#: page's inputs (through ``GET /api/train/options``) both take them from here.
+TRAIN_LIMITS = {"epochs": (1, 100), "batch_size": (1, 4096), "validation_split": (0.0, 0.5),
+                "train_limit": (10, 60_000), "test_limit": (10, 10_000)}
 MAX_EVENTS = 50_000
 _SAVE_LOCK = threading.Lock()  # matplotlib's pyplot (used when saving plots) is not thread-safe
 
@@ -45,16 +50,34 @@ class JobError(SightsoundError):
 
 @dataclass(frozen=True)
 class TrainParams:
-    """What a Train page asks for (already validated)."""
+    """What a Train page asks for (already validated): a model, its settings, and the job's own options."""
 
-    model: str = "conv"
-    epochs: int = 10
-    batch_size: int = 320
-    validation_split: float = 0.15
-    train_limit: int | None = None
-    test_limit: int | None = None
+    model: str
+    settings: MnistSettings
     name: str | None = None
     seed: int | None = None
+
+    @classmethod
+    def of(cls, model: str = "conv", name: str | None = None, seed: int | None = None,
+           **overrides) -> "TrainParams":
+        """The chapter's settings for ``model``, with the ``overrides`` that are not None."""
+        return cls(model, MnistSettings.of(model, **overrides), name, seed)
+
+    def to_json(self) -> dict:
+        s = self.settings
+        return {"model": self.model, "epochs": s.epochs, "batch_size": s.batch_size,
+                "validation_split": s.validation_split, "train_limit": s.train_limit, "test_limit": s.test_limit,
+                "name": self.name, "seed": self.seed}
+
+
+def train_options() -> dict:
+    """The Train page's menu: each model with its chapter defaults, and the limits of each setting."""
+    models = [{"name": name, "title": entry["title"], "preset": entry["preset"],
+               "defaults": {key: getattr(MnistSettings.of(name), key)
+                            for key in ("epochs", "batch_size", "validation_split")}}
+              for name, entry in MNIST_MODELS.items()]
+    return {"models": models, "default_model": models[0]["name"],
+            "limits": {key: list(bounds) for key, bounds in TRAIN_LIMITS.items()}}
 
 
 class _ProgressCallback(Callback):
@@ -63,7 +86,7 @@ class _ProgressCallback(Callback):
     def __init__(self, job: "TrainingJob", batches_per_epoch: int):
         self.job = job
         self.batches_per_epoch = batches_per_epoch
-        self.total = batches_per_epoch * job.params.epochs
+        self.total = batches_per_epoch * job.params.settings.epochs
         self.done_batches = 0
 
     def _check_stop(self) -> None:
@@ -156,7 +179,7 @@ class TrainingJob:
         """The job as JSON for ``GET /api/train/{id}`` (events are streamed over the websocket)."""
         with self._lock:
             last_epoch = next((e for e in reversed(self.events) if e["type"] == "epoch"), None)
-        return {"job_id": self.id, "state": self.state, "params": asdict(self.params), "name": self.name,
+        return {"job_id": self.id, "state": self.state, "params": self.params.to_json(), "name": self.name,
                 "epoch": self.epoch, "progress": self.progress, "last_epoch": last_epoch, "result": self.result,
                 "error": self.error, "events": len(self.events), "created": self.created,
                 "ws": f"/ws/train/{self.id}"}
@@ -172,27 +195,24 @@ class TrainingJob:
             self.emit({"type": "status", "state": "stopping", "message": "stopping after this batch"})
 
     def _run(self) -> None:
-        from ..train import resolve_preset, train_mnist
         from .. import presets
         from ..model import training_count
+        from ..train import train_mnist
 
-        p = self.params
+        s = self.params.settings
         self.state = "running"
         try:
             self.emit({"type": "status", "state": "loading", "message": "loading MNIST"})
             data = self._get_data()
-            n_images = min(len(data.train_images), p.train_limit or len(data.train_images))
-            n_train = training_count(n_images, p.validation_split) if p.validation_split else n_images
-            per_epoch = math.ceil(n_train / p.batch_size)
-            preset = resolve_preset(p.model)
-            self.emit({"type": "start", "name": self.name, "model": p.model, "preset": preset,
-                       "params": presets.build(preset, device="cpu").count_params(), "epochs": p.epochs,
-                       "batch_size": p.batch_size, "train_examples": n_train, "batches_per_epoch": per_epoch,
-                       "total_batches": per_epoch * p.epochs})
+            n_images = min(len(data.train_images), s.train_limit or len(data.train_images))
+            n_train = training_count(n_images, s.validation_split) if s.validation_split else n_images
+            per_epoch = math.ceil(n_train / s.batch_size)
+            self.emit({"type": "start", "name": self.name, "model": self.params.model, "preset": s.preset,
+                       "params": presets.build(s.preset, device="cpu").count_params(), "epochs": s.epochs,
+                       "batch_size": s.batch_size, "train_examples": n_train, "batches_per_epoch": per_epoch,
+                       "total_batches": per_epoch * s.epochs})
             progress = _ProgressCallback(self, per_epoch)
-            result = train_mnist(p.model, data=data, epochs=p.epochs, batch_size=p.batch_size,
-                                 validation_split=p.validation_split, train_limit=p.train_limit,
-                                 test_limit=p.test_limit, device="auto", seed=p.seed, callbacks=[progress])
+            result = train_mnist(s, data=data, device="auto", seed=self.params.seed, callbacks=[progress])
             self._save(result, data)
             self.state = "stopped" if self.stop_requested.is_set() else "done"
             self.result = {"test_loss": result.test_loss, "test_acc": result.test_accuracy,
@@ -215,20 +235,15 @@ class TrainingJob:
 
         final = self.models_dir / self.name
         temporary = self.models_dir / f".training-{self.id}"
-        test_x = mnist.to_float_images(data.test_images[:self.params.test_limit])
-        test_y = data.test_labels[:self.params.test_limit]
+        test_x = mnist.to_float_images(data.test_images[:self.params.settings.test_limit])
+        test_y = data.test_labels[:self.params.settings.test_limit]
         self.models_dir.mkdir(parents=True, exist_ok=True)
-        try:
+        with staged_directory(final, staging=temporary, keep_on=(JobError,)):
             result.out_dir = temporary
             with _SAVE_LOCK:
                 save_run(result.model, result, test_x, test_y)
             if os.path.lexists(final):
                 raise JobError(f"a model named {self.name!r} appeared while training; kept in {temporary.name}")
-            temporary.rename(final)
-        except BaseException:
-            if temporary.exists() and not final.exists():
-                shutil.rmtree(temporary, ignore_errors=True)
-            raise
 
 
 class JobManager:

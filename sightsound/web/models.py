@@ -9,7 +9,6 @@ are refused before anything is read.
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 from dataclasses import dataclass
@@ -17,10 +16,10 @@ from pathlib import Path
 
 from .. import tfjs
 from ..errors import ModelFormatError, SightsoundError
+from ..speech import model_files
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 STATIC_FILE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\.(json|bin)$")
-MAX_JSON_BYTES = 16 * 1024 * 1024
 MNIST_INPUT = [28, 28, 1]
 MAX_LABELS = 4096
 
@@ -59,21 +58,6 @@ def check_name(name: str) -> str:
     return name
 
 
-def _read_json(path: Path) -> dict:
-    """The JSON object in ``path``; a broken or non-object file is a :class:`ModelFormatError` (never a 500)."""
-    where = f"{path.parent.name}/{path.name}"
-    try:
-        if path.stat().st_size > MAX_JSON_BYTES:
-            raise ModelFormatError(f"{where} is larger than {MAX_JSON_BYTES} bytes")
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError) as error:  # unreadable, not UTF-8, malformed JSON
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else error  # no absolute path
-        raise ModelFormatError(f"{where} cannot be read: {reason}") from None
-    if not isinstance(doc, dict):
-        raise ModelFormatError(f"{where} must hold a JSON object, not {type(doc).__name__}")
-    return doc
-
-
 class ModelStore:
     """Lists, resolves and loads (with a cache) the models under one folder."""
 
@@ -109,11 +93,12 @@ class ModelStore:
         """Describe model ``name`` from its ``model.json`` and ``metadata.json``."""
         folder = self.path(name)
         model_json = tfjs.read_model_json(folder / tfjs.MODEL_JSON, where=f"{name}/{tfjs.MODEL_JSON}")
-        metadata = _read_json(folder / "metadata.json") if (folder / "metadata.json").is_file() else {}
         user, shape, units = model_json.user_defined_metadata, model_json.input_shape, model_json.output_units
-        words = metadata.get("words") if isinstance(metadata.get("words"), list) else None
+        words = None  # a speech model's words, from its metadata.json (read as the recognizer reads it)
+        if (folder / model_files.METADATA_JSON).is_file():
+            words = model_files.folder_words(folder, where=f"{name}/{model_files.METADATA_JSON}")
         if words:
-            kind, labels = "speech", [str(w) for w in words[:MAX_LABELS]]
+            kind, labels = "speech", words[:MAX_LABELS]
         else:
             kind = "mnist" if shape == MNIST_INPUT else "other"
             if units is not None and not 1 <= units <= MAX_LABELS:

@@ -1,7 +1,7 @@
 // Speech page: microphone -> AudioWorklet -> /ws/audio (float32 PCM) -> the server's streaming recognizer.
 // Shows the recognised word large with its probability and one-second spectrogram, the live spectrogram,
-// the model's word list and a threshold slider. Without sightsound.speech on the server: "not yet available".
-import { fetchJSON, fillModelSelect, markNav, say } from "./common.js";
+// the model's word list and a threshold slider.
+import { fillModelSelect, markNav, say } from "./common.js";
 
 const SEND_SAMPLES = 4096; // samples per websocket message (about 85 ms at 48 kHz)
 
@@ -172,20 +172,6 @@ function stopListening(tellServer = true) {
 
 async function start() {
   markNav();
-  let info = { speech: false };
-  try {
-    info = await fetchJSON("/api/info");
-  } catch (err) {
-    $("unavailable-reason").textContent = err.message;
-  }
-  if (!info.speech) {
-    $("unavailable-reason").textContent ||=
-      "The streaming speech recognizer (sightsound.speech) is not part of this installation yet.";
-    $("unavailable").hidden = false;
-    document.body.dataset.ready = "1";
-    return;
-  }
-  $("speech-ui").hidden = false;
   liveContext.fillStyle = "#000";
   liveContext.fillRect(0, 0, live.width, live.height);
   try {

@@ -1,7 +1,6 @@
 // Train page: start a job, follow its own websocket, plot loss and accuracy live (figure 4.8).
 import { chartLibrary, fetchJSON, markNav, say } from "./common.js";
 
-const CHAPTER_DEFAULTS = { conv: [10, 320], dense: [10, 320], enhanced: [20, 128] }; // [epochs, batch size]
 const JOB_KEY = "sightsound.trainJob"; // sessionStorage: each tab remembers only its own job
 
 const form = document.getElementById("train-form");
@@ -201,14 +200,35 @@ form.addEventListener("submit", async (event) => {
   }
 });
 
-document.getElementById("model").addEventListener("change", (event) => {
-  const [epochs, batch] = CHAPTER_DEFAULTS[event.target.value];
-  document.getElementById("epochs").value = epochs;
-  document.getElementById("batch-size").value = batch;
-});
+// The model menu, each model's chapter defaults and each setting's limits are the server's (one home).
+const INPUTS = { epochs: "epochs", batch_size: "batch-size", validation_split: "validation-split",
+                 train_limit: "train-limit", test_limit: "test-limit" };
+let trainOptions = null;
+
+function showDefaults(modelName) {
+  const model = trainOptions.models.find((m) => m.name === modelName);
+  for (const [key, value] of Object.entries(model.defaults)) document.getElementById(INPUTS[key]).value = value;
+}
+
+async function loadTrainOptions() {
+  trainOptions = await fetchJSON("/api/train/options");
+  const select = document.getElementById("model");
+  select.replaceChildren(...trainOptions.models.map((m) => new Option(`${m.name}: ${m.title}`, m.name)));
+  select.value = trainOptions.default_model;
+  for (const [key, [low, high]] of Object.entries(trainOptions.limits)) {
+    const input = document.getElementById(INPUTS[key]);
+    input.min = low;
+    input.max = high;
+    if (key.endsWith("_limit")) input.placeholder = `all ${high}`;
+  }
+  showDefaults(select.value);
+}
+
+document.getElementById("model").addEventListener("change", (event) => showDefaults(event.target.value));
 
 markNav();
 resetCharts();
+loadTrainOptions().catch((err) => say(statusLine, `Cannot load the training options: ${err.message}`, "error"));
 const previous = sessionStorage.getItem(JOB_KEY);
 if (previous) {
   fetchJSON(`/api/train/${encodeURIComponent(previous)}`)

@@ -1,4 +1,4 @@
-"""Audio sources for the streaming recognizer (:mod:`sightsound.speech`).
+"""Audio sources for the streaming recognizer (:meth:`sightsound.speech.Recognizer.listen`).
 
 A *source* is any object with
 
@@ -16,18 +16,6 @@ package: ``pip install 'sightsound[mic]'``) and :class:`ChunkSource` (any
 iterator of PCM chunks: float32/float64, int16, int32, uint8 arrays or raw
 bytes, for example from a websocket). :class:`PushSource` is a ChunkSource
 that other code feeds with ``push(chunk)`` and ends with ``end()``.
-
-**Streaming resampling** (:class:`StreamResampler`). Audio at another rate is
-converted with the polyphase low-pass filter of ``scipy.signal.resample_poly``
-(the same ``firwin`` Kaiser-window design, beta 5, and the same reduced ratio as
-:func:`sightsound.audio.resample`), evaluated incrementally: output sample
-``m`` is ``sum_n x[n] h[m*down + D - n*up]`` with ``D`` the filter's
-half-length, which is exactly what ``resample_poly`` computes on the whole
-signal. The resampler keeps only the last ``len(h)/up`` input samples (about
-20) between chunks, so pushing a signal in any chunking and then calling
-:meth:`StreamResampler.flush` gives ``resample_poly`` of the whole signal, to
-float rounding, with bounded memory and a latency of ``D/up`` input samples
-(0.23 ms at 16 kHz -> 44.1 kHz).
 """
 
 from __future__ import annotations
@@ -36,133 +24,17 @@ import os
 import queue
 import threading
 import time
-from fractions import Fraction
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
-from scipy.signal import firwin
 
-from . import audio
-from .errors import AudioError
+from ..errors import AudioError
+from .frontend import SAMPLE_RATE, check_rate
 
 _WAV_CHUNK_FAST = 16384  #: frames per chunk when a WAV file is read as fast as possible
 _WAV_CHUNK_REALTIME = 1024  #: frames per chunk (about 23 ms at 44.1 kHz) when replayed in real time
 _POLL = 0.05  #: seconds between checks of the closed flag while a source waits
-
-
-# -- resampling -------------------------------------------------------------------
-
-def _ratio(from_rate: int, to_rate: int) -> Fraction:
-    ratio = Fraction(to_rate, from_rate)
-    if max(ratio.numerator, ratio.denominator) > 1000:  # same rule as audio.resample
-        ratio = ratio.limit_denominator(1000)
-    return ratio
-
-
-
-def _put_dropping_oldest(bounded: queue.Queue, item) -> int:
-    """Put ``item`` without blocking; when the queue is full drop the oldest items. Returns how many were dropped."""
-    dropped = 0
-    while True:
-        try:
-            bounded.put_nowait(item)
-            return dropped
-        except queue.Full:
-            try:
-                bounded.get_nowait()
-                dropped += 1
-            except queue.Empty:
-                pass
-
-class StreamResampler:
-    """Stateful polyphase resampler: ``process(chunk)`` as audio arrives, ``flush()`` at the end.
-
-    Gives the same samples as ``scipy.signal.resample_poly`` on the whole
-    signal (see the module docstring), ``ceil(N * up / down)`` of them in all.
-
-    >>> import numpy as np
-    >>> from scipy.signal import resample_poly
-    >>> x = np.random.default_rng(0).standard_normal(1600)
-    >>> r = StreamResampler(16000, 44100)
-    >>> y = np.concatenate([r.process(x[:700]), r.process(x[700:]), r.flush()])
-    >>> bool(np.allclose(y, resample_poly(x, 441, 160), atol=1e-12))
-    True
-    """
-
-    _BLOCK = 65536  # output samples per vectorised step (bounds temporary memory)
-
-    def __init__(self, from_rate: int, to_rate: int = audio.SAMPLE_RATE):
-        self.from_rate, self.to_rate = int(from_rate), int(to_rate)
-        ratio = _ratio(self.from_rate, self.to_rate)
-        self.up, self.down = ratio.numerator, ratio.denominator
-        self.identity = self.up == self.down
-        if self.identity:
-            return
-        half_len = 10 * max(self.up, self.down)  # as resample_poly
-        h = firwin(2 * half_len + 1, 1.0 / max(self.up, self.down), window=("kaiser", 5.0)) * self.up
-        self.delay = half_len
-        self.taps = -(-len(h) // self.up)  # input samples that touch one output sample
-        padded = np.zeros(self.taps * self.up)
-        padded[:len(h)] = h
-        # phases[p, k] = h[p + k*up]: the taps applied to x[n_hi - k] for an output of phase p
-        self.phases = padded.reshape(self.taps, self.up).T.copy()
-        self._buf = np.zeros(0)  # input samples from index self._buf_start on
-        self._buf_start = 0
-        self._received = 0  # input samples pushed so far
-        self._next_out = 0  # index of the next output sample
-        self._flushed = False
-
-    def _n_hi(self, m: np.ndarray | int):
-        return (m * self.down + self.delay) // self.up
-
-    def _emit(self, stop: int) -> np.ndarray:
-        """Compute outputs ``self._next_out .. stop - 1`` from the buffer."""
-        outs = []
-        while self._next_out < stop:
-            end = min(stop, self._next_out + self._BLOCK)
-            m = np.arange(self._next_out, end, dtype=np.int64)
-            t = m * self.down + self.delay
-            n_hi, phase = t // self.up, t % self.up
-            idx = n_hi[:, None] - np.arange(self.taps)[None, :] - self._buf_start
-            valid = idx >= 0  # indices before the first sample stand for zeros
-            vals = np.where(valid, self._buf[np.where(valid, idx, 0)], 0.0)
-            outs.append(np.einsum("ij,ij->i", vals, self.phases[phase]))
-            self._next_out = end
-        # keep only what the next output still needs
-        keep_from = int(self._n_hi(self._next_out)) - self.taps + 1
-        drop = min(max(0, keep_from - self._buf_start), self._buf.size)
-        if drop:
-            self._buf = self._buf[drop:]
-            self._buf_start += drop
-        return np.concatenate(outs) if outs else np.zeros(0)
-
-    def process(self, chunk: np.ndarray) -> np.ndarray:
-        """Push input samples; return the output samples (float32) they complete."""
-        x = np.asarray(chunk, dtype=np.float64).reshape(-1)
-        if self.identity:
-            return x.astype(np.float32)
-        if self._flushed:
-            raise RuntimeError("StreamResampler.process() after flush()")
-        if x.size:
-            self._buf = np.concatenate([self._buf, x]) if self._buf.size else x.copy()
-            self._received += x.size
-        # output m is complete once input n_hi(m) has arrived
-        stop = max(0, -(-(self._received * self.up - self.delay) // self.down))
-        return self._emit(stop).astype(np.float32)
-
-    def flush(self) -> np.ndarray:
-        """End of input: return the remaining outputs (input continued by zeros)."""
-        if self.identity or self._flushed:
-            return np.zeros(0, dtype=np.float32)
-        self._flushed = True
-        total = -(-self._received * self.up // self.down)  # ceil(N * up / down), as resample_poly
-        if total <= self._next_out:
-            return np.zeros(0, dtype=np.float32)
-        need = int(self._n_hi(total - 1)) + 1 - (self._buf_start + self._buf.size)
-        if need > 0:
-            self._buf = np.concatenate([self._buf, np.zeros(need)])
-        return self._emit(total).astype(np.float32)
 
 
 # -- chunk conversion ------------------------------------------------------------------
@@ -210,15 +82,19 @@ def to_float_chunk(chunk, dtype=None) -> np.ndarray:
     return out
 
 
-def _check_rate(sample_rate) -> int:
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer, float)) or \
-            isinstance(sample_rate, float) and not sample_rate.is_integer():
-        raise AudioError(f"sample_rate must be a whole number of Hz, got {sample_rate!r}")
-    rate = int(sample_rate)
-    if not audio.MIN_SAMPLE_RATE <= rate <= audio.MAX_SAMPLE_RATE:
-        raise AudioError(f"sample_rate {rate} Hz is outside the supported "
-                         f"{audio.MIN_SAMPLE_RATE}-{audio.MAX_SAMPLE_RATE} Hz")
-    return rate
+def _put_dropping_oldest(bounded: queue.Queue, item) -> int:
+    """Put ``item`` without blocking; when the queue is full drop the oldest items. Returns how many were dropped."""
+    dropped = 0
+    while True:
+        try:
+            bounded.put_nowait(item)
+            return dropped
+        except queue.Full:
+            try:
+                bounded.get_nowait()
+                dropped += 1
+            except queue.Empty:
+                pass
 
 
 # -- sources -------------------------------------------------------------------------
@@ -226,7 +102,7 @@ def _check_rate(sample_rate) -> int:
 class AudioSource:
     """Base class of the sources (see the module docstring for the protocol)."""
 
-    sample_rate: int = audio.SAMPLE_RATE
+    sample_rate: int = SAMPLE_RATE
 
     def __init__(self):
         self._closed = threading.Event()
@@ -272,7 +148,7 @@ class WavFileSource(AudioSource):
             raise AudioError(f"{self.path}: not a readable audio file ({str(err).split(': ', 1)[-1]})") from None
         if info.frames == 0:
             raise AudioError(f"{self.path}: the file holds no samples")
-        self.sample_rate = _check_rate(info.samplerate)
+        self.sample_rate = check_rate(info.samplerate)
         self.channels = info.channels
         self.frames = info.frames
 
@@ -319,12 +195,12 @@ class ChunkSource(AudioSource):
     generator), if that is possible at that moment.
     """
 
-    def __init__(self, iterable: Iterable, sample_rate: int = audio.SAMPLE_RATE, dtype=None):
+    def __init__(self, iterable: Iterable, sample_rate: int = SAMPLE_RATE, dtype=None):
         super().__init__()
         if isinstance(iterable, (bytes, bytearray, memoryview, np.ndarray)) or not hasattr(iterable, "__iter__"):
             raise TypeError("ChunkSource() takes an iterable of chunks (for one array, use [array])")
         self.iterable = iterable
-        self.sample_rate = _check_rate(sample_rate)
+        self.sample_rate = check_rate(sample_rate)
         self.dtype = dtype
 
     def __iter__(self):
@@ -357,9 +233,9 @@ class PushSource(AudioSource):
 
     _END = object()
 
-    def __init__(self, sample_rate: int = audio.SAMPLE_RATE, dtype=None, max_pending: int = 256):
+    def __init__(self, sample_rate: int = SAMPLE_RATE, dtype=None, max_pending: int = 256):
         super().__init__()
-        self.sample_rate = _check_rate(sample_rate)
+        self.sample_rate = check_rate(sample_rate)
         self.dtype = dtype
         self.dropped = 0
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, int(max_pending)))
@@ -421,14 +297,14 @@ class MicrophoneSource(AudioSource):
                              "connect a microphone or use a file (--file)") from None
         if not info or int(info.get("max_input_channels", 0)) < 1:
             raise AudioError("the chosen audio device has no input channels; connect a microphone or use --file")
-        rate = sample_rate or audio.SAMPLE_RATE
+        rate = sample_rate or SAMPLE_RATE
         try:
             sd.check_input_settings(device=device, channels=1, dtype="float32", samplerate=rate)
         except Exception:
             if sample_rate:
                 raise AudioError(f"the input device does not support {sample_rate} Hz") from None
-            rate = int(round(float(info.get("default_samplerate") or audio.SAMPLE_RATE)))
-        self.sample_rate = _check_rate(rate)
+            rate = int(round(float(info.get("default_samplerate") or SAMPLE_RATE)))
+        self.sample_rate = check_rate(rate)
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, int(max_pending)))
         self._stream = None
 
@@ -481,5 +357,5 @@ def as_source(source) -> AudioSource:
                     f"got {type(source).__name__}")
 
 
-__all__ = ["AudioSource", "WavFileSource", "MicrophoneSource", "ChunkSource", "PushSource", "StreamResampler",
-           "to_float_chunk", "as_source"]
+__all__ = ["AudioSource", "WavFileSource", "MicrophoneSource", "ChunkSource", "PushSource", "to_float_chunk",
+           "as_source"]

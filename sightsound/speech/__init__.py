@@ -1,0 +1,35 @@
+"""Spoken commands: the ``@tensorflow-models/speech-commands`` BROWSER_FFT recognizer in Python.
+
+    >>> from sightsound import speech
+    >>> recognizer = speech.create("BROWSER_FFT", model="runs/speech")  # doctest: +SKIP
+    >>> recognizer.listen(print, probability_threshold=0.75,
+    ...                   source=speech.WavFileSource("long.wav"))  # doctest: +SKIP
+
+One role per module, as in the package's ``src/``:
+
+==================  ===========================================================================
+``frontend``        the browser-FFT front end: resampling, dB frames, the model's spectrogram
+``wav``             WAV files in and out
+``sources``         audio sources for ``listen``: files, the microphone, chunk iterators, pushes
+``model_files``     ``metadata.json`` (the model's words), read and written only here; the special
+                    words ``_background_noise_`` and ``_unknown_``
+``results``         what the recognizer reports
+``stream``          ``listen()``'s options and semantics on a stream, and its threads
+``recognizer``      ``create``, and the :class:`Recognizer` (``recognize``, ``listen``)
+==================  ===========================================================================
+
+:mod:`sightsound.audio` re-exports the front end and WAV functions under
+their older, shorter name.
+"""
+
+from .frontend import FRAME_DURATION_MILLIS, StreamResampler
+from .model_files import BACKGROUND_NOISE_TAG, METADATA_JSON, UNKNOWN_TAG, default_model_dir
+from .recognizer import FFT_TYPES, Recognizer, create
+from .results import ClipRecognition, RecognitionResult, SpectrogramData
+from .sources import AudioSource, ChunkSource, MicrophoneSource, PushSource, WavFileSource
+from .stream import STOP_TIMEOUT, ListenOptions, StreamProcessor
+
+__all__ = ["create", "Recognizer", "RecognitionResult", "SpectrogramData", "ClipRecognition", "ListenOptions",
+           "StreamProcessor", "WavFileSource", "MicrophoneSource", "ChunkSource", "PushSource", "AudioSource",
+           "StreamResampler", "BACKGROUND_NOISE_TAG", "UNKNOWN_TAG", "METADATA_JSON", "default_model_dir",
+           "FFT_TYPES", "FRAME_DURATION_MILLIS", "STOP_TIMEOUT"]
