@@ -12,6 +12,7 @@ import secrets
 from pathlib import Path
 from typing import Callable
 
+from ..fileio import fsync_directory, remove_quietly
 from .constants import MODEL_JSON, WEIGHTS_BIN
 
 # Our own file names in a model folder; only these are ever created or removed.
@@ -37,18 +38,18 @@ def commit(directory: Path, model_json: Callable[[str], bytes], chunks: list[byt
         write_synced(directory / staged, chunks)
         _replace_synced(directory, MODEL_JSON, model_json(staged), token)
     except BaseException:
-        _remove_quietly(directory / staged)
+        remove_quietly(directory / staged)
         raise
     final = staged
     link = directory / f".{WEIGHTS_BIN}.{token}.tmp"
     try:
         os.link(directory / staged, link)
         os.replace(link, directory / WEIGHTS_BIN)
-        _fsync_dir(directory)
+        fsync_directory(directory)
         _replace_synced(directory, MODEL_JSON, model_json(WEIGHTS_BIN), token)
         final = WEIGHTS_BIN
     except OSError:
-        _remove_quietly(link)  # no hard links here: keep the staged name
+        remove_quietly(link)  # no hard links here: keep the staged name
     _remove_leftovers(directory, keep=final)
 
 
@@ -66,29 +67,9 @@ def _replace_synced(directory: Path, name: str, data: bytes, token: str) -> None
         write_synced(temp, [data])
         os.replace(temp, directory / name)
     except BaseException:
-        _remove_quietly(temp)
+        remove_quietly(temp)
         raise
-    _fsync_dir(directory)
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return  # not possible on this platform (Windows)
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _remove_quietly(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
+    fsync_directory(directory)
 
 
 def _remove_leftovers(directory: Path, keep: str) -> None:
