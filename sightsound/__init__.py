@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 
 def load_layers_model(url_or_path, request_options=None, device="auto"):
     """Load a TF.js Layers model (directory, model.json path, file:// or http(s):// URL)."""
-    from .tfjs_format import load_layers_model as _load
+    from .tfjs import load_layers_model as _load
 
     return _load(url_or_path, request_options=request_options, device=device)
 

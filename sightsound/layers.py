@@ -162,15 +162,27 @@ class Layer:
     def build_module(self, input_shape: Shape) -> nn.Module:
         raise NotImplementedError
 
+    def tfjs_weights(self, module: nn.Module) -> dict[str, torch.Tensor]:
+        """The weights of ``module`` (built by :meth:`build_module`) by ``WeightSpec.suffix``, in engine layout.
+
+        The parameters and buffers themselves, looked up on each call: a move to another
+        device replaces buffers, so a mapping kept from build time could go stale.
+        """
+        return {}
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
 
 
-def _init_params(module: nn.Module, specs: list[WeightSpec], tensors: dict[str, torch.Tensor]) -> None:
+def _init_params(specs: list[WeightSpec], tensors: dict[str, torch.Tensor]) -> None:
     """Initialise each weight with its TF.js initializer, using TF.js fan sizes."""
     for spec in specs:
         initializers.initialize(tensors[spec.suffix], spec.initializer, list(spec.shape))
-    module.tfjs_weights = tensors  # suffix -> parameter or buffer (engine layout)
+
+
+def _kernel_and_bias(layer: nn.Module) -> dict[str, torch.Tensor]:
+    """A convolution's or linear layer's weights: ``kernel``, and ``bias`` if it has one."""
+    return {"kernel": layer.weight} if layer.bias is None else {"kernel": layer.weight, "bias": layer.bias}
 
 
 # ---------------------------------------------------------------------------
@@ -224,7 +236,7 @@ class Conv2D(Layer, _ActivationMixin):
 
     def _check_input(self, input_shape):
         if len(input_shape) != 3:
-            raise ShapeError(f"{self.name}: expects input [null,height,width,channels], got {_fmt(input_shape)}")
+            raise ShapeError(f"{self.name}: expects input [null,height,width,channels], got {shape_text(input_shape)}")
 
     def compute_output_shape(self, input_shape):
         self._check_input(input_shape)
@@ -232,7 +244,8 @@ class Conv2D(Layer, _ActivationMixin):
         oh = _conv_out(h, self.kernel_size[0], self.strides[0], self.padding, self.dilation_rate[0])
         ow = _conv_out(w, self.kernel_size[1], self.strides[1], self.padding, self.dilation_rate[1])
         if oh <= 0 or ow <= 0:
-            raise ShapeError(f"{self.name}: input {_fmt(input_shape)} is smaller than the kernel {self.kernel_size}")
+            raise ShapeError(f"{self.name}: input {shape_text(input_shape)} is smaller than the kernel "
+                             f"{self.kernel_size}")
         return (oh, ow, self.filters)
 
     def weight_specs(self, input_shape):
@@ -256,11 +269,11 @@ class Conv2D(Layer, _ActivationMixin):
                          padding=(pads[2], pads[0]) if symmetric else 0,
                          dilation=tuple(self.dilation_rate), bias=self.use_bias)
         module = _ConvBlock(conv, None if symmetric else pads, activations.module(self.activation))
-        tensors = {"kernel": conv.weight}
-        if self.use_bias:
-            tensors["bias"] = conv.bias
-        _init_params(module, self.weight_specs(input_shape), tensors)
+        _init_params(self.weight_specs(input_shape), self.tfjs_weights(module))
         return module
+
+    def tfjs_weights(self, module):
+        return _kernel_and_bias(module.conv)
 
 
 def _inference_on_cpu(x: torch.Tensor) -> bool:
@@ -332,11 +345,11 @@ class Dense(Layer, _ActivationMixin):
     def build_module(self, input_shape):
         linear = nn.Linear(input_shape[-1], self.units, bias=self.use_bias)
         module = _DenseBlock(linear, activations.module(self.activation), channels_first=len(input_shape) == 3)
-        tensors = {"kernel": linear.weight}
-        if self.use_bias:
-            tensors["bias"] = linear.bias
-        _init_params(module, self.weight_specs(input_shape), tensors)
+        _init_params(self.weight_specs(input_shape), self.tfjs_weights(module))
         return module
+
+    def tfjs_weights(self, module):
+        return _kernel_and_bias(module.linear)
 
 
 class _DenseBlock(nn.Module):
@@ -348,6 +361,13 @@ class _DenseBlock(nn.Module):
         if self.channels_first:  # an image tensor: features are on axis 1 inside the engine
             return self.activation(self.linear(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2))
         return self.activation(self.linear(x))
+
+
+def pre_softmax(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """What a final softmax block of a Dense or Activation layer applies its softmax to: the logits."""
+    if isinstance(block, _DenseBlock):
+        return block.linear(x)
+    return x  # an Activation("softmax") block: its input is the logits
 
 
 # ---------------------------------------------------------------------------
@@ -376,12 +396,12 @@ class _Pooling2D(Layer):
 
     def compute_output_shape(self, input_shape):
         if len(input_shape) != 3:
-            raise ShapeError(f"{self.name}: expects input [null,height,width,channels], got {_fmt(input_shape)}")
+            raise ShapeError(f"{self.name}: expects input [null,height,width,channels], got {shape_text(input_shape)}")
         h, w, c = input_shape
         oh = _conv_out(h, self.pool_size[0], self.strides[0], self.padding)
         ow = _conv_out(w, self.pool_size[1], self.strides[1], self.padding)
         if oh <= 0 or ow <= 0:
-            raise ShapeError(f"{self.name}: input {_fmt(input_shape)} is smaller than the pool {self.pool_size}")
+            raise ShapeError(f"{self.name}: input {shape_text(input_shape)} is smaller than the pool {self.pool_size}")
         return (oh, ow, c)
 
     def build_module(self, input_shape):
@@ -447,7 +467,7 @@ class GlobalAveragePooling2D(Layer):
 
     def compute_output_shape(self, input_shape):
         if len(input_shape) != 3:
-            raise ShapeError(f"{self.name}: expects input [null,height,width,channels], got {_fmt(input_shape)}")
+            raise ShapeError(f"{self.name}: expects input [null,height,width,channels], got {shape_text(input_shape)}")
         return (input_shape[2],)
 
     def build_module(self, input_shape):
@@ -516,7 +536,7 @@ class Reshape(Layer):
         known = math.prod(d for d in self.target_shape if d != -1)
         shape = [total // known if d == -1 else d for d in self.target_shape]
         if math.prod(shape) != total:
-            raise ShapeError(f"{self.name}: cannot reshape {_fmt(input_shape)} ({total} values) "
+            raise ShapeError(f"{self.name}: cannot reshape {shape_text(input_shape)} ({total} values) "
                              f"to {self.target_shape}")
         return tuple(shape)
 
@@ -660,19 +680,23 @@ class BatchNormalization(Layer):
 
     def build_module(self, input_shape):
         if len(input_shape) not in (1, 3):
-            raise ShapeError(f"{self.name}: supports inputs [null,features] or [null,h,w,c], got {_fmt(input_shape)}")
+            raise ShapeError(f"{self.name}: supports inputs [null,features] or [null,h,w,c], "
+                             f"got {shape_text(input_shape)}")
         bn = _BatchNorm(input_shape[-1], eps=self.epsilon, momentum=1.0 - self.momentum)
         if not self.scale:
             bn.weight.requires_grad_(False)
         if not self.center:
             bn.bias.requires_grad_(False)
-        tensors = {"moving_mean": bn.running_mean, "moving_variance": bn.running_var}
-        if self.scale:
-            tensors["gamma"] = bn.weight
-        if self.center:
-            tensors["beta"] = bn.bias
-        _init_params(bn, self.weight_specs(input_shape), tensors)
+        _init_params(self.weight_specs(input_shape), self.tfjs_weights(bn))
         return bn
+
+    def tfjs_weights(self, module):
+        tensors = {"moving_mean": module.running_mean, "moving_variance": module.running_var}
+        if self.scale:
+            tensors["gamma"] = module.weight
+        if self.center:
+            tensors["beta"] = module.bias
+        return tensors
 
 
 class _BatchNorm(nn.BatchNorm1d):
@@ -782,6 +806,6 @@ def batch_normalization(**kwargs) -> BatchNormalization:
     return BatchNormalization(**_kwargs(kwargs))
 
 
-def _fmt(shape) -> str:
+def shape_text(shape) -> str:
     """A batch shape as TF.js prints it: ``(28, 28, 1)`` -> ``[null,28,28,1]`` (also ``Sequential.summary``)."""
     return "[null," + ",".join(str(d) for d in shape) + "]"

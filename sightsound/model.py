@@ -68,7 +68,7 @@ class _Net(nn.Module):
         last = len(blocks) - 1
         for i, block in enumerate(blocks):
             if i == last and logits and self.fused_softmax:
-                return _pre_softmax(block, x)
+                return layers_mod.pre_softmax(block, x)  # logits, for numerically stable cross-entropy
             x = block(x)
         if x.dim() == 4:
             x = x.permute(0, 2, 3, 1)  # back to TF.js's NHWC for image-shaped outputs
@@ -84,13 +84,6 @@ def _pool_before_relu(layers: list, blocks: list[nn.Module]) -> None:
                 isinstance(pool, layers_mod.MaxPooling2D):
             blocks[i].activation = nn.Identity()
             blocks[i + 1].post_activation = nn.ReLU()
-
-
-def _pre_softmax(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The input of the final softmax (logits), for numerically stable cross-entropy."""
-    if isinstance(block, layers_mod._DenseBlock):
-        return block.linear(x)
-    return x  # an Activation("softmax") block: its input is the logits
 
 
 def bfloat16_is_fast(device: torch.device) -> bool:
@@ -218,8 +211,8 @@ class Sequential:
                     trainable += math.prod(s.shape)
                 else:
                     non_trainable += math.prod(s.shape)
-            out.append(_row([f"{layer.name} ({layer.class_name})", f"[{layers_mod._fmt(shape_in)}]",
-                             layers_mod._fmt(shape_out), str(count)], positions))
+            out.append(_row([f"{layer.name} ({layer.class_name})", f"[{layers_mod.shape_text(shape_in)}]",
+                             layers_mod.shape_text(shape_out), str(count)], positions))
             out.append(("=" if i == len(self.layers) - 1 else "_") * line_length)
         out += [f"Total params: {trainable + non_trainable}", f"Trainable params: {trainable}",
                 f"Non-trainable params: {non_trainable}", "_" * line_length]
@@ -546,10 +539,9 @@ class Sequential:
     # -- persistence -------------------------------------------------------------
     def save(self, path: str, include_optimizer: bool = False, user_defined_metadata: dict | None = None):
         """Write ``model.json`` + ``weights.bin`` as TF.js's ``model.save('file://dir')``."""
-        from . import tfjs_format
+        from .tfjs import save_model  # on use: the format package builds on this module, not the reverse
 
-        return tfjs_format.save_model(self, path, include_optimizer=include_optimizer,
-                                      user_defined_metadata=user_defined_metadata)
+        return save_model(self, path, include_optimizer=include_optimizer, user_defined_metadata=user_defined_metadata)
 
 
 def sequential(layers: list | None = None, name: str | None = None, device: str = "auto") -> Sequential:

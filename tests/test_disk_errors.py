@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sightsound import load_layers_model, presets, tfjs_format
+from sightsound import load_layers_model, presets, tfjs
+from sightsound.tfjs import commit
 from sightsound.errors import OutputError, SightsoundError
 
 TEMP_NAMES = re.compile(r"^(\..*\.tmp|weights\.[0-9a-f]{16}\.bin)$")  # what an interrupted save could leave
@@ -77,7 +78,7 @@ class Disk:
         subprocess.run(["mount", "-o", "remount,ro", str(self.root)], check=True, capture_output=True)
 
     def _simulate(self, code: int, fail_on: str) -> None:
-        real = tfjs_format._write_synced
+        real = commit.write_synced
 
         def failing(path, chunks):
             if fail_on not in path.name:
@@ -87,7 +88,7 @@ class Disk:
                     f.write(b"".join(chunks)[:100])
             raise OSError(code, os.strerror(code), str(path))
 
-        self.monkeypatch.setattr(tfjs_format, "_write_synced", failing)
+        self.monkeypatch.setattr(commit, "write_synced", failing)
 
 
 @pytest.fixture()
@@ -123,7 +124,7 @@ def assert_output_error(error: BaseException, path: Path, problem: str) -> None:
 def dense_model(seed: int):
     model = presets.build("mnist-dense", device="cpu")
     rng = np.random.default_rng(seed)
-    for weight in tfjs_format.model_weights(model):
+    for weight in tfjs.model_weights(model):
         weight.tensor.data.copy_(torch_tensor(rng.standard_normal(tuple(weight.tensor.shape)).astype(np.float32)))
     return model
 

@@ -25,7 +25,7 @@ import pytest
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-import sightsound.tfjs_format  # noqa: F401  (`sightsound predict` loads saved models with it)
+import sightsound.tfjs  # noqa: F401  (`sightsound predict` loads saved models with it)
 from conftest import require_node
 from sightsound import image
 from sightsound.errors import ImageError, ShapeError, SightsoundError

@@ -113,12 +113,12 @@ def test_glorot_normal_init_has_tfjs_spread():
     torch.manual_seed(0)
     dense = layers.dense(units=300, input_shape=[500])
     model = Sequential([dense], device="cpu").build()
-    kernel = model.net.blocks[0].tfjs_weights["kernel"].detach()
+    kernel = model.layers[0].tfjs_weights(model.net.blocks[0])["kernel"].detach()
     std = math.sqrt(2 / (500 + 300))
     assert kernel.abs().max() <= 2 * std + 1e-6  # truncated at two standard deviations
     # a normal truncated at 2 std has std 0.88 of the untruncated one
     assert abs(kernel.std().item() / std - 0.8796) < 0.02
-    assert torch.count_nonzero(model.net.blocks[0].tfjs_weights["bias"]) == 0
+    assert torch.count_nonzero(model.layers[0].tfjs_weights(model.net.blocks[0])["bias"]) == 0
 
 
 @pytest.mark.parametrize("name,fn", [("relu", lambda x: np.maximum(x, 0)), ("sigmoid", lambda x: 1 / (1 + np.exp(-x))),
@@ -160,7 +160,7 @@ def test_batchnorm_moving_variance_uses_biased_batch_variance_like_tfjs():
     model.compile(optimizer="sgd", loss="meanSquaredError")
     x = np.random.rand(6, 3).astype("float32")
     model.fit(x, np.zeros((6, 3), dtype="float32"), batch_size=6, epochs=1, shuffle=False)
-    weights = model.net.blocks[0].tfjs_weights
+    weights = model.layers[0].tfjs_weights(model.net.blocks[0])
     assert np.allclose(weights["moving_mean"].numpy(), 0.01 * x.mean(0), atol=1e-6)
     assert np.allclose(weights["moving_variance"].numpy(), 0.99 + 0.01 * x.var(0), atol=1e-6)  # ddof=0
 
@@ -169,9 +169,9 @@ def test_frozen_layer_is_not_trained_and_counts_as_non_trainable():
     frozen = layers.dense(units=4, input_shape=[3], trainable=False)
     model = Sequential([frozen, layers.dense(units=2)], device="cpu")
     model.compile(optimizer="sgd", loss="meanSquaredError")
-    before = model.net.blocks[0].tfjs_weights["kernel"].detach().clone()
+    before = model.layers[0].tfjs_weights(model.net.blocks[0])["kernel"].detach().clone()
     model.fit(np.random.rand(8, 3).astype("float32"), np.random.rand(8, 2).astype("float32"), batch_size=4, epochs=2)
-    assert torch.equal(model.net.blocks[0].tfjs_weights["kernel"], before)
+    assert torch.equal(model.layers[0].tfjs_weights(model.net.blocks[0])["kernel"], before)
     assert "Non-trainable params: 16" in "\n".join(model.summary_lines())
 
 

@@ -131,7 +131,7 @@ def test_rmsprop_follows_tfjs_update_rule():
     torch.manual_seed(1)
     model = Sequential([layers.dense(units=2, input_shape=[3], use_bias=False)], device="cpu")
     model.compile(optimizer="rmsprop", loss="meanSquaredError")
-    w = model.net.blocks[0].tfjs_weights["kernel"]
+    w = model.layers[0].tfjs_weights(model.net.blocks[0])["kernel"]
     w0 = w.detach().numpy().copy()
     x = np.random.rand(4, 3).astype("float32")
     y = np.random.rand(4, 2).astype("float32")

@@ -32,7 +32,8 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from sightsound import load_layers_model, presets, tfjs_format
+from sightsound import load_layers_model, presets
+from sightsound.tfjs.sources import HttpSource
 from sightsound.errors import ModelFormatError
 from sightsound.web import create_app
 from web_helpers import TESTCLIENT_HOST
@@ -155,7 +156,7 @@ def test_weight_path_to_a_fifo_or_folder_fails_fast(tmp_path, saved):
 @pytest.mark.parametrize("path", ["http://other.example/w.bin", "//other.example/w.bin", "https://host/w.bin",
                                   "../../w.bin", "/abs/w.bin", "%2e%2e/w.bin"])
 def test_http_weight_paths_stay_on_the_same_host_and_folder(path):
-    source = tfjs_format._HttpSource("http://host/models/m/model.json", None)
+    source = HttpSource("http://host/models/m/model.json", None)
     with pytest.raises(ModelFormatError):
         source.check_weight_path(path)
     source.check_weight_path("group1-shard1of1.bin")

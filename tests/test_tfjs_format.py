@@ -30,7 +30,8 @@ import torch
 
 import sightsound
 from conftest import require_node
-from sightsound import presets, tfjs_format
+from sightsound import presets
+from sightsound.tfjs import GENERATED_BY, commit, js_json, js_number, model_weights, read_model_json
 from sightsound.cli import main as cli_main
 from sightsound.errors import ModelFormatError
 
@@ -106,8 +107,8 @@ def test_resaving_a_tfjs_model_writes_tfjs_bytes(from_tfjs, tmp_path, name):
     model = load(root / name)
     model.save(tmp_path / "a", include_optimizer=model.optimizer is not None)
     ours = (tmp_path / "a" / "model.json").read_text(encoding="utf-8")
-    assert json.dumps(tfjs_format.GENERATED_BY) in ours
-    ours = ours.replace(json.dumps(tfjs_format.GENERATED_BY), json.dumps(TFJS_GENERATED_BY))
+    assert json.dumps(GENERATED_BY) in ours
+    ours = ours.replace(json.dumps(GENERATED_BY), json.dumps(TFJS_GENERATED_BY))
     assert ours == (root / name / "model.json").read_text(encoding="utf-8")
     assert sorted(os.listdir(tmp_path / "a")) == ["model.json", "weights.bin"]
     assert (tmp_path / "a" / "weights.bin").read_bytes() == (root / name / "weights.bin").read_bytes()
@@ -264,7 +265,7 @@ def test_sharded_and_quantized_weights_decode_like_tfjs(to_tfjs, name):
     assert max_diff(ours[name]["predictions"], tfjs[name]["predictions"]) <= TOL
     if name != "sharded":
         model = load(root / name)
-        for weight in tfjs_format.model_weights(model):
+        for weight in model_weights(model):
             np.testing.assert_array_equal(weight.to_tfjs().ravel(), ours[name]["expected_weights"][weight.name])
         assert max_diff(ours[name]["predictions"], ours["mnist-conv"]["predictions"]) < 0.05
 
@@ -288,7 +289,7 @@ def test_save_layout_and_manifest(tmp_path):
     conv = model.layers[0].name
     assert specs[0] == {"name": f"{conv}/kernel", "shape": [3, 3, 1, 16], "dtype": "float32"}
     kernel = np.frombuffer((tmp_path / "weights.bin").read_bytes(), "<f4", 144).reshape(3, 3, 1, 16)
-    torch_kernel = model.net.blocks[0].tfjs_weights["kernel"].detach().numpy()  # [out, in, kh, kw]
+    torch_kernel = model.layers[0].tfjs_weights(model.net.blocks[0])["kernel"].detach().numpy()  # [out, in, kh, kw]
     np.testing.assert_array_equal(kernel, torch_kernel.transpose(2, 3, 1, 0))
 
 
@@ -330,7 +331,7 @@ def test_interrupted_save_keeps_the_old_model(tmp_path, monkeypatch):
     def interrupted(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(tfjs_format.os, "replace", interrupted)
+    monkeypatch.setattr(os, "replace", interrupted)
     with pytest.raises(KeyboardInterrupt):
         small_model(2).save(tmp_path)
     monkeypatch.undo()
@@ -399,7 +400,7 @@ def test_kill_9_at_random_moments_leaves_a_complete_model(tmp_path):
             seen.add(state)
             load(target)  # and it loads
             names = set(os.listdir(target)) - {"history.json", "model.json", "weights.bin"}
-            assert all(tfjs_format._STAGED_WEIGHTS.match(n) or tfjs_format._OUR_TEMP.match(n) for n in names)
+            assert all(commit.STAGED_WEIGHTS.match(n) or commit.OUR_TEMP.match(n) for n in names)
         assert len(seen) == 2, "the kills never landed after a completed save: timing too coarse"
     finally:
         worker.kill()
@@ -675,11 +676,30 @@ def test_unsupported_sources_and_topologies(saved, tmp_path):
         load(saved)
 
 
+def test_read_model_json_describes_a_model_without_building_it(saved):
+    info = read_model_json(saved / "model.json", where="model/model.json")
+    assert (info.input_shape, info.output_units, info.user_defined_metadata) == ([28, 28, 1], 10, {})
+    assert info.doc["format"] == "layers-model"
+    (saved / "model.json").write_text('{"modelTopology": [1]}')
+    with pytest.raises(ModelFormatError, match=re.escape("model/model.json: modelTopology must be an object")):
+        read_model_json(saved / "model.json", where="model/model.json")
+    (saved / "model.json").write_text("{")
+    with pytest.raises(ModelFormatError, match=r"^model/model.json: malformed JSON at line 1"):
+        read_model_json(saved / "model.json", where="model/model.json")
+
+
+def test_the_engine_does_not_import_the_format_package():
+    """tfjs depends on the engine, never the reverse: Sequential.save imports it only when called."""
+    code = ("import sys, sightsound, sightsound.model, sightsound.layers, sightsound.optimizers\n"
+            "assert not [m for m in sys.modules if m.startswith('sightsound.tfjs')], sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+
+
 def test_js_number_formatting_matches_javascript():
     cases = {1.0: "1", 0.5: "0.5", 1e-7: "1e-7", 1.5e-7: "1.5e-7", 1e-6: "0.000001", 1e21: "1e+21",
              1e20: "100000000000000000000", 0.1 + 0.2: "0.30000000000000004", -2.5: "-2.5", 3: "3"}
-    assert {k: tfjs_format.js_number(k) for k in cases} == cases
-    assert tfjs_format.js_json({"a": [None, True, "ü\n"], "b": float("nan")}) == '{"a":[null,true,"ü\\n"],"b":null}'
+    assert {k: js_number(k) for k in cases} == cases
+    assert js_json({"a": [None, True, "ü\n"], "b": float("nan")}) == '{"a":[null,true,"ü\\n"],"b":null}'
 
 
 def test_manifest_names_are_matched_like_tfjs(saved):

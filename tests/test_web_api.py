@@ -74,6 +74,19 @@ def test_models_list_shows_saved_models_only(client):
     assert info["model_json"] == f"/models/{MODEL}/model.json"
 
 
+def test_a_broken_model_json_is_named_without_its_path_and_left_out_of_the_list(tmp_path):
+    from sightsound.errors import ModelFormatError
+    from sightsound.web.models import ModelStore
+
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "model.json").write_text('{"modelTopology": ')
+    store = ModelStore(tmp_path)
+    with pytest.raises(ModelFormatError, match=r"^broken/model.json: malformed JSON") as error:
+        store.info("broken")
+    assert str(tmp_path) not in str(error.value)
+    assert store.list() == []
+
+
 def test_pages_and_vendor_files_are_served(client):
     for page in ("/train", "/test", "/draw", "/speech"):
         response = client.get(page)

@@ -9,18 +9,17 @@ are refused before anything is read.
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import tfjs
 from ..errors import ModelFormatError, SightsoundError
 from ..speech import model_files
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 STATIC_FILE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\.(json|bin)$")
-MAX_JSON_BYTES = 16 * 1024 * 1024
 MNIST_INPUT = [28, 28, 1]
 MAX_LABELS = 4096
 
@@ -59,43 +58,6 @@ def check_name(name: str) -> str:
     return name
 
 
-def _read_json(path: Path) -> dict:
-    """The JSON object in ``path``; a broken or non-object file is a :class:`ModelFormatError` (never a 500)."""
-    where = f"{path.parent.name}/{path.name}"
-    try:
-        if path.stat().st_size > MAX_JSON_BYTES:
-            raise ModelFormatError(f"{where} is larger than {MAX_JSON_BYTES} bytes")
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError) as error:  # unreadable, not UTF-8, malformed JSON
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else error  # no absolute path
-        raise ModelFormatError(f"{where} cannot be read: {reason}") from None
-    if not isinstance(doc, dict):
-        raise ModelFormatError(f"{where} must hold a JSON object, not {type(doc).__name__}")
-    return doc
-
-
-def _input_shape(model_json: dict) -> list | None:
-    """``batch_input_shape`` of the first layer without the batch axis, if the topology states it."""
-    topology = model_json.get("modelTopology") or {}
-    config = topology.get("config", topology)
-    layers = config.get("layers", config) if isinstance(config, dict) else config
-    if not isinstance(layers, list) or not layers:
-        return None
-    first = layers[0].get("config", {}) if isinstance(layers[0], dict) else {}
-    shape = first.get("batch_input_shape") or first.get("batchInputShape")
-    return list(shape[1:]) if isinstance(shape, list) and shape else None
-
-
-def _output_units(model_json: dict) -> int | None:
-    topology = model_json.get("modelTopology") or {}
-    config = topology.get("config", topology)
-    layers = config.get("layers", config) if isinstance(config, dict) else config
-    if isinstance(layers, list) and layers and isinstance(layers[-1], dict):
-        units = layers[-1].get("config", {}).get("units")
-        return units if isinstance(units, int) else None
-    return None
-
-
 class ModelStore:
     """Lists, resolves and loads (with a cache) the models under one folder."""
 
@@ -130,17 +92,11 @@ class ModelStore:
     def info(self, name: str) -> ModelInfo:
         """Describe model ``name`` from its ``model.json`` and ``metadata.json``."""
         folder = self.path(name)
-        model_json = _read_json(folder / "model.json")
+        model_json = tfjs.read_model_json(folder / tfjs.MODEL_JSON, where=f"{name}/{tfjs.MODEL_JSON}")
+        user, shape, units = model_json.user_defined_metadata, model_json.input_shape, model_json.output_units
         words = None  # a speech model's words, from its metadata.json (read as the recognizer reads it)
         if (folder / model_files.METADATA_JSON).is_file():
             words = model_files.folder_words(folder, where=f"{name}/{model_files.METADATA_JSON}")
-        try:  # any JSON can sit in these files: odd shapes are a format error, never a 500
-            user = model_json.get("userDefinedMetadata") or {}
-            user = user if isinstance(user, dict) else {}
-            shape = _input_shape(model_json)
-            units = _output_units(model_json)
-        except (AttributeError, TypeError, ValueError, KeyError) as error:
-            raise ModelFormatError(f"{name}/model.json is not a TF.js Layers model description: {error}") from None
         if words:
             kind, labels = "speech", words[:MAX_LABELS]
         else:

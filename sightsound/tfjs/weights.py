@@ -1,0 +1,78 @@
+"""Model weights in TF.js's order and layout (engine NCHW / ``[out, in]`` <-> TF.js NHWC / ``[in, out]``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import ModelFormatError
+
+# Engine layout -> TF.js layout, as a permutation of the engine tensor's axes.
+_TO_TFJS_AXES: dict[tuple[str, str], tuple[int, ...]] = {
+    ("Conv2D", "kernel"): (2, 3, 1, 0),  # [out, in, kh, kw] -> [kh, kw, in, out]
+    ("Dense", "kernel"): (1, 0),  # [out, in] -> [in, out]
+}
+
+
+@dataclass
+class Weight:
+    """One model weight: TF.js name and shape, the engine tensor, its layout permutation."""
+
+    name: str
+    shape: tuple[int, ...]
+    tensor: torch.Tensor
+    axes: tuple[int, ...] | None
+
+    def to_tfjs(self, tensor: torch.Tensor | None = None) -> np.ndarray:
+        t = (self.tensor if tensor is None else tensor).detach()
+        if self.axes is not None:
+            t = t.permute(self.axes)
+        array = np.ascontiguousarray(t.to("cpu", torch.float32).numpy(), dtype="<f4")
+        if array.shape != self.shape:
+            raise ModelFormatError(f"weight {self.name}: engine tensor maps to shape {list(array.shape)}, "
+                                   f"TF.js expects {list(self.shape)}")
+        return array
+
+    def from_tfjs(self, array: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(array)
+        if self.axes is not None:
+            t = t.permute(tuple(int(i) for i in np.argsort(self.axes)))
+        return t
+
+
+def tfjs_order(model) -> list[tuple[int, Any, Any]]:
+    """``(layer index, layer, weight spec)`` in the order of TF.js's ``model.weights``.
+
+    That is every trainable weight of the trainable layers, in layer order, then
+    the non-trainable ones: the non-trainable weights of trainable layers
+    (BatchNormalization's moving statistics) and all weights of layers with
+    ``trainable: false``, again in layer order. Needs no built modules.
+    """
+    trainable, frozen = [], []
+    for i, (layer, (shape_in, _)) in enumerate(zip(model.layers, model.shapes)):
+        specs = layer.weight_specs(shape_in)
+        for spec in [s for s in specs if s.trainable] + [s for s in specs if not s.trainable]:
+            (trainable if spec.trainable and layer.trainable else frozen).append((i, layer, spec))
+    return trainable + frozen
+
+
+def model_weights(model) -> list[Weight]:
+    """The model's weights, with their engine tensors, in the order TF.js saves them."""
+    model.build()
+    weights = []
+    for i, layer, spec in tfjs_order(model):
+        tensors = layer.tfjs_weights(model.net.blocks[i])
+        if spec.suffix not in tensors:
+            raise ModelFormatError(f"{layer.name}: the built module lacks weight {spec.suffix!r}")
+        weights.append(Weight(f"{layer.name}/{spec.suffix}", tuple(spec.shape), tensors[spec.suffix],
+                               _TO_TFJS_AXES.get((layer.class_name, spec.suffix))))
+    return weights
+
+
+def trainable_count(model) -> int:
+    """How many weights lead :func:`tfjs_order`: the trainable ones, which the optimizer has slots for."""
+    return sum(1 for layer, (shape_in, _) in zip(model.layers, model.shapes) if layer.trainable
+               for spec in layer.weight_specs(shape_in) if spec.trainable)
