@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SIGHTSOUND_DATA ?= $(abspath ../shared/datasets)
 export SIGHTSOUND_DATA
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test lint bench clean
 
 setup: $(STAMP) node_modules/.installed
 
@@ -27,9 +27,13 @@ node_modules/.installed: package.json package-lock.json
 demo: setup
 	$(PY) -m sightsound mnist train --model conv --out runs/demo
 
-# tests/, then the docstring examples in sightsound/ (pyproject: testpaths, --doctest-modules)
-test: setup
+# tests/, then the docstring examples in sightsound/ (pyproject: testpaths, --doctest-modules);
+# first the structure checks: no import cycle, no copied code (pylint)
+test: setup lint
 	$(PY) -m pytest -q
+
+lint: setup
+	$(PY) -m pylint --disable=all --enable=duplicate-code,cyclic-import --score=n sightsound
 
 clean:
 	rm -rf $(VENV) node_modules runs

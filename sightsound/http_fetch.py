@@ -27,7 +27,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping
 
-from . import __version__
+from .version import __version__
 from .errors import FetchError
 
 DEFAULT_TIMEOUT = 30.0  # seconds, for each request (each redirect hop is one)

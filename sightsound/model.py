@@ -538,10 +538,25 @@ class Sequential:
 
     # -- persistence -------------------------------------------------------------
     def save(self, path: str, include_optimizer: bool = False, user_defined_metadata: dict | None = None):
-        """Write ``model.json`` + ``weights.bin`` as TF.js's ``model.save('file://dir')``."""
-        from .tfjs import save_model  # on use: the format package builds on this module, not the reverse
+        """Write ``model.json`` + ``weights.bin`` as TF.js's ``model.save('file://dir')``
+        (:func:`sightsound.tfjs.save_model`)."""
+        return _model_writer(self, path, include_optimizer=include_optimizer,
+                             user_defined_metadata=user_defined_metadata)
 
-        return save_model(self, path, include_optimizer=include_optimizer, user_defined_metadata=user_defined_metadata)
+
+def _no_writer(model, path, **options):
+    raise RuntimeError("no model writer: import sightsound (its tfjs package registers the TF.js writer)")
+
+
+# The TF.js format builds on the engine, never the reverse: sightsound.tfjs, which the package imports
+# first, registers its writer here for Sequential.save.
+_model_writer: Callable = _no_writer
+
+
+def register_model_writer(writer: Callable) -> None:
+    """Make ``writer(model, path, include_optimizer=, user_defined_metadata=)`` what ``Sequential.save`` calls."""
+    global _model_writer
+    _model_writer = writer
 
 
 def sequential(layers: list | None = None, name: str | None = None, device: str = "auto") -> Sequential:

@@ -338,7 +338,7 @@ def save_speech_run(model, result: SpeechTrainResult, data_root: Path | None = N
 
 def load_speech_model(model_dir: str | os.PathLike, device: str = "auto"):
     """(model, words) from a folder holding model.json, weights and metadata.json."""
-    from . import load_layers_model
+    from .tfjs import load_layers_model
 
     words = read_metadata(model_dir)
     model = load_layers_model(str(model_dir), device=device)

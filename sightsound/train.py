@@ -275,7 +275,7 @@ class _Checkpoint(Callback):
 
 
 def _resume(resume, *, data, data_dir, epochs, device, out_dir, callbacks, progress) -> TrainResult:
-    from . import load_layers_model
+    from .tfjs import load_layers_model
 
     folder = Path(resume).expanduser()
     if (folder / CHECKPOINT_DIR / "model.json").is_file():

@@ -22,7 +22,7 @@ GROUPS = ("mnist", "model", "image", "speech", "serve", "experiment")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sightsound", description=(
         "Recognise images and sounds with convnets: TF.js-style models trained and run by PyTorch."))
-    from .. import __version__
+    from ..version import __version__
 
     parser.add_argument("--version", action="version", version=f"sightsound {__version__}")
     parser.add_argument("--no-heap-tuning", action="store_true",

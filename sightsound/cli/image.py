@@ -104,7 +104,7 @@ def format_line(path: str, top: list[tuple[object, float]]) -> str:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from .. import load_layers_model
+    from ..tfjs import load_layers_model
     from ..errors import ImageError, SightsoundError
     from ..image import MAX_IMAGE_BYTES, NoDigitFound, model_input, top_k
 

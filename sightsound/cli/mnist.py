@@ -106,7 +106,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from .. import load_layers_model
+    from ..tfjs import load_layers_model
     from ..data import mnist
 
     model = load_layers_model(args.model, device=args.device)

@@ -61,7 +61,7 @@ def _request_options(headers: list[str]) -> dict | None:
 
 
 def _load(args: argparse.Namespace):
-    from .. import load_layers_model
+    from ..tfjs import load_layers_model
 
     return load_layers_model(args.source, request_options=_request_options(args.header), device=args.device)
 

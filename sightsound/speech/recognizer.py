@@ -310,7 +310,7 @@ def create(fft_type: str = "BROWSER_FFT", vocabulary: str | None = None, model=N
         return Recognizer(model, words, where=type(model).__name__)
     ref = os.fspath(model)
     words = model_files.model_words(ref, metadata, request_options)  # checked first: a missing metadata.json is common
-    from .. import load_layers_model
+    from ..tfjs import load_layers_model
 
     loaded = load_layers_model(ref, request_options=request_options, device=device)
     recognizer = Recognizer(loaded, words, where=ref)

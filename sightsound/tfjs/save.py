@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from ..errors import ModelFormatError, OutputError
+from ..model import register_model_writer
 from .commit import commit
 from .constants import GENERATED_BY, WEIGHTS_BIN
 from .jsjson import js_json
@@ -82,3 +83,6 @@ def _local_save_dir(path) -> Path:
     except OSError as err:
         raise OutputError.from_os_error(err, directory, "create the model folder") from err
     return directory
+
+
+register_model_writer(save_model)

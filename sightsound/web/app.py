@@ -42,7 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .. import __version__
+from ..version import __version__
 from ..errors import DataError, ModelFormatError, SightsoundError
 from ..presets import MNIST_MODELS
 from . import assets, audio_stream

@@ -133,7 +133,7 @@ class ModelStore:
             cached = self._cache.get(name)
             if cached and cached[0] == stamp:
                 return cached[1]
-        from .. import load_layers_model
+        from ..tfjs import load_layers_model
 
         model = load_layers_model(str(folder), device="cpu")
         with self._lock:
