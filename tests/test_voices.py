@@ -81,7 +81,7 @@ def test_voices_file_holds_the_28_english_voices():
 
 def test_tarball_integrity_is_checked():
     with pytest.raises(DataError, match="integrity"):
-        voices._check_integrity(b"not the kokoro-js tarball")
+        voices.check_integrity(b"not the kokoro-js tarball")
 
 
 # -- planning (no Kokoro needed) ------------------------------------------------------------

