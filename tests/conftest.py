@@ -75,7 +75,7 @@ def pytest_runtest_setup(item):
 
 APT_FIX = ("run `make setup` (scripts/setup-system.sh installs the Debian packages in apt-packages.txt), "
            "or `sudo apt-get install {package}`")
-PIP_DEV_FIX = "run `make setup`, or `.venv/bin/python -m pip install -e '.[dev,onnx]'`"
+PIP_DEV_FIX = "run `make setup`, or `.venv/bin/python -m pip install -e '.[dev,onnx,voices]'`"
 NPM_FIX = "run `npm ci` in the repository root (`make setup` does; see package.json)"
 DATA_FIX = ("export SIGHTSOUND_DATA=<folder holding mnist/>; the Makefile and .ci/run set it to "
             "../shared/datasets (e.g. export SIGHTSOUND_DATA=/work/shared/datasets)")

@@ -105,14 +105,21 @@ def register(sub) -> None:
     spectrogram.set_defaults(func=run_spectrogram)
 
     synth = commands.add_parser(
-        "synth", help="build an offline speech corpus with espeak-ng",
-        description="Speak the 18 command words and 17 auxiliary words with many espeak-ng voices into OUT_DIR, "
-                    "in the Speech Commands v0.02 layout (validation/testing lists split by voice).")
+        "synth", help="build an offline speech corpus with espeak-ng (and Kokoro-82M)",
+        description="Speak the 18 command words and 17 auxiliary words with many voices into OUT_DIR, in the "
+                    "Speech Commands v0.02 layout (validation/testing lists split by speaker; manifest.jsonl "
+                    "records each clip's engine, voice and settings). An interrupted build resumes when run "
+                    "again with the same arguments.")
     synth.add_argument("out", metavar="OUT_DIR", help="new (or empty) folder for the corpus")
     synth.add_argument("--size", choices=["small", "full"], default="small",
                        help="small: 20 clips per word, seconds; full: 1,100 per word, minutes (default: small)")
     synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     synth.add_argument("--workers", type=int, default=2, help="parallel processes (default 2)")
+    synth.add_argument("--engines", default="espeak", metavar="LIST", type=_engines_arg,
+                       help='comma-separated engines: espeak, kokoro (Kokoro-82M: pip install "sightsound[voices]"; '
+                            "about 0.8 s per clip and core) (default: espeak)")
+    synth.add_argument("--max-clips", type=int, default=None, metavar="N",
+                       help="render at most N new clips, then stop (run again to resume)")
     synth.add_argument("--force", action="store_true", help="replace OUT_DIR if it is not empty")
     synth.set_defaults(func=run_synth)
 
@@ -202,12 +209,26 @@ def run_spectrogram(args: argparse.Namespace) -> int:
     return 0
 
 
+def _engines_arg(text: str) -> tuple[str, ...]:
+    from ..data.synth import parse_engines
+
+    try:
+        return parse_engines(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def run_synth(args: argparse.Namespace) -> int:
     from ..data.synth import build_corpus
 
     report = build_corpus(args.out, size=args.size, seed=args.seed, workers=args.workers, progress=True,
-                          overwrite=args.force)
+                          overwrite=args.force, engines=args.engines, max_clips=args.max_clips)
     from ..data.speech_commands import TARGET_WORDS
+
+    if not report.complete:
+        print(f"Stopped after {report.rendered} new clips ({report.clips} of {sum(report.clips_per_word.values())} "
+              f"done); run the same command again to resume.")
+        return 0
 
     targets = [report.clips_per_word.get(w, 0) for w in TARGET_WORDS]
     print(f"Wrote {report.clips} clips ({min(targets)}-{max(targets)} per target word) and "

@@ -1,9 +1,11 @@
-"""An offline spoken-command corpus in the Speech Commands v0.02 layout, made with espeak-ng.
+"""An offline spoken-command corpus in the Speech Commands v0.02 layout, made with espeak-ng and Kokoro.
 
 The real dataset cannot be downloaded on every machine, so this module
 speaks the chapter's 18 target words (and auxiliary words for
-``_unknown_``) with espeak-ng and writes them exactly as Speech Commands
-lays them out::
+``_unknown_``) with one or more *engines* -- ``espeak`` (espeak-ng, always)
+and ``kokoro`` (Kokoro-82M, a neural multi-speaker synthesiser: the
+``voices`` extra, see :mod:`sightsound.data.voices`) -- and writes them
+exactly as Speech Commands lays them out::
 
     OUT_DIR/
       zero/ one/ ... yes/ no/          18 target words
@@ -11,7 +13,8 @@ lays them out::
       _background_noise_/*.wav         generated noise, 16 kHz, tens of seconds each
       validation_list.txt              "word/<speaker>_nohash_<n>.wav", one a line
       testing_list.txt
-      synth.json                       how the corpus was made (seed, size, voices, split)
+      synth.json                       how the corpus was made (seed, size, engines, speakers, split)
+      manifest.jsonl                   one line per clip: path, word, split, speaker, engine, voice, settings
 
 Every clip is a 16 kHz mono 16-bit WAV of exactly one second named
 ``<speaker hash>_nohash_<n>.wav``. A *speaker* is an espeak-ng English
@@ -22,9 +25,27 @@ floor (so no clip holds digital silence). The validation and test lists are
 split by *variant*: every speaker built on a held-out variant is in the same
 list, so test voices (timbres) are never heard in training.
 
+A Kokoro speaker is one of its 28 English voices (US/UK, female/male),
+sometimes blended with a partner voice at a weight, at its own speed
+(0.8-1.25); each take varies the speed a little and the same intonation,
+level, position and noise floor as above. Kokoro voices are split the same
+way: 3 voices validate and 3 test (a US female, a US male and a UK voice
+each), and a blend only pairs voices of the same split, so no voice is
+heard in two splits.
+
+A build is resumable: clips are written into a hidden sibling
+``.OUT_DIR.synth-partial`` with a journal of finished clips (and their
+SHA-256); running the same build again (same seed, size and engines)
+verifies and keeps them and renders only the rest. The folder is renamed
+to ``OUT_DIR`` when every clip is there. ``max_clips`` stops a build after
+that many new clips on purpose (to build in pieces).
+
 The corpus is deterministic for a seed (given the same espeak-ng
-installation) and built in parallel. ``small`` has 20 clips per target word
-(seconds), ``full`` 1,100 per target word (a few minutes on 2 cores).
+installation; Kokoro's audio for the ONNX Runtime build) and built in
+parallel. ``small`` has 20 clips per target word (seconds; about a minute
+more with Kokoro), ``full`` 1,100 per target word (a few minutes on 2 cores
+with espeak-ng alone; Kokoro takes about 0.8 s per clip and core, so about
+an hour more for its share).
 
 Example::
 
@@ -49,7 +70,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from ..fileio import staged_directory
+from ..fileio import fsync_directory, write_text_atomic
 from .download import progress_bar
 from .speech_commands import AUX_WORDS, BACKGROUND_NOISE, TARGET_WORDS
 
@@ -59,6 +80,11 @@ ESPEAK = "espeak-ng"
 EXCLUDED_VARIANTS = frozenset({"fast"})  # espeak-ng's own "unstable" speed-test variant
 TAKE_TEXTS = ("{w}", "{w}", "{w}.", "{w}!", "{w}?")  # intonation variety, plain word most often
 SPLIT_SHARES = {"validation": 0.1, "testing": 0.1}  # of the variants; the rest train
+ENGINES = ("espeak", "kokoro")
+KOKORO_SPEED = (0.8, 1.25)  # a Kokoro speaker's own speed
+KOKORO_BLEND_CHANCE = 0.5  # of the Kokoro speakers after a first pass over a split's voices: a blend
+JOURNAL = ".progress.jsonl"  # inside the partial build: one line per finished clip
+PLAN = ".plan.json"  # inside the partial build: what is being built
 
 
 @dataclass(frozen=True)
@@ -70,22 +96,29 @@ class SynthSize:
     clips_per_word: int  # takes of each target word (extra takes come from random speakers)
     aux_per_speaker: int  # distinct auxiliary words each speaker says once
     noise_seconds: int
+    kokoro_speakers: int = 0  # Kokoro speakers, when the kokoro engine is used
 
 
 SIZES = {
-    "small": SynthSize("small", speakers=20, clips_per_word=20, aux_per_speaker=4, noise_seconds=15),
-    "full": SynthSize("full", speakers=None, clips_per_word=1100, aux_per_speaker=8, noise_seconds=60),
+    "small": SynthSize("small", speakers=20, clips_per_word=20, aux_per_speaker=4, noise_seconds=15,
+                       kokoro_speakers=12),
+    "full": SynthSize("full", speakers=None, clips_per_word=1100, aux_per_speaker=8, noise_seconds=60,
+                      kokoro_speakers=196),
 }
 
 
 @dataclass(frozen=True)
 class Speaker:
     hash: str
-    voice: str  # espeak-ng -v argument, e.g. "gmw/en-US+m3"
-    variant: str
-    pitch: float  # espeak-ng -p, 0-99
-    rate: float  # espeak-ng -s, words per minute
+    voice: str  # espeak-ng -v argument, e.g. "gmw/en-US+m3"; or a Kokoro voice, e.g. "af_heart"
+    variant: str  # espeak-ng variant; for Kokoro the voice
+    pitch: float  # espeak-ng -p, 0-99 (0 for Kokoro)
+    rate: float  # espeak-ng -s, words per minute (0 for Kokoro)
     split: str  # training, validation or testing
+    engine: str = "espeak"
+    partner: str = ""  # Kokoro: the voice blended in ("" for none)
+    weight: float = 1.0  # Kokoro: the share of ``voice`` in a blend
+    speed: float = 1.0  # Kokoro: the speaker's speed
 
 
 @dataclass(frozen=True)
@@ -104,6 +137,10 @@ class ClipJob:
     floor_db: float  # RMS of the noise floor, dBFS
     floor_color: str  # white, pink or brown
     seed: int
+    engine: str = "espeak"
+    partner: str = ""  # Kokoro blend partner
+    weight: float = 1.0  # Kokoro blend weight of ``voice``
+    speed: float = 1.0  # Kokoro speed of this take
 
 
 @dataclass
@@ -116,6 +153,9 @@ class SynthReport:
     speakers: dict[str, int]  # per split
     noise_files: list[str]
     seconds: float
+    engines: tuple[str, ...] = ("espeak",)
+    complete: bool = True  # False when ``max_clips`` stopped the build (run it again to resume)
+    rendered: int = 0  # clips rendered by this run (the others were kept from an interrupted one)
 
 
 # -- espeak-ng ------------------------------------------------------------------
@@ -248,10 +288,33 @@ def _trim(x: np.ndarray, threshold_db: float = -40.0) -> np.ndarray:
     return x[start:end]
 
 
-def render_clip(job: ClipJob) -> np.ndarray:
+_KOKORO: dict = {}  # (model, voices) -> KokoroVoices, one per process
+
+
+def kokoro_engine(model: str | None = None, voices: str | None = None):
+    """This process's :class:`~sightsound.data.voices.KokoroVoices` for ``model`` and ``voices`` (made once)."""
+    from . import voices as kokoro
+
+    key = (model, voices)
+    if key not in _KOKORO:
+        _KOKORO[key] = kokoro.KokoroVoices(model, voices)
+    return _KOKORO[key]
+
+
+def _speak_job(job: ClipJob, kokoro_files: dict | None = None) -> np.ndarray:
+    if job.engine == "espeak":
+        return speak(job.text, job.voice, job.pitch, job.rate)
+    if job.engine == "kokoro":
+        files = kokoro_files or {}
+        tts = kokoro_engine(files.get("model"), files.get("voices"))
+        return tts.speak(job.text, job.voice, job.partner, job.weight, job.speed).astype(np.float64)
+    raise ValueError(f"unknown engine {job.engine!r}")
+
+
+def render_clip(job: ClipJob, kokoro_files: dict | None = None) -> np.ndarray:
     """The one-second clip (float64, 16 kHz) for a job: word placed, levelled, over a noise floor."""
     rng = np.random.default_rng(job.seed)
-    word = _trim(speak(job.text, job.voice, job.pitch, job.rate))
+    word = _trim(_speak_job(job, kokoro_files))
     if len(word) > CLIP:  # very slow takes: keep the start, fade out the end
         word = word[:CLIP].copy()
         fade = RATE // 50
@@ -264,18 +327,19 @@ def render_clip(job: ClipJob) -> np.ndarray:
     return clip
 
 
-def _render_job(job: ClipJob, out_dir: str) -> str:
+def _render_job(job: ClipJob, out_dir: str, kokoro_files: dict | None = None) -> str:
+    """Write the job's WAV; return its SHA-256."""
     from ..audio import write_wav
 
-    write_wav(Path(out_dir) / job.relpath, render_clip(job), RATE)
-    return job.relpath
+    path = Path(out_dir) / job.relpath
+    write_wav(path, render_clip(job, kokoro_files), RATE)
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _render_chunk(args) -> int:
-    jobs, out_dir = args
-    for job in jobs:
-        _render_job(job, out_dir)
-    return len(jobs)
+def _render_chunk(args) -> list[dict]:
+    jobs, out_dir, kokoro_files = args
+    return [{"index": job.index, "path": job.relpath, "sha256": _render_job(job, out_dir, kokoro_files)}
+            for job in jobs]
 
 
 # -- planning -------------------------------------------------------------------
@@ -310,6 +374,70 @@ def plan_speakers(size: SynthSize, seed: int, bases: tuple[str, ...], variants: 
     return speakers
 
 
+def _kokoro_hash(seed: int, voice: str, partner: str, weight: float, speed: float) -> str:
+    return hashlib.sha1(f"sightsound-synth:kokoro:{seed}:{voice}:{partner}:{weight}:{speed}".encode()).hexdigest()[:8]
+
+
+def kokoro_voice_splits(seed: int) -> dict[str, str]:
+    """Each English Kokoro voice's split: 3 validate and 3 test (a US female, a US male and a UK voice
+    each, drawn with the seed); the other 22 train.
+
+    >>> splits = kokoro_voice_splits(0)
+    >>> sorted(sum(1 for s in splits.values() if s == k) for k in ("training", "validation", "testing"))
+    [3, 3, 22]
+    """
+    from .voices import VOICES
+
+    rng = np.random.default_rng([seed, 4])
+    groups = {g: [names[i] for i in rng.permutation(len(names))] for g, names in VOICES.items()}
+    uk = ["bf", "bm"] if rng.integers(2) == 0 else ["bm", "bf"]
+    held = {"validation": [groups["af"][0], groups["am"][0], groups[uk[0]][0]],
+            "testing": [groups["af"][1], groups["am"][1], groups[uk[1]][0]]}
+    split = {v: "training" for names in VOICES.values() for v in names}
+    for name, voices in held.items():
+        for v in voices:
+            split[v] = name
+    return split
+
+
+def plan_kokoro_speakers(size: SynthSize, seed: int) -> list[Speaker]:
+    """``size.kokoro_speakers`` Kokoro speakers: a voice (cycling through the split's voices), perhaps
+    blended with another voice of the same split, at a speed of its own; 10 % validate, 10 % test."""
+    n = size.kokoro_speakers
+    if n <= 0:
+        return []
+    if n < 3:
+        raise ValueError(f"a corpus with Kokoro needs at least 3 Kokoro speakers (one per split), got {n}")
+    splits = kokoro_voice_splits(seed)
+    rng = np.random.default_rng([seed, 5])
+    n_val = max(1, round(n * SPLIT_SHARES["validation"]))
+    n_test = max(1, round(n * SPLIT_SHARES["testing"]))
+    speakers: list[Speaker] = []
+    seen: set[str] = set()
+    for split, count in (("validation", n_val), ("testing", n_test), ("training", n - n_val - n_test)):
+        pool = sorted(v for v, s in splits.items() if s == split)
+        order = [pool[i] for i in rng.permutation(len(pool))]
+        for k in range(count):
+            voice = order[k % len(order)]
+            partner, weight = "", 1.0
+            # the first pass over the split's voices keeps them pure; later speakers may blend two
+            if k >= len(order) and rng.uniform() < KOKORO_BLEND_CHANCE:
+                partner = pool[int(rng.integers(len(pool)))]
+                if partner == voice:
+                    partner = ""
+                else:
+                    weight = round(float(rng.uniform(0.35, 0.8)), 2)
+            speed = round(float(rng.uniform(*KOKORO_SPEED)), 3)
+            h = _kokoro_hash(seed, voice, partner, weight, speed)
+            while h in seen:  # never: speeds are drawn from a continuum; kept for safety
+                speed = round(speed + 0.001, 3)
+                h = _kokoro_hash(seed, voice, partner, weight, speed)
+            seen.add(h)
+            speakers.append(Speaker(hash=h, voice=voice, variant=voice, pitch=0.0, rate=0.0, split=split,
+                                    engine="kokoro", partner=partner, weight=weight, speed=speed))
+    return speakers
+
+
 def plan_clips(size: SynthSize, seed: int, speakers: list[Speaker]) -> list[ClipJob]:
     """Every clip of the corpus, in a fixed order (its index seeds the clip's noise)."""
     rng = np.random.default_rng([seed, 2])
@@ -331,18 +459,37 @@ def plan_clips(size: SynthSize, seed: int, speakers: list[Speaker]) -> list[Clip
     for index, (word, s) in enumerate(entries):
         n = takes.get((word, s.hash), 0)
         takes[(word, s.hash)] = n + 1
-        jobs.append(ClipJob(
-            index=index, relpath=f"{word}/{s.hash}_nohash_{n}.wav", word=word, voice=s.voice,
-            text=TAKE_TEXTS[int(rng.integers(len(TAKE_TEXTS)))].format(w=word),
-            pitch=int(np.clip(round(s.pitch + rng.uniform(-8, 8)), 0, 99)),
-            rate=int(round(s.rate * rng.uniform(0.88, 1.12))),
+        text = TAKE_TEXTS[int(rng.integers(len(TAKE_TEXTS)))].format(w=word)
+        pitch = int(np.clip(round(s.pitch + rng.uniform(-8, 8)), 0, 99))
+        factor = rng.uniform(0.88, 1.12)  # the take's speaking rate; for Kokoro half as much speed change
+        common = dict(
             position=float(rng.uniform(0, 1)),
             peak_db=float(rng.uniform(-24, -2)),
             floor_db=float(rng.uniform(-75, -50)),
             floor_color=("white", "pink", "brown")[int(rng.integers(3))],
             seed=int(rng.integers(2**63)),
-        ))
+        )
+        relpath = f"{word}/{s.hash}_nohash_{n}.wav"
+        if s.engine == "kokoro":
+            jobs.append(ClipJob(index=index, relpath=relpath, word=word, voice=s.voice, text=text, pitch=0, rate=0,
+                                engine="kokoro", partner=s.partner, weight=s.weight,
+                                speed=round(float(np.clip(s.speed * (1 + (factor - 1) / 2), 0.7, 1.35)), 3),
+                                **common))
+        else:
+            jobs.append(ClipJob(index=index, relpath=relpath, word=word, voice=s.voice, text=text, pitch=pitch,
+                                rate=int(round(s.rate * factor)), **common))
     return jobs
+
+
+def clip_settings(job: ClipJob) -> dict:
+    """What the manifest records of a clip's rendering: the engine's own settings and the common ones."""
+    if job.engine == "kokoro":
+        own = {"voice": job.voice, "blend": job.partner or None, "weight": job.weight if job.partner else None,
+               "speed": job.speed}
+    else:
+        own = {"voice": job.voice, "pitch": job.pitch, "rate": job.rate}
+    return {**own, "text": job.text, "position": round(job.position, 4), "peak_db": round(job.peak_db, 2),
+            "floor_db": round(job.floor_db, 2), "floor_color": job.floor_color}
 
 
 # -- background noise -------------------------------------------------------------
@@ -403,16 +550,63 @@ def noise_files(seconds: int, seed: int, bases: tuple[str, ...], variants: tuple
 
 # -- building ---------------------------------------------------------------------
 
+def parse_engines(engines: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """``"espeak,kokoro"`` (or a sequence) as a tuple of known engines in a fixed order.
+
+    >>> parse_engines("kokoro, espeak")
+    ('espeak', 'kokoro')
+    """
+    names = [e.strip() for e in (engines.split(",") if isinstance(engines, str) else engines) if e.strip()]
+    unknown = sorted(set(names) - set(ENGINES))
+    if unknown or not names:
+        raise ValueError(f"unknown engine(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(ENGINES)}")
+    return tuple(e for e in ENGINES if e in names)
+
+
+def partial_dir(out_dir: str | os.PathLike) -> Path:
+    """Where an unfinished build of ``out_dir`` is kept: the hidden sibling ``.<name>.synth-partial``."""
+    out = Path(out_dir).absolute()
+    return out.with_name(f".{out.name}.synth-partial")
+
+
+def _read_journal(temp: Path, jobs: list[ClipJob]) -> set[int]:
+    """Indices of the clips the journal lists whose WAV is still there with the recorded SHA-256."""
+    by_index = {j.index: j for j in jobs}
+    done: set[int] = set()
+    journal = temp / JOURNAL
+    if not journal.is_file():
+        return done
+    for line in journal.read_text(encoding="utf-8").splitlines():
+        try:
+            entry = json.loads(line)
+            index, path, digest = int(entry["index"]), entry["path"], entry["sha256"]
+        except (ValueError, KeyError, TypeError):
+            continue  # a line torn by a crash
+        job = by_index.get(index)
+        if job is None or job.relpath != path:
+            continue
+        try:
+            if hashlib.sha256((temp / path).read_bytes()).hexdigest() == digest:
+                done.add(index)
+        except OSError:
+            pass
+    return done
+
+
 def build_corpus(out_dir: str | os.PathLike, size: str | SynthSize = "small", seed: int = 0, workers: int = 2,
-                 progress: bool = True, overwrite: bool = False) -> SynthReport:
+                 progress: bool = True, overwrite: bool = False, engines: str | tuple[str, ...] = ("espeak",),
+                 max_clips: int | None = None) -> SynthReport:
     """Write the corpus into ``out_dir`` (created; it must not exist or be empty unless ``overwrite``).
 
-    ``size`` is ``"small"``, ``"full"`` or a custom :class:`SynthSize`. The
-    corpus is assembled in a temporary sibling folder and renamed into place
-    at the end, so an interrupted build leaves no half corpus.
+    ``size`` is ``"small"``, ``"full"`` or a custom :class:`SynthSize`; ``engines`` is
+    ``"espeak"``, ``"kokoro"`` or both (``"espeak,kokoro"``). The corpus is assembled in
+    :func:`partial_dir` and renamed into place at the end, so an interrupted build leaves no half
+    corpus at ``out_dir``; running the same build again resumes it (clips verified by their
+    SHA-256 in the journal are kept). ``max_clips`` renders at most that many new clips, then
+    returns a report with ``complete=False`` (the partial build stays for the next run).
     """
     import time
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     from ..audio import write_wav
 
@@ -425,6 +619,9 @@ def build_corpus(out_dir: str | os.PathLike, size: str | SynthSize = "small", se
     size = spec.name
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    engines = parse_engines(engines)
+    if max_clips is not None and (isinstance(max_clips, bool) or not isinstance(max_clips, int) or max_clips < 0):
+        raise ValueError(f"max_clips must be a non-negative int or None, got {max_clips!r}")
     out = Path(out_dir).absolute()
     if out.exists() and not out.is_dir():
         raise DataError(f"{out} exists and is not a directory")
@@ -433,56 +630,152 @@ def build_corpus(out_dir: str | os.PathLike, size: str | SynthSize = "small", se
     out.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
 
+    kokoro_files = None
+    kokoro_info = None
+    if "kokoro" in engines:
+        from . import voices as kokoro
+
+        kokoro.require_extra()
+        if spec.kokoro_speakers < 3:
+            raise ValueError(f"size {size!r} has {spec.kokoro_speakers} Kokoro speakers; the kokoro engine needs 3 "
+                             "or more (one per split)")
+        model = kokoro.model_path()
+        voices_file = kokoro.prepare_voices()
+        kokoro_files = {"model": str(model), "voices": str(voices_file)}
+        kokoro_info = {"model": model.name, "model_sha256": kokoro.expected_model_sha256(),
+                       "model_packages": list(kokoro.MODEL_PACKAGES),
+                       "voices_from": f"npm {kokoro.NPM_PACKAGE}@{kokoro.NPM_VERSION}",
+                       "kokoro_onnx": importlib_version("kokoro-onnx"),
+                       "onnxruntime": importlib_version("onnxruntime"), "sample_rate_in": kokoro.MODEL_RATE}
+
     bases, variants = list_voices()
-    speakers = plan_speakers(spec, seed, bases, variants)
+    speakers = plan_speakers(spec, seed, bases, variants) if "espeak" in engines else []
+    speakers += plan_kokoro_speakers(spec, seed) if "kokoro" in engines else []
     jobs = plan_clips(spec, seed, speakers)
     split_of = {s.hash: s.split for s in speakers}
+    plan = {"generator": "sightsound.data.synth", "size": asdict(spec), "seed": seed, "engines": list(engines),
+            "jobs": hashlib.sha256(json.dumps([asdict(j) for j in jobs]).encode()).hexdigest()}
 
-    with staged_directory(out, replace=overwrite) as temp:
-        for word in sorted({j.word for j in jobs}):
-            (temp / word).mkdir()
-        chunk = 25
-        chunks = [(jobs[i:i + chunk], str(temp)) for i in range(0, len(jobs), chunk)]
-        bar = progress_bar(len(jobs), f"synth {size}", progress, unit="clip")
+    temp = partial_dir(out)
+    if temp.is_dir():
         try:
-            if workers > 1:
+            same = json.loads((temp / PLAN).read_text(encoding="utf-8")) == plan
+        except (OSError, ValueError):
+            same = False
+        if not same:
+            if not overwrite:
+                raise DataError(f"{temp} holds an unfinished build with another seed, size or engines; run that "
+                                "build again to finish it, or pass overwrite (--force) to discard it")
+            shutil.rmtree(temp)
+    if not temp.is_dir():
+        temp.mkdir()
+        write_text_atomic(temp / PLAN, json.dumps(plan) + "\n")
+    done = _read_journal(temp, jobs)
+    todo = [j for j in jobs if j.index not in done]
+    if max_clips is not None:
+        todo = todo[:max_clips]
+
+    for word in sorted({j.word for j in jobs}):
+        (temp / word).mkdir(exist_ok=True)
+    chunk = 8
+    chunks = [(todo[i:i + chunk], str(temp), kokoro_files) for i in range(0, len(todo), chunk)]
+    bar = progress_bar(len(todo), f"synth {size} ({'+'.join(engines)})", progress, unit="clip")
+    rendered = 0
+    with open(temp / JOURNAL, "a", encoding="utf-8") as journal:
+        def record(entries: list[dict]) -> None:
+            nonlocal rendered
+            journal.write("".join(json.dumps(e) + "\n" for e in entries))
+            journal.flush()
+            rendered += len(entries)
+            done.update(e["index"] for e in entries)
+            bar.update(len(entries))
+
+        try:
+            if workers > 1 and len(chunks) > 1:
                 with ProcessPoolExecutor(max_workers=workers) as pool:
-                    for done in pool.map(_render_chunk, chunks):
-                        bar.update(done)
+                    pending = {pool.submit(_render_chunk, c) for c in chunks}
+                    try:
+                        while pending:
+                            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                            for future in finished:
+                                record(future.result())
+                    except BaseException:
+                        for future in pending:
+                            future.cancel()
+                        raise
             else:
                 for c in chunks:
-                    bar.update(_render_chunk(c))
+                    record(_render_chunk(c))
         finally:
             bar.close()
+            os.fsync(journal.fileno())
 
-        noise_dir = temp / BACKGROUND_NOISE
-        noise_dir.mkdir()
-        noises = noise_files(spec.noise_seconds, seed, bases, variants)
-        for name, x in noises.items():
-            write_wav(noise_dir / name, x, RATE)
-        (noise_dir / "README.md").write_text(
-            "Generated noise for the sightsound synthetic speech corpus (16 kHz, 16-bit):\n"
-            "white, pink (1/f) and brown (1/f^2) noise, 50-Hz mains hum with harmonics,\n"
-            "babble (espeak-ng voices reading prose backwards, overlapped) and a babble/hum/fan mix.\n")
-        for split, list_name in (("validation", "validation_list.txt"), ("testing", "testing_list.txt")):
-            lines = sorted(j.relpath for j in jobs if split_of[j.relpath.split("/")[1].split("_nohash_")[0]] == split)
-            (temp / list_name).write_text("".join(f"{line}\n" for line in lines))
-        counts: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    for j in jobs:
+        counts[j.word] = counts.get(j.word, 0) + 1
+    per_split = {sp: sum(1 for s in speakers if s.split == sp) for sp in ("training", "validation", "testing")}
+    if len(done) < len(jobs):  # stopped on purpose by max_clips: the partial build stays for the next run
+        return SynthReport(out_dir=out, size=size, seed=seed, clips=len(done), clips_per_word=counts,
+                           speakers=per_split, noise_files=[], seconds=time.perf_counter() - started,
+                           engines=engines, complete=False, rendered=rendered)
+
+    noise_dir = temp / BACKGROUND_NOISE
+    noise_dir.mkdir(exist_ok=True)
+    noises = noise_files(spec.noise_seconds, seed, bases, variants)
+    for name, x in noises.items():
+        write_wav(noise_dir / name, x, RATE)
+    (noise_dir / "README.md").write_text(
+        "Generated noise for the sightsound synthetic speech corpus (16 kHz, 16-bit):\n"
+        "white, pink (1/f) and brown (1/f^2) noise, 50-Hz mains hum with harmonics,\n"
+        "babble (espeak-ng voices reading prose backwards, overlapped) and a babble/hum/fan mix.\n")
+    for split, list_name in (("validation", "validation_list.txt"), ("testing", "testing_list.txt")):
+        lines = sorted(j.relpath for j in jobs if split_of[j.relpath.split("/")[1].split("_nohash_")[0]] == split)
+        (temp / list_name).write_text("".join(f"{line}\n" for line in lines))
+    with open(temp / "manifest.jsonl", "w", encoding="utf-8") as manifest_file:
         for j in jobs:
-            counts[j.word] = counts.get(j.word, 0) + 1
-        per_split = {sp: sum(1 for s in speakers if s.split == sp) for sp in ("training", "validation", "testing")}
-        manifest = {
-            "generator": "sightsound.data.synth", "size": size, "seed": seed, "sample_rate": RATE,
-            "espeak_ng": espeak_version(), "clips": len(jobs), "clips_per_word": counts,
-            "split_by": "voice variant (validation/testing variants never appear in training)",
-            "speakers": [asdict(s) for s in speakers],
-            "noise_files": sorted(noises),
-        }
-        (temp / "synth.json").write_text(json.dumps(manifest, indent=1) + "\n")
+            speaker = j.relpath.split("/")[1].split("_nohash_")[0]
+            manifest_file.write(json.dumps({"path": j.relpath, "word": j.word, "split": split_of[speaker],
+                                            "speaker": speaker, "engine": j.engine, **clip_settings(j)}) + "\n")
+    split_by = {"espeak": "voice variant (validation/testing variants never appear in training)",
+                "kokoro": "Kokoro voice (validation/testing voices, alone or blended, never appear in training)"}
+    manifest = {
+        "generator": "sightsound.data.synth", "size": size, "seed": seed, "sample_rate": RATE,
+        "engines": list(engines),
+        "espeak_ng": espeak_version(), "clips": len(jobs), "clips_per_word": counts,
+        "clips_per_engine": {e: sum(1 for j in jobs if j.engine == e) for e in engines},
+        "split_by": "; ".join(f"{e}: {split_by[e]}" for e in engines),
+        "speakers": [asdict(s) for s in speakers],
+        "noise_files": sorted(noises),
+        "manifest": "manifest.jsonl (one line per clip: path, word, split, speaker, engine, voice, settings)",
+    }
+    if kokoro_info is not None:
+        manifest["kokoro"] = {**kokoro_info, "voice_splits": {
+            v: sp for v, sp in kokoro_voice_splits(seed).items() if sp != "training"}}
+    (temp / "synth.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    for hidden in (JOURNAL, PLAN):
+        (temp / hidden).unlink()
+    if os.path.lexists(out):
+        if overwrite:
+            shutil.rmtree(out)
+        else:
+            out.rmdir()
+    os.replace(temp, out)
+    fsync_directory(out.parent)
     return SynthReport(out_dir=out, size=size, seed=seed, clips=len(jobs), clips_per_word=counts,
-                       speakers=per_split, noise_files=sorted(noises), seconds=time.perf_counter() - started)
+                       speakers=per_split, noise_files=sorted(noises), seconds=time.perf_counter() - started,
+                       engines=engines, complete=True, rendered=rendered)
 
 
-__all__ = ["SIZES", "SynthSize", "Speaker", "ClipJob", "SynthReport", "build_corpus", "list_voices",
-           "plan_speakers", "plan_clips", "render_clip", "speak", "noise_files", "colored_noise",
-           "espeak_available", "RATE"]
+def importlib_version(package: str) -> str | None:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+__all__ = ["SIZES", "ENGINES", "SynthSize", "Speaker", "ClipJob", "SynthReport", "build_corpus", "list_voices",
+           "plan_speakers", "plan_kokoro_speakers", "kokoro_voice_splits", "plan_clips", "clip_settings",
+           "parse_engines", "render_clip", "speak", "noise_files", "colored_noise", "espeak_available",
+           "partial_dir", "RATE"]

