@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from sightsound.data import mnist
-from sightsound.train import train_mnist
+from sightsound.training.mnist import train_mnist
 
 TARGETS = {"mnist-conv": 0.990, "mnist-dense": 0.970, "mnist-enhanced": 0.995}
 

@@ -71,7 +71,7 @@ def make_mnist_model(folder: Path, data_dir: str | None) -> str:
     root = paths.data_dir(data_dir)
     if (root / "mnist").is_dir():
         from sightsound.data import mnist
-        from sightsound.train import train_mnist
+        from sightsound.training.mnist import train_mnist
 
         data = mnist.load_mnist(root, download=False)
         result = train_mnist("conv", data=data, epochs=1, batch_size=64, validation_split=0.0, optimizer="adam",
@@ -98,8 +98,8 @@ def tone_clip(rng, kind: int, samples: int, rate: int) -> np.ndarray:
 def make_speech_model(folder: Path) -> str:
     """A small speech model (noise / unknown / low / high tones), trained in seconds on synthetic clips."""
     from sightsound import audio
-    from sightsound import layers as L
-    from sightsound.model import Sequential
+    from sightsound.engine import layers as L
+    from sightsound.engine.sequential import Sequential
 
     rng = np.random.default_rng(0)
     labels = [i % 4 for i in range(96)]

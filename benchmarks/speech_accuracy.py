@@ -19,7 +19,7 @@ from pathlib import Path
 from sightsound import paths
 from sightsound.data import speech_commands as sc
 from sightsound.data import synth
-from sightsound.speech_training import train_speech
+from sightsound.training.speech import train_speech
 
 
 def main() -> None:

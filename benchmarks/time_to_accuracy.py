@@ -14,7 +14,7 @@ Recipes (Listing 4.1's architecture and initialisers in every case):
            at most 10 epochs, constant learning rate.
   fast     the library's recipe (sightsound.presets.RECIPES["fast"], also
            `sightsound mnist train --recipe fast`, whose schedule is
-           sightsound.schedules.OneCycle):
+           sightsound.training.schedules.OneCycle):
            adam, batch 256, all 60,000 training images (no validation split),
            one-hot targets smoothed by 0.1 (y * 0.9 + 0.01, which
            categoricalCrossentropy accepts as probability rows), and a
@@ -90,7 +90,7 @@ def lr_at(step: int, total: int, recipe: dict) -> float:
         return peak
     t = step / (total - 1)
     if kind == "onecycle":  # the library's: linear warm-up from peak/10, then cosine down to peak/1000
-        from sightsound.schedules import OneCycle
+        from sightsound.training.schedules import OneCycle
 
         return OneCycle(peak, total, warmup=recipe["warmup"])(step)
     if kind == "linear":  # linear decay to 0 after an optional warm-up
@@ -109,8 +109,8 @@ def run_one(a, recipe: dict) -> dict:
     if a.threads:
         torch.set_num_threads(a.threads)
     from sightsound import presets
-    from sightsound.callbacks import Callback
     from sightsound.data import mnist
+    from sightsound.engine.callbacks import Callback
     from sightsound.runtime import set_seed
 
     set_seed(a.seed)

@@ -6,13 +6,12 @@
 >>> model.add(layers.dense(units=10, activation="softmax", input_shape=[784]))
 """
 
-from . import callbacks, distributed, layers
+from .engine import callbacks, distributed, layers
+from .engine.sequential import Sequential, sequential
 from .errors import SightsoundError
-from .model import Sequential, sequential
 from .runtime import resolve_device, set_seed
 from .tfjs import load_layers_model
 from .version import __version__
-
 
 __all__ = ["layers", "sequential", "Sequential", "load_layers_model", "set_seed", "resolve_device",
            "SightsoundError", "__version__"]

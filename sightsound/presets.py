@@ -6,8 +6,8 @@
 
 from __future__ import annotations
 
-from . import layers as L
-from .model import Sequential
+from .engine import layers as L
+from .engine.sequential import Sequential
 
 IMAGE_SHAPE = [28, 28, 1]
 SPEECH_SHAPE = [43, 232, 1]  # 43 frames x 232 frequency bins, one channel

@@ -19,6 +19,6 @@ model = presets.build("mnist-conv", device="cpu")
 # SGD: RMSProp would amplify float rounding in near-zero gradients (g / sqrt(ms) is about +-3 for any tiny g)
 model.compile(optimizer="sgd", learning_rate=0.1, loss="categoricalCrossentropy", metrics=["accuracy"])
 history = model.fit(x, y, batch_size=32, epochs=2, shuffle=False)
-if sightsound.distributed.is_main_process():
+if sightsound.engine.distributed.is_main_process():
     weights = torch.cat([p.detach().reshape(-1) for p in model.net.parameters()]).numpy()
     np.savez(sys.argv[1], weights=weights, loss=np.array(history.history["loss"]))

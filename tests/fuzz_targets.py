@@ -119,7 +119,7 @@ def image_seeds() -> list[bytes]:
 
 def model_seed() -> tuple[bytes, bytes]:
     import sightsound
-    from sightsound import layers
+    from sightsound.engine import layers
 
     model = sightsound.sequential(device="cpu")
     model.add(layers.conv2d(filters=2, kernel_size=3, activation="relu", input_shape=[6, 6, 1]))
@@ -402,7 +402,7 @@ class WebBodyTarget:
         import base64
 
         import sightsound
-        from sightsound import layers as L
+        from sightsound.engine import layers as L
 
         self.base = _scratch_folder("sightsound-fuzz-web-")
         models = self.base / "models"
@@ -434,9 +434,9 @@ class WebBodyTarget:
     def client(self):
         if self._client is None:
             from fastapi.testclient import TestClient
+            from web_helpers import TESTCLIENT_HOST
 
             from sightsound.web import create_app
-            from web_helpers import TESTCLIENT_HOST
 
             self._client = TestClient(create_app(self.models, data_dir=self.data, predict_workers=1,
                                                  allowed_hosts=[TESTCLIENT_HOST]),

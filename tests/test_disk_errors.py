@@ -24,8 +24,8 @@ import numpy as np
 import pytest
 
 from sightsound import load_layers_model, presets, tfjs
-from sightsound.tfjs import commit
 from sightsound.errors import OutputError, SightsoundError
+from sightsound.tfjs import commit
 
 TEMP_NAMES = re.compile(r"^(\..*\.tmp|weights\.[0-9a-f]{16}\.bin)$")  # what an interrupted save could leave
 
@@ -181,15 +181,16 @@ def test_model_save_into_a_read_only_folder(disk):
 # --------------------------------------------------------------------------- sightsound mnist train --out
 
 def tiny_mnist():
-    from sightsound.data import mnist
     from web_helpers import synthetic_mnist
+
+    from sightsound.data import mnist
 
     x_train, y_train, x_test, y_test = synthetic_mnist(400, 100, seed=0)
     return mnist.MnistData(x_train, y_train.astype(np.int64), x_test, y_test.astype(np.int64))
 
 
 def train(out: Path, data, **options):
-    from sightsound.train import train_mnist
+    from sightsound.training.mnist import train_mnist
 
     return train_mnist("dense", data=data, epochs=1, batch_size=100, train_limit=300, test_limit=100, seed=0,
                        device="cpu", out_dir=out, **options)
@@ -213,7 +214,7 @@ def test_train_into_a_read_only_folder(disk, previous_run, capsys, tmp_path):
     d.read_only()
     started = time.perf_counter()
     batches = []
-    from sightsound.callbacks import Callback
+    from sightsound.engine.callbacks import Callback
 
     class Count(Callback):
         def on_batch_end(self, batch, logs=None):

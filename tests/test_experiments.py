@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from sightsound import experiments
 from sightsound.cli import main
-from sightsound.model import Sequential
+from sightsound.engine.sequential import Sequential
+from sightsound.training import experiments
 
 
 def test_variant_parameter_counts():

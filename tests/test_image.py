@@ -490,7 +490,7 @@ def run_cli(monkeypatch, capsys, model, argv: list[str], stdin: bytes | None = N
     import sightsound
     from sightsound.cli import main
 
-    monkeypatch.setattr(sightsound, "load_layers_model", lambda *a, **k: model)
+    monkeypatch.setattr(sightsound.tfjs, "load_layers_model", lambda *a, **k: model)
     if stdin is not None:
         monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
     code = main(argv)

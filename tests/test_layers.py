@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from sightsound import layers
+from sightsound.engine import layers
+from sightsound.engine.sequential import Sequential
 from sightsound.errors import ModelFormatError, ShapeError
-from sightsound.model import Sequential
 
 
 def test_layer_names_count_per_class():

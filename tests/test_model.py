@@ -9,9 +9,10 @@ import pytest
 import torch
 
 import sightsound
-from sightsound import layers, optimizers, presets
+from sightsound import presets
+from sightsound.engine import layers, optimizers
+from sightsound.engine.sequential import Sequential
 from sightsound.errors import ShapeError, TrainingError
-from sightsound.model import Sequential
 
 # What TF.js 4.22 prints for Listing 4.1 built first in a fresh process (Node, @tensorflow/tfjs).
 TFJS_SUMMARY_41 = """\
@@ -81,7 +82,7 @@ def test_validation_split_takes_the_last_fraction_before_shuffling():
     y = np.eye(3, dtype="float32")[np.zeros(100, dtype=int)]
     seen = []
 
-    class Spy(sightsound.callbacks.Callback):
+    class Spy(sightsound.engine.callbacks.Callback):
         def on_batch_end(self, batch, logs=None):
             seen.append(logs["size"])
 
@@ -228,7 +229,7 @@ def _conv_dtypes(model):
 
 
 def test_mixed_bfloat16_runs_layers_in_bfloat16_with_float32_weights(tmp_path):
-    from sightsound.model import bfloat16_is_fast
+    from sightsound.engine.sequential import bfloat16_is_fast
 
     rng = np.random.default_rng(0)
     x = rng.random((256, 28, 28, 1), dtype=np.float32)
@@ -271,7 +272,7 @@ def test_predict_and_evaluate_in_a_callback_keep_training_mode_for_later_batches
     x, y = np.random.rand(40, 4).astype("float32"), np.eye(3, dtype="float32")[np.random.randint(0, 3, 40)]
     modes = []
 
-    class PredictsAfterEachBatch(sightsound.callbacks.Callback):
+    class PredictsAfterEachBatch(sightsound.engine.callbacks.Callback):
         def on_batch_begin(self, batch, logs=None):
             modes.append(model.net.training)
 
@@ -287,7 +288,7 @@ def test_predict_and_evaluate_in_a_callback_keep_training_mode_for_later_batches
 @pytest.mark.parametrize("n", [7, 10, 90, 100, 170, 180, 999, 60000])
 @pytest.mark.parametrize("split", [0.1, 0.15, 0.2, 0.3, 1 / 3, 0.7])
 def test_validation_split_trains_on_tfjs_count(n, split):
-    from sightsound.model import training_count
+    from sightsound.engine.sequential import training_count
 
     expected = _tfjs_training_counts()[f"{n}:{split!r}"]
     assert training_count(n, split) == expected

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from sightsound import layers as L
-from sightsound.callbacks import Callback
-from sightsound.model import Sequential
-from sightsound.schedules import LearningRateScheduler, OneCycle
+from sightsound.engine import layers as L
+from sightsound.engine.callbacks import Callback
+from sightsound.engine.sequential import Sequential
+from sightsound.training.schedules import LearningRateScheduler, OneCycle
 
 
 def test_one_cycle_warms_up_peaks_and_anneals():

@@ -6,12 +6,11 @@ import re
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import needs_espeak
 
 from sightsound import audio
 from sightsound.cli import main
 from sightsound.data import speech_commands as sc
-
-from conftest import needs_espeak
 
 pytestmark = [needs_espeak(),
               pytest.mark.usefixtures("private_speech_cache")]
@@ -112,7 +111,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 
 
 def test_fine_tuning_starts_from_the_saved_weights(trained, cli_corpus, tmp_path, capsys):
-    from sightsound.speech_training import load_speech_model
+    from sightsound.training.speech import load_speech_model
 
     before, _ = load_speech_model(trained, device="cpu")
     first = json.loads((trained / "history.json").read_text())["epochs"][-1]
@@ -165,8 +164,8 @@ def test_robust_recipe_trains_with_its_settings_and_schedule(cli_corpus, tmp_pat
 
 
 def test_robust_recipe_follows_a_one_cycle_learning_rate(cli_corpus):
-    from sightsound.callbacks import Callback
-    from sightsound.speech_training import train_speech
+    from sightsound.engine.callbacks import Callback
+    from sightsound.training.speech import train_speech
 
     class Rates(Callback):
         seen = []
@@ -188,7 +187,7 @@ def test_robust_recipe_follows_a_one_cycle_learning_rate(cli_corpus):
 
 
 def test_a_speech_job_takes_one_settings_object(cli_corpus):
-    from sightsound.speech_training import SpeechSettings, train_speech
+    from sightsound.training.speech import SpeechSettings, train_speech
 
     settings = SpeechSettings.of("robust", epochs=1, batch_size=32, augmentation=None)
     assert (settings.optimizer, settings.learning_rate, settings.unknown_share) == ("adam", 0.002, 0.2)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from web_helpers import SPEECH_WORDS, save_speech_model
 
-from sightsound import audio, speech_training
+from sightsound import audio
 from sightsound.data import speech_commands as sc
 from sightsound.errors import ModelFormatError
 from sightsound.speech import frontend, model_files, wav
+from sightsound.training import speech as speech_training
 from sightsound.web.models import ModelStore
-from web_helpers import SPEECH_WORDS, save_speech_model
 
 
 def test_written_metadata_reads_back_everywhere(tmp_path):

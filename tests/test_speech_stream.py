@@ -19,9 +19,9 @@ import types
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import require_espeak
 from scipy.signal import resample_poly
 
-from conftest import require_espeak
 from sightsound import audio, speech
 from sightsound.errors import AudioError, ModelFormatError, ShapeError
 from sightsound.speech import frontend
@@ -444,7 +444,7 @@ def test_microphone_errors_and_a_fake_device(monkeypatch):
 
 def save_tiny_model(path, classes: int, words=None):
     import sightsound
-    from sightsound import layers
+    from sightsound.engine import layers
 
     model = sightsound.sequential(device="cpu")
     model.add(layers.max_pooling2d(pool_size=[43, 8], input_shape=[43, 232, 1]))
@@ -540,7 +540,7 @@ def test_recognize_clip_scans_long_clips_through_recognize():
     assert first.recognize_clip(short, 16000).top[0] == ("no", pytest.approx(0.7))
     assert first.recognize_clip(short, 16000).windows == 1
     np.testing.assert_array_equal(first.model.inputs[0], audio.spectrogram(short, 16000))
-    from sightsound.speech_training import recognize_samples
+    from sightsound.training.speech import recognize_samples
 
     again = recognize_samples(Stub(stub.rows), WORDS, long, 16000, path="long.wav")
     assert again == clip
@@ -566,7 +566,7 @@ def trained_model(tmp_path_factory):
     from sightsound.data import synth
 
     require_espeak()
-    from sightsound.speech_training import train_speech
+    from sightsound.training.speech import train_speech
 
     root = tmp_path_factory.mktemp("speech-stream")
     synth.build_corpus(root / "corpus", size="small", seed=0, workers=2)

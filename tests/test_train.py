@@ -13,7 +13,7 @@ import torch
 
 import sightsound
 from sightsound.cli import main
-from sightsound.train import train_mnist
+from sightsound.training.mnist import train_mnist
 
 SMALL = {"train_limit": 2000, "test_limit": 500, "batch_size": 100, "device": "cpu"}
 
@@ -127,7 +127,7 @@ def test_fast_recipe_exists_for_listing_4_1_only(real_mnist, capsys):
     assert "--recipe fast" in capsys.readouterr().err
 
 
-class StopAfterFirstEpoch(sightsound.callbacks.Callback):
+class StopAfterFirstEpoch(sightsound.engine.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.model.stop_training = True
 
@@ -137,7 +137,7 @@ def test_the_schedule_counts_the_examples_that_fit_trains(real_mnist):
     # schedule must give each of the 2 x 62 steps its own learning rate, ending annealed to peak / 1000.
     rates = []
 
-    class Rates(sightsound.callbacks.Callback):
+    class Rates(sightsound.engine.callbacks.Callback):
         def on_batch_end(self, batch, logs=None):
             rates.append(self.model.optimizer.learning_rate)
 
@@ -149,7 +149,7 @@ def test_the_schedule_counts_the_examples_that_fit_trains(real_mnist):
 
 
 def test_a_job_takes_one_settings_object(real_mnist):
-    from sightsound.train import MnistSettings
+    from sightsound.training.mnist import MnistSettings
 
     settings = MnistSettings.of("dense", epochs=1, batch_size=50, train_limit=200, test_limit=100)
     assert (settings.preset, settings.optimizer, settings.validation_split) == ("mnist-dense", "rmsprop", 0.15)

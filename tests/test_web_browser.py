@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import APT_FIX, require, require_espeak
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,7 +42,7 @@ def browser_models(chromium, tmp_path_factory, real_mnist):
     Adam with a larger step and small batches learns enough in one short epoch to read drawn strokes
     (prepare_digit makes them MNIST-like); the chapter's recipe would need several minutes here.
     """
-    from sightsound.train import train_mnist
+    from sightsound.training.mnist import train_mnist
 
     folder = tmp_path_factory.mktemp("web-models")
     result = train_mnist("conv", data=real_mnist, epochs=1, batch_size=32, validation_split=0.0,
@@ -181,9 +180,10 @@ def test_draw_seven_and_one(server, page):
 
 
 def test_upload_png_digit(server, page, real_mnist, browser_models, tmp_path):
+    from PIL import Image
+
     from sightsound import load_layers_model
     from sightsound.image import model_input
-    from PIL import Image
 
     model = load_layers_model(str(browser_models / MODEL), device="cpu")
     images, labels = real_mnist.test_images, real_mnist.test_labels
@@ -335,8 +335,8 @@ def train_tiny_speech_model(folder: Path) -> Path:
     voices well; the chapter's Listing 4.8 on the full corpus is the benchmarks' business.
     """
     from sightsound import audio
-    from sightsound import layers as L
-    from sightsound.model import Sequential
+    from sightsound.engine import layers as L
+    from sightsound.engine.sequential import Sequential
 
     rng = np.random.default_rng(0)
     examples, labels = [], []

@@ -44,8 +44,8 @@ def write_synthetic_mnist(root: Path, train: int, test: int, seed: int) -> Path:
 
 def save_speech_model(folder: Path, filters: int = 4) -> Path:
     """A random-weight speech model over 43x232 spectrograms with :data:`SPEECH_WORDS` saved as ``folder``."""
-    from sightsound import layers as L
-    from sightsound.model import Sequential
+    from sightsound.engine import layers as L
+    from sightsound.engine.sequential import Sequential
 
     model = Sequential([L.conv2d(input_shape=[43, 232, 1], filters=filters, kernel_size=[2, 8], activation="relu"),
                         L.max_pooling2d(pool_size=[4, 8]), L.flatten(),

@@ -8,7 +8,7 @@ from .common import add_data_dir, add_device
 
 
 def register(sub) -> None:
-    from ..experiments import EXPERIMENTS
+    from ..training.experiments import EXPERIMENTS
 
     parser = sub.add_parser("experiment", help="run one of the chapter's exercises on real MNIST",
                             description="Train each variant --repeats times with different seeds; print and write "
@@ -26,8 +26,8 @@ def register(sub) -> None:
 
 
 def run_experiment(args: argparse.Namespace) -> int:
-    from .. import experiments
     from ..data import mnist
+    from ..training import experiments
 
     names = list(experiments.EXPERIMENTS) if args.name == "all" else [args.name]
     data = mnist.load_mnist(args.data_dir)

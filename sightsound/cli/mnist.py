@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from .. import presets
-from ..model import DTYPE_POLICIES
-from ..optimizers import OPTIMIZERS
+from ..engine.optimizers import OPTIMIZERS
+from ..engine.sequential import DTYPE_POLICIES
 from .common import add_data_dir, add_device, add_seed
 
 
@@ -72,7 +72,7 @@ def _print_evaluation(loss: float, accuracy: float) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from ..train import CHECKPOINT_DIR, MnistSettings, train_mnist
+    from ..training.mnist import CHECKPOINT_DIR, MnistSettings, train_mnist
 
     preset = presets.mnist_preset(args.model)
     if args.resume is None:
@@ -106,8 +106,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from ..tfjs import load_layers_model
     from ..data import mnist
+    from ..tfjs import load_layers_model
 
     model = load_layers_model(args.model, device=args.device)
     if model.loss is None:

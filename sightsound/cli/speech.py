@@ -136,7 +136,7 @@ def register(sub) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from .. import presets
     from ..errors import SightsoundError
-    from ..speech_training import PRESET, recipe_augmentation, train_speech
+    from ..training.speech import PRESET, recipe_augmentation, train_speech
 
     augmentation = None
     if not args.no_augment:
@@ -169,7 +169,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from ..speech_training import evaluate_speech
+    from ..training.speech import evaluate_speech
 
     ev = evaluate_speech(args.model, args.data, device=args.device, seed=args.seed,
                          progress=sys.stderr.isatty())

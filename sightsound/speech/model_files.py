@@ -7,7 +7,7 @@ outputs. The speech-commands package reads ``wordLabels`` and, failing that,
 the model expects), as the package's training script and its own recognizers
 do. Every part of sightsound that needs a model's words reads them here: the
 recognizer (:func:`sightsound.speech.create`, local or over HTTP), training
-and evaluation (:mod:`sightsound.speech_training`) and the web app's model
+and evaluation (:mod:`sightsound.training.speech`) and the web app's model
 list.
 
     >>> words_of({"words": ["_background_noise_", "_unknown_", "yes"]}, "metadata")

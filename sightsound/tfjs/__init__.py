@@ -3,7 +3,7 @@
 This package is the only place that knows the format and the layout mapping
 between the engine (PyTorch: NCHW, conv kernels ``[out, in, kh, kw]``, dense
 kernels ``[out, in]``) and TF.js (NHWC, ``[kh, kw, in, out]``, ``[in, out]``).
-It depends on the engine (:mod:`sightsound.model`, :mod:`sightsound.layers`);
+It depends on the engine (:mod:`sightsound.engine.sequential`, :mod:`sightsound.engine.layers`);
 the engine does not depend on it.
 
 Saving writes what TF.js 4.22's ``model.save('file://dir')`` (tfjs-node's
@@ -39,8 +39,17 @@ Example::
     33400
 """
 
-from .constants import (BACKEND, GENERATED_BY, KERAS_VERSION, MAX_MODEL_JSON_BYTES, MAX_RANK, MAX_WEIGHT_BYTES,
-                        MODEL_JSON, TFJS_LAYERS_VERSION, WEIGHTS_BIN)
+from .constants import (
+                        BACKEND,
+                        GENERATED_BY,
+                        KERAS_VERSION,
+                        MAX_MODEL_JSON_BYTES,
+                        MAX_RANK,
+                        MAX_WEIGHT_BYTES,
+                        MODEL_JSON,
+                        TFJS_LAYERS_VERSION,
+                        WEIGHTS_BIN,
+)
 from .jsjson import js_json, js_number
 from .load import load_layers_model
 from .save import save_model

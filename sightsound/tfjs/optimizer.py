@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .. import optimizers
+from ..engine import optimizers
 from ..errors import ModelFormatError, SightsoundError
 from ..naming import camel_case, snake_case
 from .manifest import Entry, decode

@@ -11,8 +11,8 @@ import datetime
 import os
 from pathlib import Path
 
+from ..engine.sequential import register_model_writer
 from ..errors import ModelFormatError, OutputError
-from ..model import register_model_writer
 from .commit import commit
 from .constants import GENERATED_BY, WEIGHTS_BIN
 from .jsjson import js_json

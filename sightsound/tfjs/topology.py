@@ -10,8 +10,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..engine.sequential import Sequential
 from ..errors import ModelFormatError, SightsoundError
-from ..model import Sequential
 from .constants import BACKEND, KERAS_VERSION
 from .sources import LocalSource
 

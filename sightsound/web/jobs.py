@@ -1,6 +1,6 @@
 """Training jobs for the Train page: one thread per job, progress as events.
 
-Each job has a random id. Its thread runs :func:`sightsound.train.train_mnist`
+Each job has a random id. Its thread runs :func:`sightsound.training.mnist.train_mnist`
 with a callback that appends events (``start``, ``batch``, ``epoch``,
 ``status``, ``done``/``stopped``/``error``) to that job's own list; websocket
 handlers read the list from a cursor and are woken through their own asyncio
@@ -22,11 +22,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..callbacks import Callback
+from ..engine.callbacks import Callback
 from ..errors import SightsoundError
 from ..fileio import staged_directory
 from ..presets import MNIST_MODELS
-from ..train import MnistSettings
+from ..training.mnist import MnistSettings
 from .models import check_name
 from .security import INTERNAL_ERROR
 
@@ -196,8 +196,8 @@ class TrainingJob:
 
     def _run(self) -> None:
         from .. import presets
-        from ..model import training_count
-        from ..train import train_mnist
+        from ..engine.sequential import training_count
+        from ..training.mnist import train_mnist
 
         s = self.params.settings
         self.state = "running"
@@ -231,7 +231,7 @@ class TrainingJob:
     def _save(self, result, data) -> None:
         """Write the run into a hidden folder, then rename it to ``<models_dir>/<name>``."""
         from ..data import mnist
-        from ..train import save_run
+        from ..training.mnist import save_run
 
         final = self.models_dir / self.name
         temporary = self.models_dir / f".training-{self.id}"

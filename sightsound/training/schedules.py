@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 
-from .callbacks import Callback
+from ..engine.callbacks import Callback
 
 
 class OneCycle:

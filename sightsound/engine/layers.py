@@ -33,9 +33,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ModelFormatError, ShapeError
+from ..naming import python_options, snake_case
 from . import activations, initializers
-from .errors import ModelFormatError, ShapeError
-from .naming import python_options, snake_case
 
 Shape = tuple  # a shape without the batch dimension, TF.js axis order
 

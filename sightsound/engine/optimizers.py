@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import ModelFormatError
+from ..errors import ModelFormatError
 
 EPSILON = 1e-7  # TF.js backend epsilon
 

@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from .errors import ModelFormatError
+from ..errors import ModelFormatError
 
 SUPPORTED = ("VarianceScaling", "GlorotNormal", "GlorotUniform", "HeNormal", "HeUniform",
              "LeCunNormal", "LeCunUniform", "Zeros", "Ones", "Constant", "RandomNormal",

@@ -15,7 +15,7 @@ the test split and write into MODEL_DIR::
 
 Example::
 
-    >>> from sightsound.speech_training import train_speech, recognize_files
+    >>> from sightsound.training.speech import train_speech, recognize_files
     >>> result = train_speech("corpus/", "runs/speech", epochs=2)  # doctest: +SKIP
     >>> result.test_accuracy, result.per_class["yes"]  # doctest: +SKIP
     (0.91, 0.95)
@@ -34,15 +34,15 @@ from pathlib import Path
 
 import numpy as np
 
-from . import presets
-from .data import speech_commands as sc
-from .errors import DataError, ModelFormatError
-from .fileio import atomic_write, write_json_atomic
-from .speech import frontend, model_files, wav
-from .speech.model_files import metadata  # re-exported: the metadata.json document
-from .speech.recognizer import Recognizer, create
-from .speech.results import ClipRecognition as Recognition
-from .runtime import set_seed
+from .. import presets
+from ..data import speech_commands as sc
+from ..errors import DataError, ModelFormatError
+from ..fileio import atomic_write, write_json_atomic
+from ..runtime import set_seed
+from ..speech import frontend, model_files, wav
+from ..speech.model_files import metadata  # re-exported: the metadata.json document
+from ..speech.recognizer import Recognizer, create
+from ..speech.results import ClipRecognition as Recognition
 from .schedules import LearningRateScheduler, OneCycle
 
 PRESET = "speech-conv"
@@ -253,7 +253,7 @@ def train_speech(data_dir: str | os.PathLike, model_dir: str | os.PathLike | Non
     recognizer that listens in noisy rooms. ``initial_model`` (a saved speech
     model folder with the same words) starts from its weights instead of a
     fresh network: fine-tuning. ``dtype_policy="mixed_bfloat16"`` trains in
-    mixed precision (see :meth:`sightsound.model.Sequential.compile`).
+    mixed precision (see :meth:`sightsound.engine.sequential.Sequential.compile`).
     """
     if settings is None:
         settings = SpeechSettings.of(recipe, augmentation=augmentation, **overrides)
@@ -291,7 +291,7 @@ def train_speech(data_dir: str | os.PathLike, model_dir: str | os.PathLike | Non
         x, y = train.arrays(augmentation, rng)
         extra = scheduled + list(callbacks or [])
         if progress:
-            from .callbacks import ProgressBar
+            from ..engine.callbacks import ProgressBar
 
             extra.append(ProgressBar(math.ceil(len(x) / batch_size), epochs, len(x)))
         history = model.fit(x, y, batch_size=batch_size, epochs=epoch + 1, initial_epoch=epoch,
@@ -315,7 +315,7 @@ def train_speech(data_dir: str | os.PathLike, model_dir: str | os.PathLike | Non
 
 def save_speech_run(model, result: SpeechTrainResult, data_root: Path | None = None) -> list[Path]:
     """Write the model, metadata.json, history.json, curves.png, confusion.png and test_results.json."""
-    from . import plots
+    from .. import plots
 
     out = Path(result.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -338,7 +338,7 @@ def save_speech_run(model, result: SpeechTrainResult, data_root: Path | None = N
 
 def load_speech_model(model_dir: str | os.PathLike, device: str = "auto"):
     """(model, words) from a folder holding model.json, weights and metadata.json."""
-    from .tfjs import load_layers_model
+    from ..tfjs import load_layers_model
 
     words = read_metadata(model_dir)
     model = load_layers_model(str(model_dir), device=device)

@@ -8,10 +8,10 @@ last (channel) axis.
 from __future__ import annotations
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
-from .errors import ModelFormatError
+from ..errors import ModelFormatError
 
 
 class _Fn(nn.Module):

@@ -5,7 +5,7 @@ compile, fit with a validation split, evaluate on the 10,000 test images, save
 the model (TF.js format), ``history.json``, ``curves.png`` and
 ``test-results.png``::
 
-    from sightsound.train import train_mnist
+    from sightsound.training.mnist import train_mnist
     result = train_mnist("mnist-conv", out_dir="runs/conv", epochs=1)
     print(result.test_accuracy)
 """
@@ -25,13 +25,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import distributed, presets
-from .callbacks import Callback
-from .data import mnist
-from .errors import OutputError, SightsoundError
-from .fileio import write_text_atomic
-from .model import training_count
-from .runtime import set_seed
+from .. import presets
+from ..data import mnist
+from ..engine import distributed
+from ..engine.callbacks import Callback
+from ..engine.sequential import training_count
+from ..errors import OutputError, SightsoundError
+from ..fileio import write_text_atomic
+from ..runtime import set_seed
 from .schedules import LearningRateScheduler, OneCycle
 
 CHECKPOINT_DIR = "checkpoint"
@@ -147,7 +148,7 @@ def train_mnist(model="conv", *, data_dir=None, epochs: int | None = None, batch
     learning-rate schedule and label smoothing, 99 % test accuracy in 2-3
     epochs. Explicit arguments still override the recipe's values.
     ``dtype_policy="mixed_bfloat16"`` trains in mixed precision (see
-    :meth:`sightsound.model.Sequential.compile`).
+    :meth:`sightsound.engine.sequential.Sequential.compile`).
     """
     if resume is not None:
         return _resume(resume, data=data, data_dir=data_dir, epochs=epochs, device=device, out_dir=out_dir,
@@ -210,7 +211,7 @@ def _fit_and_finish(net, preset: str, settings: MnistSettings, data: mnist.Mnist
         eps = settings.label_smoothing
         train_y = train_y * np.float32(1 - eps) + np.float32(eps / train_y.shape[1])
     if progress and main_process:
-        from .callbacks import ProgressBar
+        from ..engine.callbacks import ProgressBar
 
         extra.append(ProgressBar(math.ceil(n_fit / batch_size), epochs, n_fit))
     history = net.fit(train_x, train_y, batch_size=batch_size, epochs=epochs, validation_split=validation_split,
@@ -258,7 +259,7 @@ class _Checkpoint(Callback):
 
     def __init__(self, directory: Path, settings: dict, previous_history: dict | None):
         self.directory, self.settings, self.previous = directory, settings, previous_history
-        from .callbacks import History
+        from ..engine.callbacks import History
 
         self.history = History()
 
@@ -275,7 +276,7 @@ class _Checkpoint(Callback):
 
 
 def _resume(resume, *, data, data_dir, epochs, device, out_dir, callbacks, progress) -> TrainResult:
-    from .tfjs import load_layers_model
+    from ..tfjs import load_layers_model
 
     folder = Path(resume).expanduser()
     if (folder / CHECKPOINT_DIR / "model.json").is_file():
@@ -313,7 +314,7 @@ class _KeepBest(Callback):
 
 def save_run(model, result: TrainResult, test_x: np.ndarray, test_y: np.ndarray, grid: int = 50) -> list[Path]:
     """Write the model, history.json, curves.png and test-results.png into ``result.out_dir``."""
-    from . import plots  # matplotlib only for a run that saves its plots
+    from .. import plots  # matplotlib only for a run that saves its plots
 
     out = result.out_dir
     try:

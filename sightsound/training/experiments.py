@@ -6,7 +6,7 @@ validation and test accuracy (mean ± std) and the train–validation gap (the
 overfitting signal). The answer to the exercise's question is derived from
 those numbers, never canned.
 
-    >>> from sightsound.experiments import EXPERIMENTS
+    >>> from sightsound.training.experiments import EXPERIMENTS
     >>> sorted(EXPERIMENTS)
     ['conv-blocks', 'conv-vs-dense', 'dense-layers', 'dropout']
 """
@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import layers as L
-from . import plots, presets
-from .data import mnist
-from .model import Sequential
-from .train import train_mnist
+from .. import plots, presets
+from ..data import mnist
+from ..engine import layers as L
+from ..engine.sequential import Sequential
+from .mnist import train_mnist
 
 IMAGE = presets.IMAGE_SHAPE
 

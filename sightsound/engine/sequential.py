@@ -30,13 +30,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import distributed
+from ..errors import ShapeError, TrainingError
+from ..naming import accepts_tfjs_options
+from ..runtime import cpu_heap, resolve_device
+from . import distributed, optimizers
 from . import layers as layers_mod
-from . import optimizers
 from .callbacks import CallbackList, History
-from .errors import ShapeError, TrainingError
-from .naming import accepts_tfjs_options
-from .runtime import cpu_heap, resolve_device
 
 LOSSES = ("categoricalCrossentropy", "sparseCategoricalCrossentropy", "meanSquaredError")
 #: Keras' names: ``float32`` (TF.js's numerics, the default) or ``mixed_bfloat16`` (layers compute in
@@ -225,7 +224,7 @@ class Sequential:
     @classmethod
     def from_config(cls, config: dict, device: str = "auto") -> "Sequential":
         """Rebuild a model from a Sequential ``config`` (weights freshly initialised)."""
-        from .errors import ModelFormatError
+        from ..errors import ModelFormatError
 
         entries = config.get("layers") if isinstance(config, dict) else config
         if not isinstance(entries, list) or not entries:
