@@ -314,7 +314,7 @@ def test_bad_inputs_raise_image_errors(tmp_path, reader):
 
 
 def test_pixel_cap_is_checked_before_decoding(monkeypatch):
-    monkeypatch.setattr(image, "MAX_IMAGE_PIXELS", 1000)
+    monkeypatch.setattr(image.decode, "MAX_IMAGE_PIXELS", 1000)  # the one cap, in the one decoder
     with pytest.raises(ImageError, match="more than the 1,000 allowed"):
         image.from_pixels(png_bytes(np.zeros((40, 40), dtype=np.uint8)))
     assert image.from_pixels(png_bytes(np.zeros((20, 20), dtype=np.uint8))).shape == (20, 20, 3)
