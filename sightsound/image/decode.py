@@ -2,11 +2,12 @@
 
 Everything in sightsound that turns bytes or a file into pixels goes through
 :func:`read_image` (the CLI, :func:`~sightsound.image.from_pixels`,
-:func:`~sightsound.image.prepare_digit`).
+:func:`~sightsound.image.prepare_digit`, the web app's ``POST /api/predict``).
 Its policy:
 
 - **Formats**: only Pillow's decoders in :data:`SUPPORTED_FORMATS` run (no EPS
-  or PDF, which start external programs); ``formats=`` narrows the list further.
+  or PDF, which start external programs); ``formats=`` narrows the list further
+  (the web app: the format its content type names).
 - **Size**: at most :data:`MAX_IMAGE_BYTES` bytes and :data:`MAX_IMAGE_PIXELS`
   pixels, the pixel count read from the header, so a decompression bomb is
   refused before it is expanded.
@@ -39,7 +40,7 @@ __all__ = [
 ]
 
 #: Images with more pixels than this are refused before decoding (decompression-bomb guard).
-MAX_IMAGE_PIXELS = 40_000_000
+MAX_IMAGE_PIXELS = 16_000_000
 #: Files or byte strings longer than this are refused before decoding.
 MAX_IMAGE_BYTES = 64 * 1024 * 1024
 #: Pillow decoders sightsound lets run on untrusted bytes (no EPS/PDF: they start external programs).
