@@ -320,6 +320,16 @@ def test_pixel_cap_is_checked_before_decoding(monkeypatch):
     assert image.from_pixels(png_bytes(np.zeros((20, 20), dtype=np.uint8))).shape == (20, 20, 3)
 
 
+def test_read_image_narrows_formats_and_names_its_refusals():
+    png = png_bytes(np.zeros((4, 6), dtype=np.uint8))
+    assert image.read_image(png, formats=("PNG",)).size == (6, 4)
+    with pytest.raises(image.ImageFormatRefused, match="upload: the image is PNG, not JPEG") as refused:
+        image.read_image(png, name="upload", formats=("JPEG",))
+    assert refused.value.found == "PNG" and isinstance(refused.value, ImageError)
+    with pytest.raises(image.ImageTooLarge, match="more than the 10 allowed"):
+        image.read_image(png, max_pixels=10)
+
+
 def test_blank_and_noise_images_have_no_digit():
     rng = np.random.default_rng(7)
     speck = np.zeros((100, 100), dtype=np.uint8)

@@ -218,6 +218,20 @@ def test_predict_decodes_like_the_library(client):
     assert np.array_equal(seen, np.clip(expected * 255.0 + 0.5, 0, 255).astype(np.uint8))
 
 
+def test_predict_accepts_multi_picture_jpeg_from_phones(client):
+    """Pillow calls a JPEG holding several pictures (phones write them) 'MPO': it is image/jpeg all the same."""
+    import io
+
+    from PIL import Image
+
+    one = Image.open(io.BytesIO(digit_one_png())).convert("RGB")
+    buffer = io.BytesIO()
+    one.save(buffer, "MPO", save_all=True, append_images=[Image.new("RGB", one.size, "black")])
+    response = client.post("/api/predict", files={"file": ("one.jpg", buffer.getvalue(), "image/jpeg")},
+                           data={"model": MODEL})
+    assert response.status_code == 200, response.text
+
+
 def test_predict_pixel_cap_is_the_library_cap(client, monkeypatch):
     from sightsound import image
 
