@@ -314,10 +314,20 @@ def test_bad_inputs_raise_image_errors(tmp_path, reader):
 
 
 def test_pixel_cap_is_checked_before_decoding(monkeypatch):
-    monkeypatch.setattr(image, "MAX_IMAGE_PIXELS", 1000)
+    monkeypatch.setattr(image.decode, "MAX_IMAGE_PIXELS", 1000)  # the one cap, in the one decoder
     with pytest.raises(ImageError, match="more than the 1,000 allowed"):
         image.from_pixels(png_bytes(np.zeros((40, 40), dtype=np.uint8)))
     assert image.from_pixels(png_bytes(np.zeros((20, 20), dtype=np.uint8))).shape == (20, 20, 3)
+
+
+def test_read_image_narrows_formats_and_names_its_refusals():
+    png = png_bytes(np.zeros((4, 6), dtype=np.uint8))
+    assert image.read_image(png, formats=("PNG",)).size == (6, 4)
+    with pytest.raises(image.ImageFormatRefused, match="upload: the image is PNG, not JPEG") as refused:
+        image.read_image(png, name="upload", formats=("JPEG",))
+    assert refused.value.found == "PNG" and isinstance(refused.value, ImageError)
+    with pytest.raises(image.ImageTooLarge, match="more than the 10 allowed"):
+        image.read_image(png, max_pixels=10)
 
 
 def test_blank_and_noise_images_have_no_digit():

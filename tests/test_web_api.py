@@ -206,6 +206,54 @@ def test_predict_caps_pixels_before_decoding(client):
     assert "pixels" in assert_json_error(response, 413)
 
 
+def test_predict_decodes_like_the_library(client):
+    """One decoder: the page's upload is EXIF-rotated as the browser shows it, and the model sees what the CLI sees."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    from sightsound import image
+
+    lying = Image.new("L", (100, 80), 255)  # a "1" drawn lying down; EXIF 6 says: turn it upright
+    lying.paste(0, (15, 36, 85, 44))
+    exif = lying.getexif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    lying.save(buffer, "JPEG", exif=exif, quality=95)
+    response = client.post("/api/predict", files={"file": ("one.jpg", buffer.getvalue(), "image/jpeg")},
+                           data={"model": MODEL})
+    assert response.status_code == 200, response.text
+    seen = np.frombuffer(base64.b64decode(response.json()["input"]["pixels"]), dtype=np.uint8).reshape(28, 28)
+    rows, cols = np.nonzero(seen > 128)
+    assert np.ptp(rows) > 3 * np.ptp(cols)  # upright
+    expected = image.model_input(buffer.getvalue())[..., 0]
+    assert np.array_equal(seen, np.clip(expected * 255.0 + 0.5, 0, 255).astype(np.uint8))
+
+
+def test_predict_accepts_multi_picture_jpeg_from_phones(client):
+    """Pillow calls a JPEG holding several pictures (phones write them) 'MPO': it is image/jpeg all the same."""
+    import io
+
+    from PIL import Image
+
+    one = Image.open(io.BytesIO(digit_one_png())).convert("RGB")
+    buffer = io.BytesIO()
+    one.save(buffer, "MPO", save_all=True, append_images=[Image.new("RGB", one.size, "black")])
+    response = client.post("/api/predict", files={"file": ("one.jpg", buffer.getvalue(), "image/jpeg")},
+                           data={"model": MODEL})
+    assert response.status_code == 200, response.text
+
+
+def test_predict_pixel_cap_is_the_library_cap(client, monkeypatch):
+    from sightsound import image
+
+    monkeypatch.setattr(image.decode, "MAX_IMAGE_PIXELS", 1000)
+    response = client.post("/api/predict", files={"file": ("one.png", digit_one_png(), "image/png")},
+                           data={"model": MODEL})
+    assert "more than the 1,000 allowed" in assert_json_error(response, 413)
+
+
 def test_predict_rejects_other_bodies(client):
     assert_json_error(client.post("/api/predict", json={"image": "x"}), 415)
     assert_json_error(client.post("/api/predict", content=b"--x\r\nbroken",

@@ -1,8 +1,10 @@
 """Image uploads -> top-k predictions, the pipeline of ``sightsound predict``.
 
-An upload is checked before it is decoded: content type, byte size, format
-and pixel count (read from the header, so a decompression bomb is refused
-without being expanded). Then, as on the command line, the image goes through
+An upload's content type and byte size are checked here; the bytes are then
+decoded by ``sightsound.image.read_image``, the one guarded decoder the command
+line uses too: format (the one the content type names), pixel count (read from
+the header, so a decompression bomb is refused without being expanded), EXIF
+orientation, first frame. Then, as on the command line, the image goes through
 ``sightsound.image.prepare_digit`` (grayscale, invert, crop, scale to 20 px,
 centre by mass in 28x28) unless ``raw`` asks for a plain resize.
 """
@@ -10,8 +12,6 @@ centre by mass in 28x28) unless ``raw`` asks for a plain resize.
 from __future__ import annotations
 
 import base64
-import io
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +21,6 @@ from ..errors import ImageError, SightsoundError
 ALLOWED_CONTENT_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/gif": "GIF", "image/webp": "WEBP",
                          "image/bmp": "BMP"}
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
-MAX_PIXELS = 16_000_000
 MAX_TOP_K = 10
 
 
@@ -61,34 +60,23 @@ def check_content_type(content_type: str | None) -> str:
     return ALLOWED_CONTENT_TYPES[kind]
 
 
-def decode_image(data: bytes, expected_format: str | None = None, max_pixels: int = MAX_PIXELS):
-    """Decode ``data`` into a Pillow image after checking its format and pixel count."""
-    from PIL import Image, UnidentifiedImageError
+def decode_image(data: bytes, expected_format: str | None = None):
+    """Decode an upload with ``sightsound.image.read_image``; its refusals become :class:`UploadRejected`.
 
-    if not data:
-        raise UploadRejected("the upload is empty")
+    413 for too many pixels, 415 when the data is not the format the content type names, else 400.
+    """
+    from .. import image
+
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            if expected_format and image.format != expected_format and not (
-                    expected_format == "BMP" and image.format == "DIB"):
-                raise UploadRejected(f"the content type says {expected_format} but the data is "
-                                     f"{image.format or 'not an image'}", status=415)
-            width, height = image.size
-            if width < 1 or height < 1:
-                raise UploadRejected(f"the image has no pixels ({width}x{height})")
-            if width * height > max_pixels:
-                raise UploadRejected(f"the image has {width}x{height} = {width * height} pixels; "
-                                     f"at most {max_pixels} are accepted", status=413)
-            image.load()
-    except UploadRejected:
-        raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise UploadRejected(f"not a readable image: {error}") from error
-    except (OSError, ValueError, SyntaxError, EOFError) as error:
-        raise UploadRejected(f"cannot decode the image (truncated or corrupt?): {error}") from error
-    return image
+        return image.read_image(data, name="the upload",
+                                formats=(expected_format,) if expected_format else None)
+    except image.ImageTooLarge as error:
+        raise UploadRejected(str(error), status=413) from error
+    except image.ImageFormatRefused as error:
+        raise UploadRejected(f"the content type says {expected_format} but the data is {error.found}",
+                             status=415) from error
+    except ImageError as error:
+        raise UploadRejected(str(error)) from error
 
 
 def model_input(image, raw: bool = False) -> np.ndarray:
@@ -108,9 +96,10 @@ def model_input(image, raw: bool = False) -> np.ndarray:
 
 
 def top_k(probabilities: np.ndarray, labels: list, k: int) -> list[tuple[object, float]]:
-    """The ``k`` most probable ``(label, probability)`` pairs, best first."""
-    order = np.argsort(-probabilities, kind="stable")[:k]
-    return [(labels[i] if i < len(labels) else int(i), round(float(probabilities[i]), 6)) for i in order]
+    """The ``k`` most probable ``(label, probability)`` pairs, best first (``sightsound.image.top_k``, named)."""
+    from .. import image
+
+    return [(labels[i] if i < len(labels) else i, round(p, 6)) for i, p in image.top_k(probabilities, k)]
 
 
 def predict_image(model, image, labels: list, k: int = 3, raw: bool = False) -> Prediction:
