@@ -245,10 +245,10 @@ def test_predict_accepts_multi_picture_jpeg_from_phones(client):
     assert response.status_code == 200, response.text
 
 
-def test_predict_pixel_cap_is_the_library_cap(client, monkeypatch):
-    from sightsound import image
+def test_predict_pixel_cap_is_the_servers_and_named(client, monkeypatch):
+    from sightsound.web import predict
 
-    monkeypatch.setattr(image.decode, "MAX_IMAGE_PIXELS", 1000)
+    monkeypatch.setattr(predict, "MAX_UPLOAD_PIXELS", 1000)
     response = client.post("/api/predict", files={"file": ("one.png", digit_one_png(), "image/png")},
                            data={"model": MODEL})
     assert "more than the 1,000 allowed" in assert_json_error(response, 413)

@@ -39,8 +39,9 @@ __all__ = [
     "ImageFormatRefused", "describe_source", "check_pixel_count", "read_image", "is_decodable",
 ]
 
-#: Images with more pixels than this are refused before decoding (decompression-bomb guard).
-MAX_IMAGE_PIXELS = 16_000_000
+#: Images with more pixels than this are refused before decoding (decompression-bomb guard); room for
+#: a 48-megapixel phone photo. A server that decodes many uploads at once passes a lower ``max_pixels``.
+MAX_IMAGE_PIXELS = 50_000_000
 #: Files or byte strings longer than this are refused before decoding.
 MAX_IMAGE_BYTES = 64 * 1024 * 1024
 #: Pillow decoders sightsound lets run on untrusted bytes (no EPS/PDF: they start external programs).

@@ -21,6 +21,9 @@ from ..errors import ImageError, SightsoundError
 ALLOWED_CONTENT_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/gif": "GIF", "image/webp": "WEBP",
                          "image/bmp": "BMP"}
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+#: Pixels an upload may have: below the library's cap, since the server decodes several uploads at once
+#: (16 million pixels are 256 MB as RGBA arrays).
+MAX_UPLOAD_PIXELS = 16_000_000
 MAX_TOP_K = 10
 
 
@@ -68,7 +71,7 @@ def decode_image(data: bytes, expected_format: str | None = None):
     from .. import image
 
     try:
-        return image.read_image(data, name="the upload",
+        return image.read_image(data, MAX_UPLOAD_PIXELS, name="the upload",
                                 formats=(expected_format,) if expected_format else None)
     except image.ImageTooLarge as error:
         raise UploadRejected(str(error), status=413) from error
