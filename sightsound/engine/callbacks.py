@@ -70,6 +70,23 @@ class History(Callback):
         return {"epochs": epochs, "batches": self.batches}
 
 
+def concat_histories(*parts: dict | None) -> dict:
+    """One ``history.json`` from the histories of runs that followed each other (resumed runs, per-epoch
+    ``fit`` calls): epochs in order, batches numbered across all of them.
+
+    >>> concat_histories({"epochs": [{"epoch": 1}], "batches": [{"batch": 1}]},
+    ...                  {"epochs": [{"epoch": 2}], "batches": [{"batch": 1}]})["batches"]
+    [{'batch': 1}, {'batch': 2}]
+    """
+    epochs, batches = [], []
+    for part in parts:
+        if part:
+            offset = len(batches)
+            epochs += part.get("epochs", [])
+            batches += [{**b, "batch": b["batch"] + offset} for b in part.get("batches", [])]
+    return {"epochs": epochs, "batches": batches}
+
+
 class CallbackList:
     """Calls every callback's hook in order."""
 

@@ -28,7 +28,7 @@ import torch
 from .. import presets
 from ..data import mnist
 from ..engine import distributed
-from ..engine.callbacks import Callback
+from ..engine.callbacks import Callback, concat_histories
 from ..engine.sequential import training_count
 from ..errors import OutputError, SightsoundError
 from ..fileio import write_text_atomic
@@ -221,7 +221,7 @@ def _fit_and_finish(net, preset: str, settings: MnistSettings, data: mnist.Mnist
     test_loss, test_acc = net.evaluate(test_x, mnist.one_hot(test_y))
     seconds = time.perf_counter() - start
     result = TrainResult(preset, net.count_params(), epochs, seconds, test_loss, test_acc,
-                         _merge_history(previous_history, history.to_json()), model=net)
+                         concat_histories(previous_history, history.to_json()), model=net)
     if out_dir is not None and main_process:
         result.out_dir = Path(out_dir)
         result.files = save_run(net, result, test_x, test_y)
@@ -246,14 +246,6 @@ def _read_only_fs(path: Path) -> bool:
         return False
 
 
-def _merge_history(previous: dict | None, new: dict) -> dict:
-    if not previous:
-        return new
-    offset = len(previous.get("batches", []))
-    return {"epochs": previous.get("epochs", []) + new["epochs"],
-            "batches": previous.get("batches", []) + [{**b, "batch": b["batch"] + offset} for b in new["batches"]]}
-
-
 class _Checkpoint(Callback):
     """Saves model + optimizer state + history + RNG state atomically after each epoch."""
 
@@ -269,7 +261,7 @@ class _Checkpoint(Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.history.on_epoch_end(epoch, logs)
         state = {"epochs_done": epoch + 1, "settings": self.settings,
-                 "history": _merge_history(self.previous, self.history.to_json()),
+                 "history": concat_histories(self.previous, self.history.to_json()),
                  "torch_rng": base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode()}
         self.model.save(str(self.directory), include_optimizer=True,
                         user_defined_metadata={"sightsound_checkpoint": state})

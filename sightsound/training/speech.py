@@ -36,6 +36,7 @@ import numpy as np
 
 from .. import presets
 from ..data import speech_commands as sc
+from ..engine.callbacks import concat_histories
 from ..errors import DataError, ModelFormatError
 from ..fileio import atomic_write, write_json_atomic
 from ..runtime import set_seed
@@ -164,16 +165,6 @@ def plot_confusion(evaluation: SpeechEvaluation, path: str | os.PathLike, title:
 
 
 # -- training ------------------------------------------------------------------------------
-
-def _merge_history(parts: list[dict]) -> dict:
-    """Concatenate the histories of per-epoch ``fit`` calls, numbering batches across epochs."""
-    epochs, batches = [], []
-    for part in parts:
-        offset = len(batches)
-        epochs += part["epochs"]
-        batches += [{**b, "batch": b["batch"] + offset} for b in part["batches"]]
-    return {"epochs": epochs, "batches": batches}
-
 
 RECIPE = object()  #: ``augmentation=`` default: the recipe's augmentation
 
@@ -304,7 +295,7 @@ def train_speech(data_dir: str | os.PathLike, model_dir: str | os.PathLike | Non
     evaluation = evaluate_predictions(model.predict(test_x), test_labels, words)
     seconds = time.perf_counter() - start
     result = SpeechTrainResult(words=words, params=model.count_params(), epochs=len(parts), seconds=seconds,
-                               evaluation=evaluation, history=_merge_history(parts),
+                               evaluation=evaluation, history=concat_histories(*parts),
                                examples={s: len(data.split(s)) for s in sc.SPLITS}, model=model,
                                settings={**s.to_json(), "optimizer": model.optimizer.class_name, "seed": seed})
     if model_dir is not None:
