@@ -85,4 +85,6 @@ from .spec import (
 __all__ = ["SIZES", "ENGINES", "SynthSize", "Speaker", "ClipJob", "SynthReport", "build_corpus", "list_voices",
            "plan_speakers", "plan_kokoro_speakers", "kokoro_voice_splits", "plan_clips", "clip_settings",
            "parse_engines", "render_clip", "speak", "noise_files", "colored_noise", "espeak_available",
-           "partial_dir", "RATE"]
+           "partial_dir", "RATE", "CLIP", "ESPEAK", "EXCLUDED_VARIANTS", "TAKE_TEXTS", "SPLIT_SHARES", "KOKORO_SPEED",
+           "KOKORO_BLEND_CHANCE", "JOURNAL", "PLAN", "BABBLE_TEXT", "espeak_version", "kokoro_engine", "render_chunk",
+           "importlib_version"]

@@ -18,7 +18,7 @@ from ..speech_commands import BACKGROUND_NOISE
 from .espeak import espeak_version, list_voices
 from .plan import clip_settings, kokoro_voice_splits, plan_clips, plan_kokoro_speakers, plan_speakers
 from .render import noise_files, render_chunk
-from .spec import JOURNAL, PLAN, RATE, SIZES, ClipJob, SynthReport, SynthSize, parse_engines
+from .spec import JOURNAL, PLAN, RATE, SIZES, ClipJob, Speaker, SynthReport, SynthSize, parse_engines
 
 
 def partial_dir(out_dir: str | os.PathLike) -> Path:
@@ -90,10 +90,7 @@ def build_corpus(out_dir: str | os.PathLike, size: str | SynthSize = "small", se
                              progress_bar(len(todo), f"synth {size} ({'+'.join(engines)})", progress, unit="clip"),
                              done)
 
-    counts: dict[str, int] = {}
-    for j in jobs:
-        counts[j.word] = counts.get(j.word, 0) + 1
-    per_split = {sp: sum(1 for s in speakers if s.split == sp) for sp in ("training", "validation", "testing")}
+    counts, per_split = _tally(jobs, speakers)
     if len(done) < len(jobs):  # stopped on purpose by max_clips: the partial build stays for the next run
         return SynthReport(out_dir=out, size=size, seed=seed, clips=len(done), clips_per_word=counts,
                            speakers=per_split, noise_files=[], seconds=time.perf_counter() - started,
@@ -101,20 +98,8 @@ def build_corpus(out_dir: str | os.PathLike, size: str | SynthSize = "small", se
 
     noises = _write_noise(temp, spec.noise_seconds, seed, bases, variants)
     _write_lists(temp, jobs, split_of)
-    manifest = {
-        "generator": "sightsound.data.synth", "size": size, "seed": seed, "sample_rate": RATE,
-        "engines": list(engines),
-        "espeak_ng": espeak_version(), "clips": len(jobs), "clips_per_word": counts,
-        "clips_per_engine": {e: sum(1 for j in jobs if j.engine == e) for e in engines},
-        "split_by": "; ".join(f"{e}: {SPLIT_BY[e]}" for e in engines),
-        "speakers": [asdict(s) for s in speakers],
-        "noise_files": sorted(noises),
-        "manifest": "manifest.jsonl (one line per clip: path, word, split, speaker, engine, voice, settings)",
-    }
-    if kokoro_info is not None:
-        manifest["kokoro"] = {**kokoro_info, "voice_splits": {
-            v: sp for v, sp in kokoro_voice_splits(seed).items() if sp != "training"}}
-    (temp / "synth.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    _write_synth_json(temp, {"size": size, "seed": seed, "engines": engines}, jobs, speakers, sorted(noises),
+                      kokoro_info)
     _move_into_place(temp, out, overwrite)
     return SynthReport(out_dir=out, size=size, seed=seed, clips=len(jobs), clips_per_word=counts,
                        speakers=per_split, noise_files=sorted(noises), seconds=time.perf_counter() - started,
@@ -257,6 +242,37 @@ def _write_lists(temp: Path, jobs: list[ClipJob], split_of: dict[str, str]) -> N
             speaker = j.relpath.split("/")[1].split("_nohash_")[0]
             manifest_file.write(json.dumps({"path": j.relpath, "word": j.word, "split": split_of[speaker],
                                             "speaker": speaker, "engine": j.engine, **clip_settings(j)}) + "\n")
+
+
+
+def _tally(jobs: list[ClipJob], speakers: list[Speaker]) -> tuple[dict[str, int], dict[str, int]]:
+    """Clips per word and speakers per split."""
+    counts: dict[str, int] = {}
+    for j in jobs:
+        counts[j.word] = counts.get(j.word, 0) + 1
+    per_split = {sp: sum(1 for s in speakers if s.split == sp) for sp in ("training", "validation", "testing")}
+    return counts, per_split
+
+
+def _write_synth_json(temp: Path, build: dict, jobs: list[ClipJob], speakers: list[Speaker], noise_names: list[str],
+                      kokoro_info: dict | None) -> None:
+    """``synth.json``: how the corpus was made (``build`` holds its size name, seed and engines)."""
+    size, seed, engines = build["size"], build["seed"], build["engines"]
+    counts = _tally(jobs, speakers)[0]
+    manifest = {
+        "generator": "sightsound.data.synth", "size": size, "seed": seed, "sample_rate": RATE,
+        "engines": list(engines),
+        "espeak_ng": espeak_version(), "clips": len(jobs), "clips_per_word": counts,
+        "clips_per_engine": {e: sum(1 for j in jobs if j.engine == e) for e in engines},
+        "split_by": "; ".join(f"{e}: {SPLIT_BY[e]}" for e in engines),
+        "speakers": [asdict(s) for s in speakers],
+        "noise_files": noise_names,
+        "manifest": "manifest.jsonl (one line per clip: path, word, split, speaker, engine, voice, settings)",
+    }
+    if kokoro_info is not None:
+        manifest["kokoro"] = {**kokoro_info, "voice_splits": {
+            v: sp for v, sp in kokoro_voice_splits(seed).items() if sp != "training"}}
+    (temp / "synth.json").write_text(json.dumps(manifest, indent=1) + "\n")
 
 
 def _move_into_place(temp: Path, out: Path, overwrite: bool) -> None:
