@@ -17,7 +17,7 @@ import soundfile as sf
 
 from sightsound import audio
 from sightsound.data import speech_commands as sc
-from sightsound.data import synth
+from sightsound.data import spectrograms, synth
 from sightsound.errors import DataError
 
 from conftest import needs_espeak, require_espeak
@@ -174,7 +174,7 @@ def test_cached_frames_match_the_spectrogram_and_are_not_recomputed(small_corpus
     def boom(*args):
         raise AssertionError("recomputed a cached spectrogram")
 
-    monkeypatch.setattr(sc, "_compute_entry", boom)
+    monkeypatch.setattr(spectrograms, "compute_entry", boom)
     again = sc.load_speech_commands(small_corpus, splits=("testing",), progress=False, workers=1)
     np.testing.assert_array_equal(again.split("testing").arrays()[0], x)
 

@@ -28,6 +28,17 @@ def register(sub) -> None:
                                         "and the Listing 4.8 convnet.")
     commands = speech.add_subparsers(dest="speech_command", metavar="ACTION", required=True)
 
+    _add_train(commands)
+    _add_evaluate(commands)
+    _add_recognize(commands)
+    _add_spectrogram(commands)
+    _add_synth(commands)
+    _add_download(commands)
+    add_listen_command(commands)  # `speech listen` (streaming recognition) lives in its own module
+
+
+def _add_train(commands) -> None:
+    """``speech train DATA_DIR MODEL_DIR``: train Listing 4.8 (options override the recipe)."""
     train = commands.add_parser(
         "train", help="train Listing 4.8 on a Speech Commands folder",
         description="Train the speech convnet (Listing 4.8) on a Speech Commands folder (real or from "
@@ -75,6 +86,9 @@ def register(sub) -> None:
     add_seed(train)
     train.set_defaults(func=run_train)
 
+
+def _add_evaluate(commands) -> None:
+    """``speech evaluate MODEL_DIR DATA_DIR``: a saved model on the test split."""
     evaluate = commands.add_parser("evaluate", help="accuracy of a trained model on a dataset's test split",
                                    description="Print loss, accuracy and per-class accuracy of a saved speech "
                                                "model on the test split of a dataset folder.")
@@ -86,6 +100,9 @@ def register(sub) -> None:
     add_device(evaluate)
     evaluate.set_defaults(func=run_evaluate)
 
+
+def _add_recognize(commands) -> None:
+    """``speech recognize MODEL_DIR WAV...``: the best words of WAV files."""
     recognize = commands.add_parser(
         "recognize", help="recognise the word in WAV files",
         description="Print one line per file: PATH, the best word and its probability, then the next two "
@@ -96,6 +113,9 @@ def register(sub) -> None:
     add_device(recognize)
     recognize.set_defaults(func=run_recognize)
 
+
+def _add_spectrogram(commands) -> None:
+    """``speech spectrogram WAV``: plot the frames the recognizer sees."""
     spectrogram = commands.add_parser(
         "spectrogram", help="plot a WAV's browser-FFT spectrogram (figure 4.12 style)",
         description="Plot the dB frames the recognizer sees: time across (s), frequency up (Hz, 0-5 kHz), "
@@ -104,6 +124,9 @@ def register(sub) -> None:
     spectrogram.add_argument("-o", "--output", default=None, metavar="PNG", help="output file (default: WAV.png)")
     spectrogram.set_defaults(func=run_spectrogram)
 
+
+def _add_synth(commands) -> None:
+    """``speech synth OUT_DIR``: build the offline corpus."""
     synth = commands.add_parser(
         "synth", help="build an offline speech corpus with espeak-ng (and Kokoro-82M)",
         description="Speak the 18 command words and 17 auxiliary words with many voices into OUT_DIR, in the "
@@ -123,14 +146,15 @@ def register(sub) -> None:
     synth.add_argument("--force", action="store_true", help="replace OUT_DIR if it is not empty")
     synth.set_defaults(func=run_synth)
 
+
+def _add_download(commands) -> None:
+    """``speech download``: the real Speech Commands v0.02."""
     download = commands.add_parser(
         "download", help="download and extract the real Speech Commands v0.02",
         description="Fetch speech_commands_v0.02.tar.gz (2.3 GB, SHA-256 checked) into <data dir>/speech_commands "
                     "and print that folder.")
     add_data_dir(download)
     download.set_defaults(func=run_download)
-
-    add_listen_command(commands)  # `speech listen` (streaming recognition) lives in its own module
 
 
 def run_train(args: argparse.Namespace) -> int:

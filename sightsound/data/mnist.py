@@ -1,4 +1,4 @@
-"""MNIST: IDX parsing, loading from disk (IDX, gzipped IDX or Keras' mnist.npz) and download.
+"""MNIST: loading from disk (IDX, gzipped IDX or Keras' mnist.npz) and download.
 
 The data lives in ``paths.data_dir(data_dir) / "mnist"`` as the four classic
 files, each either uncompressed (``train-images-idx3-ubyte``) or gzipped
@@ -19,22 +19,17 @@ Example::
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import io
-import math
 import os
-import struct
 import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 
 from sightsound import paths
 from sightsound.data.download import download_file
+from sightsound.data.idx import GZIP_MAGIC, IDX_DTYPES, MAX_ITEMS, MAX_PAYLOAD_BYTES, read_idx
 from sightsound.errors import DataError, DownloadError, ShapeError
 
 FILES: dict[str, str] = {
@@ -65,211 +60,6 @@ NPZ_KEYS = {"train_images": "x_train", "train_labels": "y_train",
             "test_images": "x_test", "test_labels": "y_test"}
 IMAGE_SIZE = (28, 28)
 NUM_CLASSES = 10
-
-#: IDX type code -> numpy dtype (IDX data is big-endian).
-IDX_DTYPES: dict[int, np.dtype] = {
-    0x08: np.dtype(">u1"),
-    0x09: np.dtype(">i1"),
-    0x0B: np.dtype(">i2"),
-    0x0C: np.dtype(">i4"),
-    0x0D: np.dtype(">f4"),
-    0x0E: np.dtype(">f8"),
-}
-MAX_PAYLOAD_BYTES = 2**31
-MAX_ITEMS = 10**8
-GZIP_MAGIC = b"\x1f\x8b"
-_READ_CHUNK = 1 << 22  # 4 MiB per read from a gzip stream
-_TRAILING_COUNT_CAP = 1 << 26  # stop counting trailing gzip bytes after 64 MiB
-
-
-# --------------------------------------------------------------------------- IDX parsing
-
-def _read_up_to(stream: BinaryIO, size: int) -> bytes:
-    """Read ``size`` bytes, fewer only at end of stream."""
-    parts = []
-    remaining = size
-    while remaining > 0:
-        chunk = stream.read(remaining)
-        if not chunk:
-            break
-        parts.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(parts)
-
-
-def _read_payload(stream: BinaryIO, payload_bytes: int, size_known: bool) -> bytearray:
-    """Read up to ``payload_bytes`` bytes into a bytearray.
-
-    When the stream size was already checked (``size_known``) the buffer is
-    allocated once; otherwise (gzip) it grows with the data actually present,
-    so a small file with a lying header never causes a large allocation.
-    """
-    if size_known:
-        buffer = bytearray(payload_bytes)
-        view = memoryview(buffer)
-        filled = 0
-        while filled < payload_bytes:
-            count = stream.readinto(view[filled:])
-            if not count:
-                break
-            filled += count
-        view.release()
-        del buffer[filled:]
-        return buffer
-    buffer = bytearray()
-    while len(buffer) < payload_bytes:
-        chunk = stream.read(min(_READ_CHUNK, payload_bytes - len(buffer)))
-        if not chunk:
-            break
-        buffer += chunk
-    return buffer
-
-
-def _count_trailing(stream: BinaryIO) -> tuple[int, bool]:
-    """Bytes left in ``stream`` (counting stops at a cap); returns (count, capped)."""
-    count = 0
-    while count < _TRAILING_COUNT_CAP:
-        chunk = stream.read(_READ_CHUNK)
-        if not chunk:
-            return count, False
-        count += len(chunk)
-    return count, True
-
-
-def _parse_idx_stream(
-    stream: BinaryIO,
-    label: str,
-    *,
-    size: int | None,
-    expected_sha256: str | None,
-    max_payload_bytes: int,
-    max_items: int,
-) -> np.ndarray:
-    """Parse one IDX stream (already decompressed); ``size`` is its total length if known."""
-    magic = _read_up_to(stream, 4)
-    if len(magic) < 4:
-        raise DataError(f"{label}: truncated: {len(magic)} bytes is too short for an IDX header (need 4)")
-    if magic[0:2] != b"\x00\x00":
-        raise DataError(
-            f"{label}: not an IDX file: bad magic number 0x{magic.hex()} "
-            "(IDX files start with 0x0000, a type code and the number of dimensions)"
-        )
-    type_code, ndim = magic[2], magic[3]
-    if type_code not in IDX_DTYPES:
-        known = ", ".join(f"0x{code:02X}" for code in IDX_DTYPES)
-        raise DataError(f"{label}: unknown IDX type code 0x{type_code:02X} (known: {known})")
-    if not 1 <= ndim <= 4:
-        raise DataError(f"{label}: unsupported IDX dimension count {ndim} (expected 1 to 4)")
-    dims_raw = _read_up_to(stream, 4 * ndim)
-    if len(dims_raw) < 4 * ndim:
-        raise DataError(
-            f"{label}: truncated IDX header: expected {4 * ndim} bytes of dimensions, got {len(dims_raw)}"
-        )
-    dims = struct.unpack(f">{ndim}I", dims_raw)
-    dtype = IDX_DTYPES[type_code]
-    item_count = math.prod(dims)
-    payload_bytes = item_count * dtype.itemsize
-    if item_count > max_items or payload_bytes > max_payload_bytes:
-        raise DataError(
-            f"{label}: IDX header claims shape {dims} = {item_count} items / {payload_bytes} bytes, "
-            f"over the limit of {max_items} items / {max_payload_bytes} bytes; refusing to read it "
-            "(corrupt or hostile header?)"
-        )
-    header_bytes = 4 + 4 * ndim
-    if size is not None and size - header_bytes != payload_bytes:
-        actual = size - header_bytes
-        problem = "truncated payload" if actual < payload_bytes else f"{actual - payload_bytes} trailing bytes"
-        raise DataError(
-            f"{label}: {problem}: shape {dims} of {dtype.name} needs {payload_bytes} payload bytes, "
-            f"got {actual}"
-        )
-
-    payload = _read_payload(stream, payload_bytes, size_known=size is not None)
-    if len(payload) < payload_bytes:
-        raise DataError(
-            f"{label}: truncated payload: shape {dims} of {dtype.name} needs {payload_bytes} "
-            f"payload bytes, got {len(payload)}"
-        )
-    trailing, capped = _count_trailing(stream)
-    if trailing:
-        got = f"at least {payload_bytes + trailing}" if capped else str(payload_bytes + trailing)
-        raise DataError(
-            f"{label}: {'at least ' if capped else ''}{trailing} trailing bytes: shape {dims} of "
-            f"{dtype.name} needs {payload_bytes} payload bytes, got {got}"
-        )
-    if expected_sha256 is not None:
-        digest = hashlib.sha256(magic)
-        digest.update(dims_raw)
-        digest.update(payload)
-        actual_sha256 = digest.hexdigest()
-        if actual_sha256 != expected_sha256.lower():
-            raise DataError(
-                f"{label}: SHA-256 mismatch of the decompressed data: expected {expected_sha256.lower()}, "
-                f"got {actual_sha256} (file corrupt or not the original MNIST file; delete it to re-download)"
-            )
-    array = np.frombuffer(payload, dtype=dtype).reshape(dims)
-    if dtype.itemsize > 1:
-        array = array.astype(dtype.newbyteorder("="))
-    return array
-
-
-def read_idx(
-    path_or_bytes: str | os.PathLike | bytes | bytearray | memoryview,
-    *,
-    name: str | None = None,
-    expected_sha256: str | None = None,
-    max_payload_bytes: int = MAX_PAYLOAD_BYTES,
-    max_items: int = MAX_ITEMS,
-) -> np.ndarray:
-    """Parse an IDX file (raw or gzipped) into a numpy array in native byte order.
-
-    Gzip is detected by its magic bytes, not by the file name. The header is
-    validated before any payload is read: headers claiming more than
-    ``max_items`` items or ``max_payload_bytes`` bytes are rejected at once.
-    ``expected_sha256`` (hex) is checked against the decompressed bytes.
-    ``name`` labels the source in error messages (default: the path).
-    Raises :class:`DataError` for anything wrong.
-
-    >>> import struct
-    >>> read_idx(b"\\x00\\x00\\x08\\x01" + struct.pack(">I", 3) + bytes([7, 8, 9]))
-    array([7, 8, 9], dtype=uint8)
-    """
-    limits = {"max_payload_bytes": max_payload_bytes, "max_items": max_items}
-    if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
-        label = name or "<IDX bytes>"
-        raw: BinaryIO = io.BytesIO(path_or_bytes)
-        raw_size = len(raw.getbuffer())
-    else:
-        label = name or str(path_or_bytes)
-        try:
-            raw = open(path_or_bytes, "rb")  # noqa: SIM115 - closed below
-            raw_size = os.fstat(raw.fileno()).st_size
-        except FileNotFoundError:
-            raise DataError(f"{label}: file not found") from None
-        except OSError as error:
-            raise DataError(f"{label}: cannot open: {error}") from error
-
-    with raw:
-        try:
-            is_gzip = raw.read(2) == GZIP_MAGIC
-            raw.seek(0)
-        except OSError as error:
-            raise DataError(f"{label}: cannot read: {error}") from error
-        if not is_gzip:
-            try:
-                return _parse_idx_stream(raw, label, size=raw_size, expected_sha256=expected_sha256, **limits)
-            except OSError as error:
-                raise DataError(f"{label}: cannot read: {error}") from error
-        try:
-            with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
-                return _parse_idx_stream(unzipped, label, size=None, expected_sha256=expected_sha256, **limits)
-        except EOFError as error:
-            raise DataError(f"{label}: truncated gzip stream (file cut short: {error})") from error
-        except (gzip.BadGzipFile, zlib.error) as error:
-            raise DataError(f"{label}: corrupt gzip data: {error}") from error
-        except OSError as error:
-            raise DataError(f"{label}: cannot read: {error}") from error
-
 
 # --------------------------------------------------------------------------- dataset
 
@@ -370,6 +160,49 @@ def _missing_files_message(directory: Path, missing: list[str], mirrors: list[st
     )
 
 
+def _check_can_download(directory: Path, missing_names: list[str], mirror_list: list[str], download: bool) -> None:
+    """Raise :class:`DownloadError` (saying how to place the files by hand) unless the missing files
+    can be downloaded into ``directory`` (which is created)."""
+    if not download:
+        raise DownloadError(_missing_files_message(
+            directory, missing_names, mirror_list, "Downloading is turned off (download=False)."))
+    if not paths.is_writable_dir(directory):
+        raise DownloadError(_missing_files_message(
+            directory, missing_names, mirror_list,
+            f"The directory {directory} is read-only (not writable), so nothing was downloaded."))
+    if not mirror_list:
+        raise DownloadError(_missing_files_message(
+            directory, missing_names, MIRRORS, "No download mirrors were given."))
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DownloadError(_missing_files_message(
+            directory, missing_names, mirror_list, f"Cannot create {directory}: {error}")) from error
+
+
+def _download_one(directory: Path, key: str, missing_keys: list[str], parsed: dict[str, np.ndarray],
+                  mirror_list: list[str], sha_by_name: dict[str, str], *, timeout: float,
+                  progress: bool) -> None:
+    """Download ``<name>.gz`` of ``key`` into ``directory``, kept only if its decompressed bytes check out;
+    its array goes into ``parsed`` (which holds the files downloaded so far)."""
+    file_name = FILES[key]
+    target = directory / f"{file_name}.gz"
+
+    def check_decompressed(temp_path: Path) -> None:
+        # Runs on the temp file before it is renamed onto its final name.
+        parsed[key] = read_idx(temp_path, name=f"downloaded {file_name}.gz",
+                               expected_sha256=sha_by_name.get(file_name))
+
+    try:
+        download_file([f"{base}{file_name}.gz" for base in mirror_list], target,
+                      decompress_check=check_decompressed, timeout=timeout, progress=progress)
+    except DownloadError as error:
+        parsed.pop(key, None)
+        still_missing = [FILES[k] for k in missing_keys if k not in parsed]
+        raise DownloadError(_missing_files_message(
+            directory, still_missing, mirror_list, f"Download failed: {error}")) from error
+
+
 def load_mnist(
     data_dir: str | os.PathLike | None = None,
     *,
@@ -410,41 +243,11 @@ def load_mnist(
         npz_path = directory / NPZ_NAME
         if npz_path.is_file():
             return load_mnist_npz(npz_path)
-        missing_names = [FILES[key] for key in missing_keys]
-        if not download:
-            raise DownloadError(_missing_files_message(
-                directory, missing_names, mirror_list, "Downloading is turned off (download=False)."))
-        if not paths.is_writable_dir(directory):
-            raise DownloadError(_missing_files_message(
-                directory, missing_names, mirror_list,
-                f"The directory {directory} is read-only (not writable), so nothing was downloaded."))
-        if not mirror_list:
-            raise DownloadError(_missing_files_message(
-                directory, missing_names, MIRRORS, "No download mirrors were given."))
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise DownloadError(_missing_files_message(
-                directory, missing_names, mirror_list, f"Cannot create {directory}: {error}")) from error
-
+        _check_can_download(directory, [FILES[key] for key in missing_keys], mirror_list, download)
         for key in missing_keys:
-            file_name = FILES[key]
-            target = directory / f"{file_name}.gz"
-
-            def check_decompressed(temp_path: Path, key: str = key, file_name: str = file_name) -> None:
-                # Runs on the temp file before it is renamed onto its final name.
-                parsed[key] = read_idx(temp_path, name=f"downloaded {file_name}.gz",
-                                       expected_sha256=sha_by_name.get(file_name))
-
-            try:
-                download_file([f"{base}{file_name}.gz" for base in mirror_list], target,
-                              decompress_check=check_decompressed, timeout=timeout, progress=progress)
-            except DownloadError as error:
-                parsed.pop(key, None)
-                still_missing = [FILES[k] for k in missing_keys if k not in parsed]
-                raise DownloadError(_missing_files_message(
-                    directory, still_missing, mirror_list, f"Download failed: {error}")) from error
-            located[key] = target
+            _download_one(directory, key, missing_keys, parsed, mirror_list, sha_by_name,
+                          timeout=timeout, progress=progress)
+            located[key] = directory / f"{FILES[key]}.gz"
 
     arrays = {}
     for key, file_name in FILES.items():
@@ -495,3 +298,8 @@ def one_hot(labels: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:
     encoded = np.zeros((label_array.size, num_classes), dtype=np.float32)
     encoded[np.arange(label_array.size), label_array.astype(np.intp)] = 1.0
     return encoded
+
+
+__all__ = ["FILES", "SHA256_RAW", "MIRRORS", "SUBDIR", "NPZ_NAME", "NPZ_KEYS", "IMAGE_SIZE", "NUM_CLASSES",
+           "IDX_DTYPES", "MAX_PAYLOAD_BYTES", "MAX_ITEMS", "GZIP_MAGIC", "MnistData", "read_idx", "load_mnist",
+           "load_mnist_npz", "to_float_images", "one_hot"]
