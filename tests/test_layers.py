@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from sightsound.engine import layers
+from sightsound.engine.layers import conv as conv_layers
 from sightsound.engine.sequential import Sequential
 from sightsound.errors import ModelFormatError, ShapeError
 
@@ -207,11 +208,11 @@ def test_dropout_mask_is_fresh_each_call_and_shaped_like_the_input():
 @pytest.mark.parametrize("in_channels", [1, 3])
 def test_relu_conv_in_inference_gives_the_training_forward_numbers(options, in_channels, monkeypatch):
     # Inference runs conv + relu as one oneDNN call; it must not change a single value.
-    if layers._FUSED_CONV is None:
+    if conv_layers._FUSED_CONV is None:
         pytest.skip("this PyTorch build has no oneDNN fused convolution: inference uses conv then relu")
     calls = []
-    fused = layers._FUSED_CONV
-    monkeypatch.setattr(layers, "_FUSED_CONV", lambda *args: calls.append(1) or fused(*args))
+    fused = conv_layers._FUSED_CONV
+    monkeypatch.setattr(conv_layers, "_FUSED_CONV", lambda *args: calls.append(1) or fused(*args))
     torch.manual_seed(0)
     layer = layers.conv2d(filters=8, activation="relu", input_shape=[13, 12, in_channels], **options)
     block = layer.build_module((13, 12, in_channels))

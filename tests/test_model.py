@@ -229,7 +229,7 @@ def _conv_dtypes(model):
 
 
 def test_mixed_bfloat16_runs_layers_in_bfloat16_with_float32_weights(tmp_path):
-    from sightsound.engine.sequential import bfloat16_is_fast
+    from sightsound.engine.trainer import bfloat16_is_fast
 
     rng = np.random.default_rng(0)
     x = rng.random((256, 28, 28, 1), dtype=np.float32)
@@ -288,7 +288,7 @@ def test_predict_and_evaluate_in_a_callback_keep_training_mode_for_later_batches
 @pytest.mark.parametrize("n", [7, 10, 90, 100, 170, 180, 999, 60000])
 @pytest.mark.parametrize("split", [0.1, 0.15, 0.2, 0.3, 1 / 3, 0.7])
 def test_validation_split_trains_on_tfjs_count(n, split):
-    from sightsound.engine.sequential import training_count
+    from sightsound.engine.trainer import training_count
 
     expected = _tfjs_training_counts()[f"{n}:{split!r}"]
     assert training_count(n, split) == expected

@@ -6,7 +6,7 @@ import argparse
 
 from .. import presets
 from ..engine.optimizers import OPTIMIZERS
-from ..engine.sequential import DTYPE_POLICIES
+from ..engine.trainer import DTYPE_POLICIES
 from .common import add_data_dir, add_device, add_seed
 
 

@@ -29,7 +29,7 @@ from .. import presets
 from ..data import mnist
 from ..engine import distributed
 from ..engine.callbacks import Callback, concat_histories
-from ..engine.sequential import training_count
+from ..engine.trainer import training_count
 from ..errors import OutputError, SightsoundError
 from ..fileio import write_text_atomic
 from ..runtime import set_seed

@@ -196,7 +196,7 @@ class TrainingJob:
 
     def _run(self) -> None:
         from .. import presets
-        from ..engine.sequential import training_count
+        from ..engine.trainer import training_count
         from ..training.mnist import train_mnist
 
         s = self.params.settings
