@@ -182,12 +182,7 @@ def staged_directory(dest: str | os.PathLike, *, replace: bool = False, staging:
     os.mkdir(temp, 0o777)
     try:
         yield temp
-        if os.path.lexists(dest):
-            if replace:
-                shutil.rmtree(dest)
-            else:
-                dest.rmdir()
-        os.replace(temp, dest)
+        publish_directory(temp, dest, replace=replace, durable=False)
     except BaseException as error:
         if not isinstance(error, keep_on):
             shutil.rmtree(temp, ignore_errors=True)
@@ -195,5 +190,21 @@ def staged_directory(dest: str | os.PathLike, *, replace: bool = False, staging:
     fsync_directory(dest.parent)
 
 
+def publish_directory(finished: str | os.PathLike, dest: str | os.PathLike, *, replace: bool = False,
+                      durable: bool = True) -> None:
+    """Rename the folder ``finished`` onto ``dest``: whatever is at ``dest`` goes first (the whole folder when
+    ``replace``, else only an empty folder; anything else fails with :class:`OSError`); then, when
+    ``durable``, the parent folder is fsynced. For builds that keep their own staging folder (to resume)."""
+    dest = Path(dest)
+    if os.path.lexists(dest):
+        if replace:
+            shutil.rmtree(dest)
+        else:
+            dest.rmdir()
+    os.replace(finished, dest)
+    if durable:
+        fsync_directory(dest.parent)
+
+
 __all__ = ["atomic_write", "write_bytes_atomic", "write_text_atomic", "write_json_atomic", "staged_directory",
-           "fsync_directory", "remove_quietly"]
+           "publish_directory", "fsync_directory", "remove_quietly"]

@@ -12,7 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ...errors import DataError
-from ...fileio import fsync_directory, write_text_atomic
+from ...fileio import publish_directory, write_text_atomic
 from ..download import progress_bar
 from ..speech_commands import BACKGROUND_NOISE
 from .espeak import espeak_version, list_voices
@@ -279,13 +279,7 @@ def _move_into_place(temp: Path, out: Path, overwrite: bool) -> None:
     """Drop the journal and plan, then rename the finished build to ``out``."""
     for hidden in (JOURNAL, PLAN):
         (temp / hidden).unlink()
-    if os.path.lexists(out):
-        if overwrite:
-            shutil.rmtree(out)
-        else:
-            out.rmdir()
-    os.replace(temp, out)
-    fsync_directory(out.parent)
+    publish_directory(temp, out, replace=overwrite)
 
 
 def importlib_version(package: str) -> str | None:
