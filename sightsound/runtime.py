@@ -7,6 +7,8 @@ import ctypes
 import os
 import random
 import sys
+import threading
+import time
 
 import numpy as np
 import torch
@@ -77,8 +79,14 @@ _M_TOP_PAD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -2, -3, -8  # glibc <malloc.h>
 _OTHER_ALLOCATORS = ("jemalloc", "tcmalloc", "mimalloc")
 #: ``SIGHTSOUND_TUNE_HEAP=0`` leaves glibc's heap as it is (``--no-heap-tuning`` on the command line sets it).
 TUNE_HEAP_ENV = "SIGHTSOUND_TUNE_HEAP"
+#: A tuned heap gives its free memory back once fit/evaluate/predict have not run for this long.
+IDLE_TRIM_SECONDS = 1.0
 _heap_tuned: bool | None = None
 _keep_memory = False
+_activity = threading.Lock()  # guards the call count, the last call's end and the trim timer
+_active_calls = 0
+_last_call_end = 0.0
+_trim_timer: threading.Timer | None = None
 
 
 def _glibc():
@@ -124,8 +132,8 @@ def tune_cpu_heap(*, keep_memory: bool = False) -> bool:
 
     The price is memory: the heap keeps what it freed. ``keep_memory=True``
     (the command line and the server, which tune at start-up) accepts that for
-    the whole process; otherwise :func:`cpu_heap` gives freed memory back when
-    ``fit``/``evaluate``/``predict`` return. ``Sequential.fit`` calls this on
+    the whole process; otherwise :func:`cpu_heap` gives freed memory back once
+    ``fit``/``evaluate``/``predict`` have been idle for :data:`IDLE_TRIM_SECONDS`. ``Sequential.fit`` calls this on
     its first run on the CPU.
 
     Returns True when the heap settings were changed (now or before). Leaves the
@@ -161,14 +169,43 @@ def release_free_memory() -> bool:
 @contextlib.contextmanager
 def cpu_heap(device: torch.device, tune: bool):
     """Around ``fit``/``evaluate``/``predict``: tune the heap first when ``tune`` and the device is the
-    CPU; afterwards give freed memory back, unless the process chose to keep it (``keep_memory``)."""
-    if tune and device.type == "cpu":
+    CPU; once no such call has run for :data:`IDLE_TRIM_SECONDS`, give freed memory back, unless the
+    process chose to keep it (``keep_memory``). Giving it back after every call would make the next
+    call fault all of its activations in again: calls in a loop keep the memory, an idle model does not."""
+    global _active_calls, _last_call_end, _trim_timer
+    if device.type != "cpu":
+        yield
+        return
+    if tune:
         tune_cpu_heap()
+    with _activity:
+        _active_calls += 1
     try:
         yield
     finally:
-        if _heap_tuned and not _keep_memory and device.type == "cpu":
-            release_free_memory()
+        with _activity:
+            _active_calls -= 1
+            _last_call_end = time.monotonic()
+            if _heap_tuned and not _keep_memory and _trim_timer is None:
+                _trim_timer = _start_timer(IDLE_TRIM_SECONDS)
+
+
+def _start_timer(seconds: float) -> threading.Timer:
+    timer = threading.Timer(seconds, _trim_when_idle)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def _trim_when_idle() -> None:
+    global _trim_timer
+    with _activity:
+        wait = _last_call_end + IDLE_TRIM_SECONDS - time.monotonic()
+        if _active_calls or wait > 0:  # busy again: look later
+            _trim_timer = _start_timer(max(wait, 0.05) if not _active_calls else IDLE_TRIM_SECONDS)
+            return
+        _trim_timer = None
+    release_free_memory()
 
 
 def limit_malloc_arenas(arenas: int = 2) -> bool:

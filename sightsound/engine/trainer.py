@@ -142,7 +142,7 @@ class Trainer:
         On the CPU the first ``fit`` tunes glibc's heap so that training steps do not
         page-fault (:func:`sightsound.runtime.tune_cpu_heap`; ``tune_heap=False`` or
         ``SIGHTSOUND_TUNE_HEAP=0`` leave it alone); freed memory goes back to the
-        system when ``fit``, ``evaluate`` and ``predict`` return.
+        system once ``fit``, ``evaluate`` and ``predict`` have been idle for a second.
         """
         if self.optimizer is None:
             raise RuntimeError("call model.compile(...) before model.fit(...)")
