@@ -147,9 +147,10 @@ def tune_cpu_heap(*, keep_memory: bool = False) -> bool:
         # The threshold first: a refused value changes nothing, while a top pad, once set, freezes the
         # threshold wherever it stands. glibc never refuses a top pad, but if one did, the threshold
         # has changed all the same and the heap counts as tuned.
-        threshold_set = (_glibc_mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
-                         or _glibc_mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_FALLBACK))
-        _heap_tuned = threshold_set and (_glibc_mallopt(_M_TOP_PAD, HEAP_TOP_PAD_BYTES) or True)
+        _heap_tuned = (_glibc_mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+                       or _glibc_mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_FALLBACK))
+        if _heap_tuned:
+            _glibc_mallopt(_M_TOP_PAD, HEAP_TOP_PAD_BYTES)
     if _heap_tuned and keep_memory:
         _keep_memory = True
     return bool(_heap_tuned)
