@@ -47,11 +47,17 @@ def _add_train(commands) -> None:
                     "test_results.json into MODEL_DIR.")
     train.add_argument("data", metavar="DATA_DIR", help="dataset folder (word folders + validation/testing lists)")
     train.add_argument("model", metavar="MODEL_DIR", help="where to write the trained model and reports")
-    train.add_argument("--recipe", default="chapter", choices=["chapter", "robust"],
+    train.add_argument("--recipe", default="chapter", choices=["chapter", "robust", "people"],
                        help="chapter: the book's settings (sgd 0.01, 25 epochs); robust: Adam with a one-cycle "
                             "schedule for 40 epochs, noise mixed into 85 %% of clips at -5 to 30 dB, 20 %% "
                             "_unknown_ and 10 %% noise examples, words cut at window edges, for listening in "
-                            "noisy rooms (default: chapter). The options below override the recipe's values")
+                            "noisy rooms; people: the shipped model's recipe, a batch-normalised convnet "
+                            "(speech-bn) with robust's noise and other tempos, vocal tracts, rooms and "
+                            "microphones, for voices unlike the corpus's (default: chapter). The options below "
+                            "override the recipe's values")
+    train.add_argument("--architecture", default=None, choices=["speech-conv", "speech-bn"],
+                       help="the model to train: speech-conv (Listing 4.8) or speech-bn (default: the recipe's; "
+                            "people: speech-bn)")
     train.add_argument("--epochs", type=int, default=None, help="training epochs (default: 25; robust: 40)")
     train.add_argument("--batch-size", type=int, default=None, help="batch size (default: 64)")
     train.add_argument("--optimizer", default=None, choices=["sgd", "rmsprop", "adam"],
@@ -175,8 +181,9 @@ def run_train(args: argparse.Namespace) -> int:
         raise SightsoundError("--no-augment turns augmentation off; drop --noise-probability/--snr/"
                               "--fragment-probability/--partial-probability or it")
     if args.initial_model is None:
-        presets.build(PRESET, device="cpu").summary()
-    result = train_speech(args.data, args.model, epochs=args.epochs, batch_size=args.batch_size,
+        presets.build(args.architecture or presets.training_defaults(PRESET, args.recipe).get("model", PRESET),
+                      device="cpu").summary()
+    result = train_speech(args.data, args.model, model=args.architecture, epochs=args.epochs, batch_size=args.batch_size,
                           optimizer=args.optimizer, learning_rate=args.learning_rate, device=args.device,
                           seed=args.seed, augmentation=augmentation, progress=True,
                           initial_model=args.initial_model, dtype_policy=args.dtype_policy, recipe=args.recipe,

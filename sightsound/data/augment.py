@@ -6,6 +6,8 @@ browser's recognizer moves in), background noise from the training part of
 the noise files mixed at a random SNR (powers add: ``|S|^2 + g^2 |N|^2``, the
 expected power of the waveform sum) and a random gain (after z-normalisation a
 gain only shows where a value sits at :data:`~sightsound.audio.SILENCE_DB`).
+For voices and rooms unlike the corpus's, :mod:`.acoustics` changes the tempo,
+the vocal tract, the room and the microphone, and masks stripes (SpecAugment).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import numpy as np
 import torch
 
 from .. import audio
+from . import acoustics
+from .acoustics import _DB_TO_LN
 from ..speech.model_files import BACKGROUND_NOISE_TAG as BACKGROUND_NOISE
 from ..speech.model_files import UNKNOWN_TAG as UNKNOWN
 from .spectrograms import CONTEXT_FRAMES
@@ -40,6 +44,12 @@ class Augmentation:
     fragment. ``partial_probability``: chance that a clip is shifted so that a
     ``partial_visible`` share of its word stays, keeping its label (a window
     that hears most of "seven" should say "seven", not "six").
+    ``tempo_probability``, ``warp_probability``, ``reverb_probability``,
+    ``microphone_probability``: chance of another speaking tempo (factor from
+    ``tempo``), vocal-tract length (frequency factor from ``warp``), a room
+    (``rt60_s``, ``drr_db``) and a microphone response (:mod:`.acoustics`).
+    ``time_masks``/``freq_masks``: SpecAugment stripes of up to
+    ``time_mask_frames`` frames and ``freq_mask_bins`` bins per example.
     ``Augmentation.none()`` turns everything off.
     """
 
@@ -51,6 +61,18 @@ class Augmentation:
     fragment_visible: tuple[float, float] = (0.05, 0.35)
     partial_probability: float = 0.0
     partial_visible: tuple[float, float] = (0.6, 1.0)
+    tempo_probability: float = 0.0
+    tempo: tuple[float, float] = (0.85, 1.15)
+    warp_probability: float = 0.0
+    warp: tuple[float, float] = (0.85, 1.2)
+    reverb_probability: float = 0.0
+    rt60_s: tuple[float, float] = (0.15, 0.9)
+    drr_db: tuple[float, float] = (-3.0, 15.0)
+    microphone_probability: float = 0.0
+    time_masks: int = 0
+    time_mask_frames: int = 5
+    freq_masks: int = 0
+    freq_mask_bins: int = 20
 
     def __post_init__(self):
         if not 0 <= self.shift_frames <= CONTEXT_FRAMES:
@@ -66,6 +88,18 @@ class Augmentation:
                 raise ValueError(f"{name}_probability must be in [0, 1], got {probability}")
             if not 0 < low <= high <= 1:
                 raise ValueError(f"{name}_visible must be a (min, max) share in (0, 1], got {(low, high)}")
+        for name, (low, high) in (("tempo", self.tempo), ("warp", self.warp), ("rt60_s", self.rt60_s)):
+            if not 0 < low <= high:
+                raise ValueError(f"{name} must be a positive (min, max) range, got {(low, high)}")
+        if not self.drr_db[0] <= self.drr_db[1]:
+            raise ValueError(f"drr_db must be a (min, max) range in dB, got {self.drr_db}")
+        for name in ("tempo", "warp", "reverb", "microphone"):
+            if not 0 <= getattr(self, f"{name}_probability") <= 1:
+                raise ValueError(f"{name}_probability must be in [0, 1], got {getattr(self, f'{name}_probability')}")
+        for name in ("time_masks", "time_mask_frames", "freq_masks", "freq_mask_bins"):
+            if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), int) \
+                    or getattr(self, name) < 0:
+                raise ValueError(f"{name} must be an int >= 0, got {getattr(self, name)!r}")
 
     @classmethod
     def none(cls) -> "Augmentation":
@@ -182,13 +216,14 @@ class SpeechSplit:
                 cut = np.flatnonzero((rng.random(size) < aug.partial_probability) & ~taken)
                 starts[cut] = self._edge_starts(start + cut, aug.partial_visible, rng)
             frames = _float32(_windows(self.clip_frames[start:stop], starts))
+            frames = _voice_and_room(frames, rng, aug)
             if aug.noise_probability > 0 and self.epoch_noise:
                 mix = rng.random(size) < aug.noise_probability
                 if mix.any():
                     frames[mix] = self._mix_noise(frames[mix], rng, aug)
             if aug.gain_db != (0.0, 0.0):
                 frames = _gain(frames, rng.uniform(*aug.gain_db, size))
-            view[start:stop] = frames
+            view[start:stop] = _microphone(frames, rng, aug)
         if self.noise_examples:
             sources = self.noise_frames
             pick_rng = rng if aug is not None and aug != Augmentation.none() else fixed
@@ -199,7 +234,12 @@ class SpeechSplit:
                 view[n_clips + i] = src[s:s + audio.NUM_FRAMES]
             if aug.gain_db != (0.0, 0.0):
                 view[n_clips:] = _gain(view[n_clips:], rng.uniform(*aug.gain_db, self.noise_examples))
+            view[n_clips:] = _microphone(view[n_clips:], rng, aug)
         normalize_batch(x)
+        if aug.time_masks or aug.freq_masks:
+            for start in range(0, n, 1024):
+                acoustics.mask(torch.from_numpy(view[start:start + 1024]), rng, aug.time_masks, aug.time_mask_frames,
+                               aug.freq_masks, aug.freq_mask_bins)
         if not one_hot:
             return x, labels
         y = np.zeros((n, len(self.words)), dtype=np.float32)
@@ -234,7 +274,35 @@ class SpeechSplit:
         return p.log10_().mul_(10.0).numpy()
 
 
-_DB_TO_LN = float(np.log(10.0) / 10.0)  #: 10^(dB/10) = exp(dB * ln(10)/10)
+
+def _chosen(rng: np.random.Generator, probability: float, size: int) -> np.ndarray:
+    return np.flatnonzero(rng.random(size) < probability) if probability > 0 else np.empty(0, dtype=np.int64)
+
+
+def _voice_and_room(frames: np.ndarray, rng: np.random.Generator, aug: Augmentation) -> np.ndarray:
+    """Another tempo, another vocal tract and a room, each for its share of the clips (in place)."""
+    size = len(frames)
+    t = torch.from_numpy(frames)
+    for chosen, change in (
+            (_chosen(rng, aug.tempo_probability, size), lambda x, k: acoustics.stretch_time(
+                x, np.exp(rng.uniform(*np.log(aug.tempo), k)))),
+            (_chosen(rng, aug.warp_probability, size), lambda x, k: acoustics.warp_frequency(
+                x, np.exp(rng.uniform(*np.log(aug.warp), k)))),
+            (_chosen(rng, aug.reverb_probability, size), lambda x, k: acoustics.reverberate(
+                x, rng.uniform(*aug.rt60_s, k), rng.uniform(*aug.drr_db, k)))):
+        if chosen.size:
+            index = torch.from_numpy(chosen)
+            t[index] = change(t[index], chosen.size)
+    return frames
+
+
+def _microphone(frames: np.ndarray, rng: np.random.Generator, aug: Augmentation) -> np.ndarray:
+    chosen = _chosen(rng, aug.microphone_probability, len(frames))
+    if chosen.size:
+        index = torch.from_numpy(chosen)
+        t = torch.from_numpy(frames)
+        t[index] = acoustics.microphone(t[index], rng)
+    return frames
 
 
 def _gain(frames: np.ndarray, gains_db: np.ndarray) -> np.ndarray:

@@ -34,6 +34,7 @@ from ..errors import OutputError, SightsoundError
 from ..fileio import write_text_atomic
 from ..runtime import set_seed
 from .schedules import LearningRateScheduler, OneCycle
+from .targets import smooth_labels
 
 CHECKPOINT_DIR = "checkpoint"
 
@@ -207,9 +208,7 @@ def _fit_and_finish(net, preset: str, settings: MnistSettings, data: mnist.Mnist
         steps = math.ceil(n_fit / batch_size)
         schedule = OneCycle.from_config({**settings.schedule, "total_steps": steps * epochs})
         extra.append(LearningRateScheduler(schedule, steps_per_epoch=steps))
-    if settings.label_smoothing:  # as Keras' CategoricalCrossentropy(label_smoothing=...)
-        eps = settings.label_smoothing
-        train_y = train_y * np.float32(1 - eps) + np.float32(eps / train_y.shape[1])
+    train_y = smooth_labels(train_y, settings.label_smoothing)
     if progress and main_process:
         from ..engine.callbacks import ProgressBar
 

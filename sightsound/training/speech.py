@@ -45,8 +45,9 @@ from ..speech.model_files import metadata  # re-exported: the metadata.json docu
 from ..speech.recognizer import Recognizer, create
 from ..speech.results import ClipRecognition as Recognition
 from .schedules import LearningRateScheduler, OneCycle
+from .targets import smooth_labels
 
-PRESET = "speech-conv"
+PRESET = "speech-conv"  #: Listing 4.8, and the key of the speech job's settings in presets.RECIPES
 
 
 @dataclass
@@ -199,6 +200,8 @@ class SpeechSettings:
     schedule: dict | None = None
     dtype_policy: str = "float32"
     initial_model: str | None = None  # a saved speech model to start from (fine-tuning)
+    model: str = PRESET  # the preset to build (``speech-conv``: Listing 4.8; ``speech-bn``)
+    label_smoothing: float = 0.0
 
     @classmethod
     def of(cls, recipe: str = "chapter", *, augmentation=RECIPE, **overrides) -> "SpeechSettings":
@@ -220,6 +223,10 @@ class SpeechSettings:
         if isinstance(settings.batch_size, bool) or not isinstance(settings.batch_size, int) \
                 or settings.batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {settings.batch_size!r}")
+        if not settings.model.startswith("speech-") or settings.model not in presets.PRESETS:
+            raise ValueError(f"model must be a speech preset, got {settings.model!r}; choose "
+                             f"{', '.join(p for p in presets.PRESETS if p.startswith('speech-'))}")
+        smooth_labels(np.zeros((1, 2), np.float32), settings.label_smoothing)  # checks the range
         return settings
 
     def to_json(self) -> dict:
@@ -251,7 +258,6 @@ def train_speech(data_dir: str | os.PathLike, model_dir: str | os.PathLike | Non
     elif overrides or recipe != "chapter" or augmentation is not RECIPE:
         raise ValueError("train_speech(settings=...) takes no separate settings (use dataclasses.replace)")
     s = settings
-    epochs, batch_size, augmentation, initial_model = s.epochs, s.batch_size, s.augmentation, s.initial_model
     if seed is not None:
         set_seed(seed)
     start = time.perf_counter()
@@ -261,32 +267,17 @@ def train_speech(data_dir: str | os.PathLike, model_dir: str | os.PathLike | Non
     words = data.words
     train, val, test = data.split("training"), data.split("validation"), data.split("testing")
     val_x, val_y = val.arrays() if len(val) else (None, None)
-    if initial_model is not None:
-        model, known = load_speech_model(initial_model, device=device)
-        if known != words:
-            raise ModelFormatError(f"{initial_model} knows the words {list(known)} but {data.root} has "
-                                   f"{list(words)}; fine-tuning needs the same word list")
-    else:
-        model = presets.build(PRESET, num_classes=len(words), device=device)
+    model = _initial_model(s, data, device)
     model.compile(optimizer=s.optimizer, loss="categoricalCrossentropy", metrics=["accuracy"],
                   learning_rate=s.learning_rate, dtype_policy=s.dtype_policy)
-    scheduled = []
-    if s.schedule:
-        steps = math.ceil(len(train) / batch_size)
-        schedule = OneCycle.from_config({**s.schedule, "peak": model.optimizer.learning_rate,
-                                         "total_steps": steps * epochs})
-        scheduled.append(LearningRateScheduler(schedule, steps_per_epoch=steps))
+    steps = math.ceil(len(train) / s.batch_size)
     rng = np.random.default_rng([seed or 0, 99])
-    parts = []
-    for epoch in range(epochs):
-        x, y = train.arrays(augmentation, rng)
-        extra = scheduled + list(callbacks or [])
-        if progress:
-            from ..engine.callbacks import ProgressBar
-
-            extra.append(ProgressBar(math.ceil(len(x) / batch_size), epochs, len(x)))
-        history = model.fit(x, y, batch_size=batch_size, epochs=epoch + 1, initial_epoch=epoch,
-                            validation_data=(val_x, val_y) if val_x is not None else None, callbacks=extra)
+    parts, extra = [], _callbacks(s, model, steps, len(train), progress, callbacks)
+    for epoch in range(s.epochs):
+        x, y = train.arrays(s.augmentation, rng)
+        history = model.fit(x, smooth_labels(y, s.label_smoothing), batch_size=s.batch_size, epochs=epoch + 1,
+                            initial_epoch=epoch, validation_data=(val_x, val_y) if val_x is not None else None,
+                            callbacks=extra)
         parts.append(history.to_json())
         del x, y
         if model.stop_training:
@@ -304,6 +295,35 @@ def train_speech(data_dir: str | os.PathLike, model_dir: str | os.PathLike | Non
     return result
 
 
+def _initial_model(s: SpeechSettings, data: sc.SpeechCommandsData, device: str):
+    """A fresh model of the settings' preset, or the saved one to fine-tune (which must know the same words)."""
+    if s.initial_model is None:
+        return presets.build(s.model, num_classes=len(data.words), device=device)
+    model, known = load_speech_model(s.initial_model, device=device)
+    if known != data.words:
+        raise ModelFormatError(f"{s.initial_model} knows the words {list(known)} but {data.root} has "
+                               f"{list(data.words)}; fine-tuning needs the same word list")
+    return model
+
+
+def _callbacks(s: SpeechSettings, model, steps: int, examples: int, progress: bool, callbacks) -> list:
+    """The learning-rate schedule (one cycle over the whole run), a progress bar and the caller's callbacks."""
+    out = []
+    if s.schedule:
+        schedule = OneCycle.from_config({**s.schedule, "peak": model.optimizer.learning_rate,
+                                         "total_steps": steps * s.epochs})
+        out.append(LearningRateScheduler(schedule, steps_per_epoch=steps))
+    out += list(callbacks or [])
+    if progress:
+        from ..engine.callbacks import ProgressBar
+
+        out.append(ProgressBar(steps, s.epochs, examples))
+    return out
+
+
+_TITLES = {"speech-conv": "Listing 4.8", "speech-bn": "speech-bn convnet"}
+
+
 def save_speech_run(model, result: SpeechTrainResult, data_root: Path | None = None) -> list[Path]:
     """Write the model, metadata.json, history.json, curves.png, confusion.png and test_results.json."""
     from .. import plots
@@ -311,15 +331,16 @@ def save_speech_run(model, result: SpeechTrainResult, data_root: Path | None = N
     out = Path(result.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ev = result.evaluation
-    model.save(str(out), user_defined_metadata={"preset": PRESET, "words": list(result.words),
+    preset = result.settings.get("model", PRESET)
+    model.save(str(out), user_defined_metadata={"preset": preset, "words": list(result.words),
                                                 "test_accuracy": ev.accuracy, "test_loss": ev.loss})
     meta = model_files.write_metadata(out, result.words)
     history = write_json_atomic(out / "history.json", {
         **result.history, "test": {"loss": ev.loss, "acc": ev.accuracy, "per_class_acc": ev.per_class},
-        "preset": PRESET, "words": list(result.words), "examples": result.examples, "seconds": result.seconds,
+        "preset": preset, "words": list(result.words), "examples": result.examples, "seconds": result.seconds,
         "data": str(data_root) if data_root else None, "settings": result.settings})
     results = write_json_atomic(out / "test_results.json", ev.to_json())
-    curves = plots.plot_curves(result.history, out / "curves.png", title="Listing 4.8 on speech commands")
+    curves = plots.plot_curves(result.history, out / "curves.png", title=f"{_TITLES.get(preset, preset)} on speech commands")
     confusion = plot_confusion(ev, out / "confusion.png",
                                title=f"test split: accuracy {ev.accuracy:.3f} on {sum(ev.counts.values())} examples")
     return [out / "model.json", meta, history, curves, confusion, results]

@@ -7,7 +7,7 @@ import hashlib
 import numpy as np
 
 from ..speech_commands import AUX_WORDS, TARGET_WORDS
-from .spec import KOKORO_BLEND_CHANCE, KOKORO_SPEED, SPLIT_SHARES, TAKE_TEXTS, ClipJob, Speaker, SynthSize
+from .spec import EXTRA_UNKNOWN, KOKORO_BLEND_CHANCE, KOKORO_SPEED, SPLIT_SHARES, TAKE_TEXTS, ClipJob, Speaker, SynthSize
 
 
 def _speaker_hash(seed: int, voice: str) -> str:
@@ -117,15 +117,16 @@ def plan_clips(size: SynthSize, seed: int, speakers: list[Speaker]) -> list[Clip
         elif extra > 0:
             chosen += rng.choice(len(speakers), extra, replace=extra > len(speakers)).tolist()
         entries += [(word, speakers[i]) for i in chosen]
+    others = AUX_WORDS + EXTRA_UNKNOWN
     for s in speakers:
-        count = min(size.aux_per_speaker, len(AUX_WORDS))
-        for i in sorted(rng.choice(len(AUX_WORDS), count, replace=False).tolist()):
-            entries.append((AUX_WORDS[i], s))
+        count = min(size.aux_per_speaker, len(others))
+        for i in sorted(rng.choice(len(others), count, replace=False).tolist()):
+            entries.append((others[i], s))
     jobs = []
     for index, (word, s) in enumerate(entries):
         n = takes.get((word, s.hash), 0)
         takes[(word, s.hash)] = n + 1
-        text = TAKE_TEXTS[int(rng.integers(len(TAKE_TEXTS)))].format(w=word)
+        text = TAKE_TEXTS[int(rng.integers(len(TAKE_TEXTS)))].format(w=word.replace("_", " "))
         pitch = int(np.clip(round(s.pitch + rng.uniform(-8, 8)), 0, 99))
         factor = rng.uniform(0.88, 1.12)  # the take's speaking rate; for Kokoro half as much speed change
         common = dict(

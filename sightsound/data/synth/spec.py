@@ -8,6 +8,17 @@ from pathlib import Path
 RATE = 16000  #: sample rate of every clip and noise file
 CLIP = RATE  #: samples per clip (one second)
 TAKE_TEXTS = ("{w}", "{w}", "{w}.", "{w}!", "{w}?")  # intonation variety, plain word most often
+#: What the corpus says for ``_unknown_`` besides Speech Commands' auxiliary words: everyday words,
+#: words that share sounds with a command word (but are not homophones of one: no "know", "too",
+#: "ate", "write"), and short phrases (folders name them with "_" for spaces), so the recogniser
+#: learns to stay quiet on ordinary speech. None contains a command word.
+EXTRA_UNKNOWN = (
+    "again", "hello", "okay", "please", "maybe", "water", "money", "table", "window", "morning",
+    "yet", "yellow", "nope", "note", "ten", "twelve", "twenty", "fine", "seventy", "sticks",
+    "lift", "light", "loft", "top", "stock", "goal", "toe", "town", "cup", "wait",
+    "thank_you", "good_morning", "see_you_later", "how_are_you", "come_here", "not_now",
+    "over_there", "I_think_so", "very_good", "what_is_this", "open_the_door", "excuse_me",
+)
 SPLIT_SHARES = {"validation": 0.1, "testing": 0.1}  # of the variants; the rest train
 ENGINES = ("espeak", "kokoro")
 KOKORO_SPEED = (0.8, 1.25)  # a Kokoro speaker's own speed
@@ -31,7 +42,7 @@ class SynthSize:
 SIZES = {
     "small": SynthSize("small", speakers=20, clips_per_word=20, aux_per_speaker=4, noise_seconds=15,
                        kokoro_speakers=12),
-    "full": SynthSize("full", speakers=None, clips_per_word=1100, aux_per_speaker=8, noise_seconds=60,
+    "full": SynthSize("full", speakers=None, clips_per_word=1100, aux_per_speaker=12, noise_seconds=60,
                       kokoro_speakers=196),
 }
 
