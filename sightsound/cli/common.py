@@ -23,3 +23,17 @@ def add_device(parser: argparse.ArgumentParser, gpu_alias: bool = False) -> None
 
 def add_seed(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="random seed for repeatable runs")
+
+
+def add_speech_model(parser: argparse.ArgumentParser) -> None:
+    """``--model MODEL``: a speech model folder or URL; the shipped model when left out."""
+    parser.add_argument("--model", default=None, metavar="MODEL",
+                        help="speech model: a folder or URL with model.json and metadata.json "
+                             "(default: the model shipped with sightsound)")
+
+
+def speech_recognizer(args: argparse.Namespace):
+    """The recognizer ``--model`` names (see :func:`add_speech_model`), on ``--device``."""
+    from .. import speech
+
+    return speech.create("BROWSER_FFT", model=args.model, device=args.device)

@@ -4,6 +4,7 @@ This is the API of the ``@tensorflow-models/speech-commands`` package (0.5.4)
 that the chapter uses in Listing 4.9, with Python names::
 
     >>> from sightsound import speech
+    >>> recognizer = speech.create("BROWSER_FFT")  # the model shipped with sightsound  # doctest: +SKIP
     >>> recognizer = speech.create("BROWSER_FFT", model="runs/speech")  # doctest: +SKIP
     >>> recognizer.word_labels()  # doctest: +SKIP
     ['_background_noise_', '_unknown_', 'down', 'eight', ...]
@@ -25,11 +26,13 @@ from __future__ import annotations
 
 import os
 import threading
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from ..errors import ModelFormatError, ShapeError
+from ..tfjs.constants import MODEL_JSON
 from . import frontend, model_files
 from .frontend import FRAME_DURATION_MILLIS, FRAME_SIZE, NUM_FRAMES, SAMPLE_RATE
 from .results import ClipRecognition, RecognitionResult, SpectrogramData
@@ -277,31 +280,22 @@ def create(fft_type: str = "BROWSER_FFT", vocabulary: str | None = None, model=N
     ``model``: a folder, a ``model.json`` path, ``file://`` or ``http(s)://``
     URL of a TF.js Layers model, with ``metadata.json`` (``{"words": [...]}``)
     beside it unless ``metadata`` (a dict, path or URL) is given. Without
-    ``model``, the default model at ``<cache dir>/models/speech-commands``
-    (:func:`default_model_dir`). The package's pretrained vocabularies
-    (``'18w'``, ``'directional4w'``) are downloaded from Google's servers by
-    TF.js and are not available: train one with ``sightsound speech train``.
-    Raises :class:`ModelFormatError` for a missing model or metadata, or an
-    output size that differs from the number of words.
+    ``model``, the speech model shipped with sightsound
+    (:func:`~sightsound.speech.model_files.pretrained_model_dir`). The
+    package's pretrained vocabularies (``'18w'``, ``'directional4w'``) are not
+    available. Raises :class:`ModelFormatError` for a missing model (also a
+    shipped one missing from a broken install) or metadata, or an output size
+    that differs from the number of words.
     """
     if fft_type == "SOFT_FFT":
         raise ValueError("SOFT_FFT SpeechCommandRecognizer has not been implemented yet.")
     if fft_type != "BROWSER_FFT":
         raise ValueError(f"Invalid fftType: {fft_type!r} (expected 'BROWSER_FFT')")
     if vocabulary is not None:
-        raise ValueError(f"vocabulary {vocabulary!r}: the package's pretrained models come from Google's servers "
-                         f"and are not available here; train a model (`sightsound speech train DATA_DIR "
-                         f"{model_files.default_model_dir()}`) and pass model=DIR, or leave both out to use "
-                         f"that default")
+        raise ValueError(f"vocabulary {vocabulary!r}: the package's pretrained models are not available here; "
+                         f"pass model=DIR_OR_URL, or leave both out to use the model shipped with sightsound")
     if model is None:
-        where = model_files.default_model_dir()
-        if not (where / "model.json").is_file():
-            raise ModelFormatError(
-                f"no speech model given and none at the default location {where}. Make one with\n"
-                f"  sightsound speech synth corpus --size full\n"
-                f"  sightsound speech train corpus {where}\n"
-                f"or pass model=DIR_OR_URL (on the command line: the MODEL argument)")
-        model = where
+        model = _pretrained_model()
     if not isinstance(model, (str, os.PathLike)):
         words = model_files.words_of(metadata, "metadata") if isinstance(metadata, dict) else None
         if words is None:
@@ -316,6 +310,17 @@ def create(fft_type: str = "BROWSER_FFT", vocabulary: str | None = None, model=N
     recognizer = Recognizer(loaded, words, where=ref)
     recognizer._predict(np.zeros((1, recognizer.num_frames, FRAME_SIZE, 1), dtype=np.float32))  # warm-up
     return recognizer
+
+
+def _pretrained_model() -> Path:
+    """The shipped model's folder, or ModelFormatError naming what is missing there (an incomplete install)."""
+    folder = model_files.pretrained_model_dir()
+    missing = [name for name in (MODEL_JSON, model_files.METADATA_JSON) if not (folder / name).is_file()]
+    if missing:
+        raise ModelFormatError(f"the speech model shipped with sightsound is missing: no {' and no '.join(missing)} "
+                               f"in {folder}. This sightsound install is incomplete; reinstall it, or pass a model "
+                               f"(model=DIR_OR_URL; on the command line --model)")
+    return folder
 
 
 __all__ = ["create", "Recognizer", "FFT_TYPES"]
