@@ -4,7 +4,7 @@
     sightsound speech train corpus/ runs/speech --epochs 25
     sightsound speech evaluate runs/speech corpus/
     sightsound speech recognize clip1.wav clip2.wav                  # the shipped model
-    sightsound speech recognize --model runs/speech clip1.wav        # a trained one
+    sightsound speech recognize --model runs/speech clip1.wav        # a trained one (or 18w, directional4w)
     sightsound speech spectrogram clip1.wav -o clip1.png
     sightsound speech download            # the real Speech Commands v0.02, into the data dir
     sightsound speech listen --file long.wav   # streaming (cli/speech_listen.py)

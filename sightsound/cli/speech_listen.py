@@ -2,7 +2,7 @@
 
     sightsound speech listen --file long.wav                          # the shipped model, as fast as possible
     sightsound speech listen --model runs/speech --file long.wav --realtime   # paced like a live stream
-    sightsound speech listen --mic --threshold 0.9                    # until Ctrl-C
+    sightsound speech listen --model 18w --mic --threshold 0.9        # until Ctrl-C
 
 One line per detection, ``TIME_S<TAB>WORD<TAB>PROB``: stream seconds (3
 decimals) at the end of the window that heard the word, the word, its

@@ -13,6 +13,7 @@ One role per module, as in the package's ``src/``:
 ``sources``         audio sources for ``listen``: files, the microphone, chunk iterators, pushes
 ``model_files``     ``metadata.json`` (the model's words), read and written only here; the special
                     words ``_background_noise_`` and ``_unknown_``; where the shipped model is
+``published``       the package's published models (``'18w'``, ``'directional4w'``): URLs, the cache
 ``results``         what the recognizer reports
 ``stream``          ``listen()``'s options and semantics on a stream, and its threads
 ``recognizer``      ``create``, and the :class:`Recognizer` (``recognize``, ``listen``)
@@ -24,6 +25,7 @@ their older, shorter name.
 
 from .frontend import FRAME_DURATION_MILLIS, StreamResampler
 from .model_files import BACKGROUND_NOISE_TAG, METADATA_JSON, UNKNOWN_TAG, pretrained_model_dir
+from .published import VOCABULARIES
 from .recognizer import FFT_TYPES, Recognizer, create
 from .results import ClipRecognition, RecognitionResult, SpectrogramData
 from .sources import AudioSource, ChunkSource, MicrophoneSource, PushSource, WavFileSource
@@ -32,4 +34,4 @@ from .stream import STOP_TIMEOUT, ListenOptions, StreamProcessor
 __all__ = ["create", "Recognizer", "RecognitionResult", "SpectrogramData", "ClipRecognition", "ListenOptions",
            "StreamProcessor", "WavFileSource", "MicrophoneSource", "ChunkSource", "PushSource", "AudioSource",
            "StreamResampler", "BACKGROUND_NOISE_TAG", "UNKNOWN_TAG", "METADATA_JSON", "pretrained_model_dir",
-           "FFT_TYPES", "FRAME_DURATION_MILLIS", "STOP_TIMEOUT"]
+           "VOCABULARIES", "FFT_TYPES", "FRAME_DURATION_MILLIS", "STOP_TIMEOUT"]

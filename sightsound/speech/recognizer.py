@@ -5,6 +5,7 @@ that the chapter uses in Listing 4.9, with Python names::
 
     >>> from sightsound import speech
     >>> recognizer = speech.create("BROWSER_FFT")  # the model shipped with sightsound  # doctest: +SKIP
+    >>> recognizer = speech.create("BROWSER_FFT", "18w")  # the package's own, downloaded once  # doctest: +SKIP
     >>> recognizer = speech.create("BROWSER_FFT", model="runs/speech")  # doctest: +SKIP
     >>> recognizer.word_labels()  # doctest: +SKIP
     ['_background_noise_', '_unknown_', 'down', 'eight', ...]
@@ -33,7 +34,7 @@ import numpy as np
 
 from ..errors import ModelFormatError, ShapeError
 from ..tfjs.constants import MODEL_JSON
-from . import frontend, model_files
+from . import frontend, model_files, published
 from .frontend import FRAME_DURATION_MILLIS, FRAME_SIZE, NUM_FRAMES, SAMPLE_RATE
 from .results import ClipRecognition, RecognitionResult, SpectrogramData
 from .sources import as_source
@@ -279,22 +280,27 @@ def create(fft_type: str = "BROWSER_FFT", vocabulary: str | None = None, model=N
 
     ``model``: a folder, a ``model.json`` path, ``file://`` or ``http(s)://``
     URL of a TF.js Layers model, with ``metadata.json`` (``{"words": [...]}``)
-    beside it unless ``metadata`` (a dict, path or URL) is given. Without
-    ``model``, the speech model shipped with sightsound
-    (:func:`~sightsound.speech.model_files.pretrained_model_dir`). The
-    package's pretrained vocabularies (``'18w'``, ``'directional4w'``) are not
-    available. Raises :class:`ModelFormatError` for a missing model (also a
-    shipped one missing from a broken install) or metadata, or an output size
-    that differs from the number of words.
+    beside it unless ``metadata`` (a dict, path or URL) is given.
+    ``vocabulary`` (``'18w'`` or ``'directional4w'``, instead of ``model``):
+    the package's published model, downloaded once into the cache and used
+    from there afterwards (:mod:`sightsound.speech.published`). With neither,
+    the speech model shipped with sightsound
+    (:func:`~sightsound.speech.model_files.pretrained_model_dir`); the package
+    itself would take ``'18w'`` then. Raises :class:`ModelFormatError` for a
+    missing model (also a shipped one missing from a broken install) or
+    metadata, or an output size that differs from the number of words;
+    :class:`~sightsound.errors.FetchError` when a published model cannot be
+    downloaded; ValueError for an unknown vocabulary.
     """
     if fft_type == "SOFT_FFT":
         raise ValueError("SOFT_FFT SpeechCommandRecognizer has not been implemented yet.")
     if fft_type != "BROWSER_FFT":
         raise ValueError(f"Invalid fftType: {fft_type!r} (expected 'BROWSER_FFT')")
     if vocabulary is not None:
-        raise ValueError(f"vocabulary {vocabulary!r}: the package's pretrained models are not available here; "
-                         f"pass model=DIR_OR_URL, or leave both out to use the model shipped with sightsound")
-    if model is None:
+        if model is not None or metadata is not None:
+            raise ValueError("vocabulary name must be None when a model (or its metadata) is given")
+        model = published.ensure_model(vocabulary, request_options)
+    elif model is None:
         model = _pretrained_model()
     if not isinstance(model, (str, os.PathLike)):
         words = model_files.words_of(metadata, "metadata") if isinstance(metadata, dict) else None
