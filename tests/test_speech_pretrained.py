@@ -15,14 +15,17 @@ import urllib.parse
 import numpy as np
 import pytest
 from conftest import NPM_FIX, REPO, require
+from fastapi.testclient import TestClient
 from http_helpers import local_server
-from web_helpers import SPEECH_WORDS, save_speech_model
+from web_helpers import SPEECH_WORDS, TESTCLIENT_HOST, save_speech_model
 
 from sightsound import audio, speech
 from sightsound.cli import main
 from sightsound.cli.speech_listen import add_listen_command
 from sightsound.errors import FetchError, ModelFormatError
 from sightsound.speech import model_files, published
+from sightsound.web import create_app
+from sightsound.web.models import BUILTIN_SPEECH_MODEL
 
 SHARDS = ("group1-shard1of2", "group1-shard2of2")  # the published models' weight file names
 
@@ -105,6 +108,53 @@ def test_recognize_names_the_missing_shipped_model(tmp_path, monkeypatch, capsys
     assert main(["speech", "recognize", str(wav)]) == 2
     err = capsys.readouterr().err
     assert "install is incomplete" in err and str(tmp_path / "gone") in err and len(err.strip().splitlines()) == 1
+
+
+# -- the web app -----------------------------------------------------------------------------------------
+
+def web_client(models_dir):
+    return TestClient(create_app(models_dir, data_dir=models_dir, allowed_hosts=[TESTCLIENT_HOST]))
+
+
+def listen_ready(client, start: dict) -> dict:
+    with client.websocket_connect("/ws/audio") as socket:
+        socket.send_text(json.dumps(start))
+        message = socket.receive_json()
+        socket.send_text("stop")
+    return message
+
+
+def test_the_web_app_lists_and_uses_the_shipped_model(shipped, tmp_path):
+    models = tmp_path / "models"
+    (models / BUILTIN_SPEECH_MODEL).mkdir(parents=True)  # a folder of the reserved name shadows nothing
+    (models / BUILTIN_SPEECH_MODEL / "model.json").write_text("{}")
+    with web_client(models) as client:
+        listed = client.get("/api/models").json()["models"]
+        assert [(m["name"], m["kind"], m["builtin"]) for m in listed] == [(BUILTIN_SPEECH_MODEL, "speech", True)]
+        assert listed[0]["labels"] == SPEECH_WORDS
+        served = client.get(f"/models/{BUILTIN_SPEECH_MODEL}/model.json")
+        assert served.status_code == 200 and served.content == (shipped / "model.json").read_bytes()
+        ready = listen_ready(client, {"sample_rate": 16000})
+        assert ready["type"] == "ready" and ready["model"] == BUILTIN_SPEECH_MODEL and ready["words"] == SPEECH_WORDS
+        refused = client.post("/api/train", json={"model": "dense", "name": BUILTIN_SPEECH_MODEL})
+        assert refused.status_code == 409 and "shipped" in refused.json()["error"]
+
+    save_speech_model(models / "mine")  # the user's own speech model comes first and is the default
+    with web_client(models) as client:
+        listed = client.get("/api/models").json()["models"]
+        assert [m["name"] for m in listed] == ["mine", BUILTIN_SPEECH_MODEL]
+        assert listen_ready(client, {"sample_rate": 16000})["model"] == "mine"
+        assert listen_ready(client, {"sample_rate": 16000, "model": BUILTIN_SPEECH_MODEL})["type"] == "ready"
+
+
+def test_the_web_app_says_when_the_shipped_model_is_missing(tmp_path, monkeypatch):
+    monkeypatch.setattr(model_files, "PRETRAINED_DIR", tmp_path / "gone")
+    with web_client(tmp_path / "models") as client:
+        assert client.get("/api/models").json()["models"] == []
+        assert client.get(f"/models/{BUILTIN_SPEECH_MODEL}/model.json").status_code == 404
+        message = listen_ready(client, {"sample_rate": 16000})
+        assert message["type"] == "error" and "install is incomplete" in message["error"]
+        assert str(tmp_path) not in message["error"]  # no server paths for the page
 
 
 # -- the published models --------------------------------------------------------------------------------
