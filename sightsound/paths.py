@@ -3,7 +3,7 @@
 Data directory (datasets, possibly read-only): the ``--data-dir`` flag, else
 the ``SIGHTSOUND_DATA`` environment variable, else ``~/.cache/sightsound``.
 Cache directory (derived data sightsound writes itself: spectrogram caches,
-default models): ``SIGHTSOUND_CACHE``, else ``~/.cache/sightsound``.
+downloaded speech-commands models): ``SIGHTSOUND_CACHE``, else ``~/.cache/sightsound``.
 """
 
 from __future__ import annotations

@@ -74,7 +74,7 @@ def test_recognize_prints_three_guesses_per_file(trained, cli_corpus, tmp_path, 
     x, rate = audio.read_wav(clip)
     sf.write(long, np.concatenate([np.zeros(rate), x, np.zeros(rate)]), rate, subtype="PCM_16")
     capsys.readouterr()
-    assert main(["speech", "recognize", str(trained), str(clip), str(long), "--device", "cpu"]) == 0
+    assert main(["speech", "recognize", "--model", str(trained), str(clip), str(long), "--device", "cpu"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2
     word = "|".join(re.escape(w) for w in sc.WORDS)
@@ -87,7 +87,7 @@ def test_recognize_prints_three_guesses_per_file(trained, cli_corpus, tmp_path, 
         assert probs == sorted(probs, reverse=True)
     bad = tmp_path / "bad.wav"
     bad.write_text("not audio")
-    assert main(["speech", "recognize", str(trained), str(bad), str(clip), "--device", "cpu"]) == 2
+    assert main(["speech", "recognize", "--model", str(trained), str(bad), str(clip), "--device", "cpu"]) == 2
     captured = capsys.readouterr()
     assert "bad.wav" in captured.err and len(captured.out.strip().splitlines()) == 1
 
@@ -106,7 +106,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["speech", "train", str(tmp_path / "missing"), str(tmp_path / "m"), "--epochs", "1"]) == 2
     assert "no such dataset folder" in capsys.readouterr().err
     (tmp_path / "model").mkdir()
-    assert main(["speech", "recognize", str(tmp_path / "model"), str(tmp_path / "a.wav")]) == 2
+    assert main(["speech", "recognize", "--model", str(tmp_path / "model"), str(tmp_path / "a.wav")]) == 2
     assert "metadata.json" in capsys.readouterr().err
 
 

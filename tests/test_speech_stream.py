@@ -499,15 +499,6 @@ def test_model_and_metadata_over_http(tmp_path):
         server.shutdown()
 
 
-def test_default_model_location(tmp_path, monkeypatch):
-    monkeypatch.setenv("SIGHTSOUND_CACHE", str(tmp_path))
-    with pytest.raises(ModelFormatError, match="sightsound speech train") as err:
-        speech.create("BROWSER_FFT")
-    assert str(tmp_path / "models" / "speech-commands") in str(err.value)
-    save_tiny_model(speech.default_model_dir(), 4, WORDS)
-    assert speech.create("BROWSER_FFT", device="cpu").word_labels() == WORDS
-
-
 def test_recognize_samples_spectrograms_and_batches():
     stub = Stub([[0.1, 0.1, 0.7, 0.1]])
     rec = speech.Recognizer(stub, WORDS)
@@ -612,11 +603,11 @@ def test_listen_cli_prints_time_word_prob(trained_model, tmp_path, capsys):
     parser = argparse.ArgumentParser()
     add_listen_command(parser.add_subparsers())
     wav = long_recording(trained_model / "corpus", tmp_path / "long.wav")
-    args = parser.parse_args(["listen", str(trained_model / "model"), "--file", str(wav), "--threshold", "0",
-                              "--device", "cpu"])
+    args = parser.parse_args(["listen", "--model", str(trained_model / "model"), "--file", str(wav),
+                              "--threshold", "0", "--device", "cpu"])
     assert args.func(args) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert all(re.fullmatch(r"\d+\.\d{3}\t\w+\t[01]\.\d{3}", line) for line in lines), lines
     for bad in (["--threshold", "2"], ["--overlap", "1"], ["--mic", "--file", str(wav)], []):
         with pytest.raises(SystemExit):
-            parser.parse_args(["listen", "m"] + bad)
+            parser.parse_args(["listen", "--model", "m"] + bad)

@@ -3,13 +3,15 @@
     sightsound speech synth corpus/ --size full --seed 0
     sightsound speech train corpus/ runs/speech --epochs 25
     sightsound speech evaluate runs/speech corpus/
-    sightsound speech recognize runs/speech clip1.wav clip2.wav
+    sightsound speech recognize clip1.wav clip2.wav                  # the shipped model
+    sightsound speech recognize --model runs/speech clip1.wav        # a trained one (or 18w, directional4w)
     sightsound speech spectrogram clip1.wav -o clip1.png
     sightsound speech download            # the real Speech Commands v0.02, into the data dir
-    sightsound speech listen runs/speech --file long.wav   # streaming (cli/speech_listen.py)
+    sightsound speech listen --file long.wav   # streaming (cli/speech_listen.py)
 
 ``train`` takes the data first (as the chapter's ``yarn train DATA MODEL``);
-commands that use a trained model take the model first. DATA_DIR is the
+``evaluate`` takes the model first; ``recognize`` and ``listen`` take
+``--model`` (default: the model shipped with sightsound). DATA_DIR is the
 dataset folder itself: the one holding the word folders and the two lists.
 """
 
@@ -18,7 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import add_data_dir, add_device, add_seed
+from .common import add_data_dir, add_device, add_seed, add_speech_model, speech_recognizer
 from .speech_listen import add_listen_command
 
 
@@ -108,14 +110,14 @@ def _add_evaluate(commands) -> None:
 
 
 def _add_recognize(commands) -> None:
-    """``speech recognize MODEL_DIR WAV...``: the best words of WAV files."""
+    """``speech recognize [--model MODEL] WAV...``: the best words of WAV files."""
     recognize = commands.add_parser(
         "recognize", help="recognise the word in WAV files",
         description="Print one line per file: PATH, the best word and its probability, then the next two "
                     "as WORD:PROB, tab-separated. Files longer than one second are scanned in windows "
                     "22 frames apart; the window most confident about anything but background noise is reported.")
-    recognize.add_argument("model", metavar="MODEL_DIR", help="folder with model.json and metadata.json")
     recognize.add_argument("wavs", metavar="WAV", nargs="+", help="WAV files (any rate, bit depth, channels)")
+    add_speech_model(recognize)
     add_device(recognize)
     recognize.set_defaults(func=run_recognize)
 
@@ -210,11 +212,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_recognize(args: argparse.Namespace) -> int:
-    from .. import speech
     from ..errors import AudioError
     from ..speech.wav import read_wav
 
-    recognizer = speech.create("BROWSER_FFT", model=args.model, device=args.device)
+    recognizer = speech_recognizer(args)
     failures = 0
     for path in args.wavs:
         try:

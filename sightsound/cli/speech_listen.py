@@ -1,8 +1,8 @@
 """``sightsound speech listen``: continuous recognition of a long file or the microphone.
 
-    sightsound speech listen runs/speech --file long.wav              # as fast as possible
-    sightsound speech listen runs/speech --file long.wav --realtime   # paced like a live stream
-    sightsound speech listen runs/speech --mic --threshold 0.9        # until Ctrl-C
+    sightsound speech listen --file long.wav                          # the shipped model, as fast as possible
+    sightsound speech listen --model runs/speech --file long.wav --realtime   # paced like a live stream
+    sightsound speech listen --model 18w --mic --threshold 0.9        # until Ctrl-C
 
 One line per detection, ``TIME_S<TAB>WORD<TAB>PROB``: stream seconds (3
 decimals) at the end of the window that heard the word, the word, its
@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import add_device
+from .common import add_device, add_speech_model, speech_recognizer
 
 DEFAULT_THRESHOLD = 0.75  #: the chapter's example (the API's default is 0, as TF.js's)
 
@@ -49,7 +49,7 @@ def add_listen_command(speech_subparsers) -> argparse.ArgumentParser:
                     "'sightsound[mic]'`) through the recognizer, as the speech-commands package's listen() "
                     "does, and print one line per detected word: TIME_S<TAB>WORD<TAB>PROB. "
                     "Background noise and _unknown_ are not printed.")
-    listen.add_argument("model", metavar="MODEL", help="model folder or URL (model.json + metadata.json)")
+    add_speech_model(listen)
     where = listen.add_mutually_exclusive_group(required=True)
     where.add_argument("--file", metavar="WAV", help="a WAV file (any rate, bit depth, channels)")
     where.add_argument("--mic", action="store_true", help="the default microphone, until Ctrl-C")
@@ -75,7 +75,7 @@ def run_listen(args: argparse.Namespace) -> int:
         print("sightsound: note: --realtime only applies to --file", file=sys.stderr)
     # the source first: a missing file or microphone is reported before the model is loaded
     source = speech.WavFileSource(args.file, realtime=args.realtime) if args.file else speech.MicrophoneSource()
-    recognizer = speech.create("BROWSER_FFT", model=args.model, device=args.device)
+    recognizer = speech_recognizer(args)
 
     def show(result) -> None:
         print(f"{result.time:.3f}\t{result.word}\t{result.score:.3f}", flush=True)

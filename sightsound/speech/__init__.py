@@ -1,7 +1,7 @@
 """Spoken commands: the ``@tensorflow-models/speech-commands`` BROWSER_FFT recognizer in Python.
 
     >>> from sightsound import speech
-    >>> recognizer = speech.create("BROWSER_FFT", model="runs/speech")  # doctest: +SKIP
+    >>> recognizer = speech.create("BROWSER_FFT")  # the model shipped with sightsound  # doctest: +SKIP
     >>> recognizer.listen(print, probability_threshold=0.75,
     ...                   source=speech.WavFileSource("long.wav"))  # doctest: +SKIP
 
@@ -12,7 +12,8 @@ One role per module, as in the package's ``src/``:
 ``wav``             WAV files in and out
 ``sources``         audio sources for ``listen``: files, the microphone, chunk iterators, pushes
 ``model_files``     ``metadata.json`` (the model's words), read and written only here; the special
-                    words ``_background_noise_`` and ``_unknown_``
+                    words ``_background_noise_`` and ``_unknown_``; where the shipped model is
+``published``       the package's published models (``'18w'``, ``'directional4w'``): URLs, the cache
 ``results``         what the recognizer reports
 ``stream``          ``listen()``'s options and semantics on a stream, and its threads
 ``recognizer``      ``create``, and the :class:`Recognizer` (``recognize``, ``listen``)
@@ -23,7 +24,8 @@ their older, shorter name.
 """
 
 from .frontend import FRAME_DURATION_MILLIS, StreamResampler
-from .model_files import BACKGROUND_NOISE_TAG, METADATA_JSON, UNKNOWN_TAG, default_model_dir
+from .model_files import BACKGROUND_NOISE_TAG, METADATA_JSON, UNKNOWN_TAG, pretrained_model_dir
+from .published import VOCABULARIES
 from .recognizer import FFT_TYPES, Recognizer, create
 from .results import ClipRecognition, RecognitionResult, SpectrogramData
 from .sources import AudioSource, ChunkSource, MicrophoneSource, PushSource, WavFileSource
@@ -31,5 +33,5 @@ from .stream import STOP_TIMEOUT, ListenOptions, StreamProcessor
 
 __all__ = ["create", "Recognizer", "RecognitionResult", "SpectrogramData", "ClipRecognition", "ListenOptions",
            "StreamProcessor", "WavFileSource", "MicrophoneSource", "ChunkSource", "PushSource", "AudioSource",
-           "StreamResampler", "BACKGROUND_NOISE_TAG", "UNKNOWN_TAG", "METADATA_JSON", "default_model_dir",
-           "FFT_TYPES", "FRAME_DURATION_MILLIS", "STOP_TIMEOUT"]
+           "StreamResampler", "BACKGROUND_NOISE_TAG", "UNKNOWN_TAG", "METADATA_JSON", "pretrained_model_dir",
+           "VOCABULARIES", "FFT_TYPES", "FRAME_DURATION_MILLIS", "STOP_TIMEOUT"]

@@ -24,7 +24,7 @@ import os
 import urllib.parse
 from pathlib import Path
 
-from .. import http_fetch, paths
+from .. import http_fetch
 from ..errors import FetchError, ModelFormatError
 from ..fileio import write_json_atomic
 from . import frontend
@@ -35,13 +35,15 @@ UNKNOWN_TAG = "_unknown_"  #: the class of words the model was not trained to te
 NOISE_WORDS = (BACKGROUND_NOISE_TAG, UNKNOWN_TAG)  #: the classes ``listen()`` does not report by default
 SPEECH_COMMANDS_VERSION = "0.5.4"  #: the speech-commands package whose metadata format is written
 DEFAULT_MODEL_NAME = "sightsound-speech-conv"
-DEFAULT_MODEL_SUBDIR = ("models", "speech-commands")  #: under :func:`sightsound.paths.cache_dir`
 MAX_METADATA_BYTES = 1 << 20  #: a larger metadata.json is refused (read from disk or fetched)
+#: The speech model shipped inside the package (model.json, weights, metadata.json, MODEL_CARD.md):
+#: what ``create()``, ``speech recognize``/``listen`` and the web app's "built-in" model use by default.
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 
 
-def default_model_dir() -> Path:
-    """Where ``create()`` looks without ``model``: ``<cache dir>/models/speech-commands``."""
-    return paths.cache_dir().joinpath(*DEFAULT_MODEL_SUBDIR)
+def pretrained_model_dir() -> Path:
+    """The folder of the shipped speech model (:data:`PRETRAINED_DIR`, read when called)."""
+    return PRETRAINED_DIR
 
 
 # -- writing ------------------------------------------------------------------------------------------
@@ -154,5 +156,5 @@ def model_words(model_ref: str, metadata=None, request_options: dict | None = No
 
 
 __all__ = ["METADATA_JSON", "BACKGROUND_NOISE_TAG", "UNKNOWN_TAG", "NOISE_WORDS", "SPEECH_COMMANDS_VERSION",
-           "default_model_dir", "metadata", "write_metadata", "words_of", "parse_metadata", "read_words",
-           "folder_words", "fetch_words", "model_words"]
+           "PRETRAINED_DIR", "pretrained_model_dir", "metadata", "write_metadata", "words_of", "parse_metadata",
+           "read_words", "folder_words", "fetch_words", "model_words"]

@@ -4,6 +4,8 @@ This is the API of the ``@tensorflow-models/speech-commands`` package (0.5.4)
 that the chapter uses in Listing 4.9, with Python names::
 
     >>> from sightsound import speech
+    >>> recognizer = speech.create("BROWSER_FFT")  # the model shipped with sightsound  # doctest: +SKIP
+    >>> recognizer = speech.create("BROWSER_FFT", "18w")  # the package's own, downloaded once  # doctest: +SKIP
     >>> recognizer = speech.create("BROWSER_FFT", model="runs/speech")  # doctest: +SKIP
     >>> recognizer.word_labels()  # doctest: +SKIP
     ['_background_noise_', '_unknown_', 'down', 'eight', ...]
@@ -25,12 +27,14 @@ from __future__ import annotations
 
 import os
 import threading
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from ..errors import ModelFormatError, ShapeError
-from . import frontend, model_files
+from ..tfjs.constants import MODEL_JSON
+from . import frontend, model_files, published
 from .frontend import FRAME_DURATION_MILLIS, FRAME_SIZE, NUM_FRAMES, SAMPLE_RATE
 from .results import ClipRecognition, RecognitionResult, SpectrogramData
 from .sources import as_source
@@ -276,32 +280,28 @@ def create(fft_type: str = "BROWSER_FFT", vocabulary: str | None = None, model=N
 
     ``model``: a folder, a ``model.json`` path, ``file://`` or ``http(s)://``
     URL of a TF.js Layers model, with ``metadata.json`` (``{"words": [...]}``)
-    beside it unless ``metadata`` (a dict, path or URL) is given. Without
-    ``model``, the default model at ``<cache dir>/models/speech-commands``
-    (:func:`default_model_dir`). The package's pretrained vocabularies
-    (``'18w'``, ``'directional4w'``) are downloaded from Google's servers by
-    TF.js and are not available: train one with ``sightsound speech train``.
-    Raises :class:`ModelFormatError` for a missing model or metadata, or an
-    output size that differs from the number of words.
+    beside it unless ``metadata`` (a dict, path or URL) is given.
+    ``vocabulary`` (``'18w'`` or ``'directional4w'``, instead of ``model``):
+    the package's published model, downloaded once into the cache and used
+    from there afterwards (:mod:`sightsound.speech.published`). With neither,
+    the speech model shipped with sightsound
+    (:func:`~sightsound.speech.model_files.pretrained_model_dir`); the package
+    itself would take ``'18w'`` then. Raises :class:`ModelFormatError` for a
+    missing model (also a shipped one missing from a broken install) or
+    metadata, or an output size that differs from the number of words;
+    :class:`~sightsound.errors.FetchError` when a published model cannot be
+    downloaded; ValueError for an unknown vocabulary.
     """
     if fft_type == "SOFT_FFT":
         raise ValueError("SOFT_FFT SpeechCommandRecognizer has not been implemented yet.")
     if fft_type != "BROWSER_FFT":
         raise ValueError(f"Invalid fftType: {fft_type!r} (expected 'BROWSER_FFT')")
     if vocabulary is not None:
-        raise ValueError(f"vocabulary {vocabulary!r}: the package's pretrained models come from Google's servers "
-                         f"and are not available here; train a model (`sightsound speech train DATA_DIR "
-                         f"{model_files.default_model_dir()}`) and pass model=DIR, or leave both out to use "
-                         f"that default")
-    if model is None:
-        where = model_files.default_model_dir()
-        if not (where / "model.json").is_file():
-            raise ModelFormatError(
-                f"no speech model given and none at the default location {where}. Make one with\n"
-                f"  sightsound speech synth corpus --size full\n"
-                f"  sightsound speech train corpus {where}\n"
-                f"or pass model=DIR_OR_URL (on the command line: the MODEL argument)")
-        model = where
+        if model is not None or metadata is not None:
+            raise ValueError("vocabulary name must be None when a model (or its metadata) is given")
+        model = published.ensure_model(vocabulary, request_options)
+    elif model is None:
+        model = _pretrained_model()
     if not isinstance(model, (str, os.PathLike)):
         words = model_files.words_of(metadata, "metadata") if isinstance(metadata, dict) else None
         if words is None:
@@ -316,6 +316,17 @@ def create(fft_type: str = "BROWSER_FFT", vocabulary: str | None = None, model=N
     recognizer = Recognizer(loaded, words, where=ref)
     recognizer._predict(np.zeros((1, recognizer.num_frames, FRAME_SIZE, 1), dtype=np.float32))  # warm-up
     return recognizer
+
+
+def _pretrained_model() -> Path:
+    """The shipped model's folder, or ModelFormatError naming what is missing there (an incomplete install)."""
+    folder = model_files.pretrained_model_dir()
+    missing = [name for name in (MODEL_JSON, model_files.METADATA_JSON) if not (folder / name).is_file()]
+    if missing:
+        raise ModelFormatError(f"the speech model shipped with sightsound is missing: no {' and no '.join(missing)} "
+                               f"in {folder}. This sightsound install is incomplete; reinstall it, or pass a model "
+                               f"(model=DIR_OR_URL; on the command line --model)")
+    return folder
 
 
 __all__ = ["create", "Recognizer", "FFT_TYPES"]

@@ -4,7 +4,8 @@ Protocol (one websocket per listening session):
 
 1. The page sends a JSON text message
    ``{"model": NAME, "sample_rate": 48000, "threshold": 0.75, "overlap": 0.5}``
-   (``model`` optional: the newest speech model in the models folder).
+   (``model`` optional: the newest speech model in the models folder, else
+   the one shipped with sightsound, listed as ``built-in``).
 2. The server answers ``{"type": "ready", "words": [...], "model": NAME}``.
 3. The page streams binary messages of little-endian float32 mono PCM at its
    ``sample_rate``; it may send ``{"type": "threshold", "value": 0.8}`` or
@@ -41,6 +42,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..errors import SightsoundError
 from ..speech.model_files import NOISE_WORDS
+from .models import BUILTIN_SPEECH_MODEL
 from .security import DEFAULT_MAX_AUDIO_SESSIONS, INTERNAL_ERROR
 
 MAX_AUDIO_MESSAGE = 64 * 1024  # bytes: 16,384 float32 samples (about 0.34 s at 48 kHz)
@@ -161,8 +163,8 @@ class AudioSession:
         from .. import speech
 
         name = config.get("model") or self._default_model()
-        if name is None:  # no speech model in the folder: the recognizer's own default (user cache)
-            self.model_name, folder = "default", None
+        if name is None:  # not even the built-in model is readable: create() says what is missing
+            self.model_name, folder = BUILTIN_SPEECH_MODEL, None
         else:
             if self.state.store.info(name).kind != "speech":
                 raise StreamRejected(f"model {name!r} is not a speech model (it has no metadata.json word list)")

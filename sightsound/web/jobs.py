@@ -27,7 +27,7 @@ from ..errors import SightsoundError
 from ..fileio import staged_directory
 from ..presets import MNIST_MODELS
 from ..training.mnist import MnistSettings
-from .models import check_name
+from .models import BUILTIN_SPEECH_MODEL, check_name
 from .security import INTERNAL_ERROR
 
 _log = logging.getLogger(__name__)
@@ -260,7 +260,9 @@ class JobManager:
     def create(self, params: TrainParams) -> TrainingJob:
         """Validate nothing more than capacity and name clashes, then start a job."""
         if params.name is not None:
-            check_name(params.name)
+            if check_name(params.name) == BUILTIN_SPEECH_MODEL:
+                raise JobError(f"{BUILTIN_SPEECH_MODEL!r} names the speech model shipped with sightsound; choose "
+                               f"another name", status=409)
             if os.path.lexists(self.models_dir / params.name):  # lexists: a dangling link is in the way too
                 raise JobError(f"a model named {params.name!r} already exists; choose another name", status=409)
         with self._lock:

@@ -5,6 +5,11 @@ Every model is a sub-folder ``<models_dir>/<name>/`` with a TF.js
 come from URLs and forms, so they are checked against :data:`NAME_PATTERN`
 and every resolved path must stay inside ``models_dir``: ``../`` and friends
 are refused before anything is read.
+
+The speech model shipped with sightsound is listed too, after the saved
+ones, as :data:`BUILTIN_SPEECH_MODEL`: the Speech page uses it when the
+folder holds no speech model. That name is reserved; a folder of that name
+in ``models_dir`` is not listed.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 STATIC_FILE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\.(json|bin)$")
 MNIST_INPUT = [28, 28, 1]
 MAX_LABELS = 4096
+BUILTIN_SPEECH_MODEL = "built-in"  #: the name of the shipped speech model in lists, URLs and audio sessions
 
 
 class BadModelName(SightsoundError):
@@ -43,11 +49,12 @@ class ModelInfo:
     preset: str | None
     test_accuracy: float | None
     modified: float
+    builtin: bool = False  # shipped with sightsound, not saved in the models folder
 
     def to_json(self) -> dict:
         return {"name": self.name, "kind": self.kind, "input_shape": self.input_shape, "labels": self.labels,
                 "preset": self.preset, "test_accuracy": self.test_accuracy, "modified": self.modified,
-                "model_json": f"/models/{self.name}/model.json"}
+                "builtin": self.builtin, "model_json": f"/models/{self.name}/model.json"}
 
 
 def check_name(name: str) -> str:
@@ -69,7 +76,13 @@ class ModelStore:
     # -- paths -----------------------------------------------------------------
     def path(self, name: str) -> Path:
         """The folder of model ``name`` (which must exist), guarded against traversal."""
-        folder = (self.root / check_name(name)).resolve()
+        if check_name(name) == BUILTIN_SPEECH_MODEL:
+            folder = model_files.pretrained_model_dir().resolve()
+            if not (folder / tfjs.MODEL_JSON).is_file():
+                raise ModelNotFound(f"the {BUILTIN_SPEECH_MODEL} speech model is missing from this sightsound "
+                                    f"install (reinstall it, or train a speech model into {self.root.name}/)")
+            return folder
+        folder = (self.root / name).resolve()
         if folder.parent != self.root:
             raise BadModelName(f"invalid model name {name!r}")
         if not (folder / "model.json").is_file():
@@ -108,21 +121,26 @@ class ModelStore:
         accuracy = user.get("test_accuracy")
         return ModelInfo(name=name, kind=kind, input_shape=shape, labels=labels, preset=user.get("preset"),
                          test_accuracy=float(accuracy) if isinstance(accuracy, (int, float)) else None,
-                         modified=(folder / "model.json").stat().st_mtime)
+                         modified=(folder / "model.json").stat().st_mtime, builtin=name == BUILTIN_SPEECH_MODEL)
 
     def list(self) -> list[ModelInfo]:
-        """Every readable model, newest first; broken or hidden folders are left out."""
-        if not self.root.is_dir():
-            return []
+        """Every readable saved model, newest first, then the built-in speech model; broken or hidden
+        folders (and a missing built-in model) are left out."""
+        names = []
+        if self.root.is_dir():
+            names = [folder.name for folder in self.root.iterdir() if not folder.name.startswith(".")
+                     and NAME_PATTERN.fullmatch(folder.name) and folder.name != BUILTIN_SPEECH_MODEL]
+        saved, builtin = self._readable(names), self._readable([BUILTIN_SPEECH_MODEL])
+        return sorted(saved, key=lambda info: info.modified, reverse=True) + builtin
+
+    def _readable(self, names: list[str]) -> list[ModelInfo]:
         found = []
-        for folder in self.root.iterdir():
-            if folder.name.startswith(".") or not NAME_PATTERN.fullmatch(folder.name):
-                continue
+        for name in names:
             try:
-                found.append(self.info(folder.name))
+                found.append(self.info(name))
             except (SightsoundError, OSError, ValueError, AttributeError, TypeError):
                 continue
-        return sorted(found, key=lambda info: info.modified, reverse=True)
+        return found
 
     # -- loading ---------------------------------------------------------------
     def load(self, name: str):

@@ -30,7 +30,8 @@ export async function fetchJSON(url, options = {}) {
   return body;
 }
 
-/** Fill a <select> with the saved models of one kind ("mnist", "speech"); keep ?model= or the current choice. */
+/** Fill a <select> with the models of one kind ("mnist", "speech"), saved ones first, then the built-in speech
+ * model; keep ?model= or the current choice. */
 export async function fillModelSelect(select, kind) {
   const wanted = new URLSearchParams(location.search).get("model") || select.value;
   const { models } = await fetchJSON("/api/models");
@@ -40,7 +41,7 @@ export async function fillModelSelect(select, kind) {
       const option = document.createElement("option");
       option.value = m.name;
       const acc = m.test_accuracy == null ? "" : ` (test acc ${(m.test_accuracy * 100).toFixed(1)}%)`;
-      option.textContent = m.name + acc;
+      option.textContent = m.name + (m.builtin ? " (shipped with sightsound)" : "") + acc;
       return option;
     }),
   );

@@ -176,7 +176,10 @@ async function start() {
   liveContext.fillRect(0, 0, live.width, live.height);
   try {
     const models = await fillModelSelect($("model"), "speech");
-    if (!models.length) say(statusLine, "No speech model in the models folder: train one with `sightsound speech train`.", "error");
+    if (!models.length) {
+      say(statusLine, "No speech model: the built-in one is missing from this install and the models folder " +
+        "holds none (train one with `sightsound speech train`).", "error");
+    }
   } catch (err) {
     say(statusLine, err.message, "error");
   }
