@@ -196,3 +196,33 @@ def test_a_speech_job_takes_one_settings_object(cli_corpus):
     assert result.settings["recipe"] == "robust" and result.settings["augmentation"] is None
     with pytest.raises(ValueError, match="takes no separate settings"):
         train_speech(cli_corpus, settings=settings, epochs=3)
+
+
+def test_an_interrupted_training_run_continues_where_it_stopped(cli_corpus, tmp_path):
+    import torch
+
+    from sightsound.engine.callbacks import Callback
+    from sightsound.tfjs import load_layers_model
+    from sightsound.training.speech import train_speech
+
+    class StopAtSecondEpoch(Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    options = dict(epochs=2, batch_size=32, device="cpu", seed=4, recipe="people")
+    whole = train_speech(cli_corpus, tmp_path / "whole", **options)
+    assert not (tmp_path / "whole" / "checkpoint").exists()  # a finished run leaves no checkpoint
+    with pytest.raises(KeyboardInterrupt):
+        train_speech(cli_corpus, tmp_path / "resumed", callbacks=[StopAtSecondEpoch()], **options)
+    assert (tmp_path / "resumed" / "checkpoint" / "model.json").is_file()
+    resumed = train_speech(cli_corpus, tmp_path / "resumed", **options)
+    assert resumed.epochs == 2 and [e["epoch"] for e in resumed.history["epochs"]] == [e["epoch"] for e in whole.history["epochs"]]
+    a = load_layers_model(str(tmp_path / "whole")).net.state_dict()
+    b = load_layers_model(str(tmp_path / "resumed")).net.state_dict()
+    differ = {k: float((a[k].double() - b[k].double()).abs().max()) for k in a if not torch.equal(a[k], b[k])}
+    assert a.keys() == b.keys() and not differ, differ
+    with pytest.warns(UserWarning, match="other settings"):  # a checkpoint of another run is not continued
+        with pytest.raises(KeyboardInterrupt):
+            train_speech(cli_corpus, tmp_path / "other", callbacks=[StopAtSecondEpoch()], **options)
+        train_speech(cli_corpus, tmp_path / "other", **{**options, "seed": 5})

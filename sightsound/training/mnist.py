@@ -12,7 +12,6 @@ the model (TF.js format), ``history.json``, ``curves.png`` and
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import errno
 import json
@@ -23,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .. import presets
 from ..data import mnist
@@ -33,10 +31,10 @@ from ..engine.trainer import training_count
 from ..errors import OutputError, SightsoundError
 from ..fileio import write_text_atomic
 from ..runtime import set_seed
+from .checkpoint import CHECKPOINT_DIR, find_checkpoint, load_checkpoint, save_checkpoint
 from .schedules import LearningRateScheduler, OneCycle
 from .targets import smooth_labels
 
-CHECKPOINT_DIR = "checkpoint"
 
 
 @dataclass
@@ -259,31 +257,24 @@ class _Checkpoint(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.history.on_epoch_end(epoch, logs)
-        state = {"epochs_done": epoch + 1, "settings": self.settings,
-                 "history": concat_histories(self.previous, self.history.to_json()),
-                 "torch_rng": base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode()}
-        self.model.save(str(self.directory), include_optimizer=True,
-                        user_defined_metadata={"sightsound_checkpoint": state})
+        save_checkpoint(self.model, self.directory, {
+            "epochs_done": epoch + 1, "settings": self.settings,
+            "history": concat_histories(self.previous, self.history.to_json())})
 
 
 def _resume(resume, *, data, data_dir, epochs, device, out_dir, callbacks, progress) -> TrainResult:
-    from ..tfjs import load_layers_model
-
-    folder = Path(resume).expanduser()
-    if (folder / CHECKPOINT_DIR / "model.json").is_file():
-        folder = folder / CHECKPOINT_DIR
-    if not (folder / "model.json").is_file():
-        raise SightsoundError(f"no checkpoint to resume in {resume}: expected {folder / 'model.json'} "
+    folder = find_checkpoint(resume)
+    if folder is None:
+        raise SightsoundError(f"no checkpoint to resume in {resume}: expected "
+                              f"{Path(resume).expanduser() / CHECKPOINT_DIR / 'model.json'} "
                               f"(written after each epoch by 'sightsound mnist train --out DIR')")
-    net = load_layers_model(str(folder), device=distributed.local_device(device))
-    state = (net.user_defined_metadata or {}).get("sightsound_checkpoint")
-    if not state or net.optimizer is None or not (state.get("settings") or {}).get("preset"):
-        raise SightsoundError(f"{folder} is a saved model, not a sightsound training checkpoint")
+    net, state = load_checkpoint(folder, distributed.local_device(device))
+    if not (state.get("settings") or {}).get("preset"):
+        raise SightsoundError(f"{folder} is a saved model, not a sightsound MNIST training checkpoint")
     settings = MnistSettings.from_checkpoint(state["settings"])
     net.set_dtype_policy(settings.dtype_policy or "float32")
     if epochs is not None:
         settings = dataclasses.replace(settings, epochs=epochs)
-    torch.set_rng_state(torch.from_numpy(np.frombuffer(base64.b64decode(state["torch_rng"]), dtype=np.uint8).copy()))
     start = time.perf_counter()
     data = data or mnist.load_mnist(data_dir, progress=progress)
     out_dir = out_dir if out_dir is not None else folder.parent

@@ -26,9 +26,12 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
+import shutil
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,13 +40,14 @@ import numpy as np
 from .. import presets
 from ..data import speech_commands as sc
 from ..engine.callbacks import concat_histories
-from ..errors import DataError, ModelFormatError
+from ..errors import DataError, ModelFormatError, SightsoundError
 from ..fileio import atomic_write, write_json_atomic
 from ..runtime import set_seed
 from ..speech import frontend, model_files, wav
 from ..speech.model_files import metadata  # re-exported: the metadata.json document
 from ..speech.recognizer import Recognizer, create
 from ..speech.results import ClipRecognition as Recognition
+from .checkpoint import CHECKPOINT_DIR, find_checkpoint, load_checkpoint, save_checkpoint
 from .schedules import LearningRateScheduler, OneCycle
 from .targets import smooth_labels
 
@@ -267,24 +271,33 @@ def train_speech(data_dir: str | os.PathLike, model_dir: str | os.PathLike | Non
     words = data.words
     train, val, test = data.split("training"), data.split("validation"), data.split("testing")
     val_x, val_y = val.arrays() if len(val) else (None, None)
-    model = _initial_model(s, data, device)
-    model.compile(optimizer=s.optimizer, loss="categoricalCrossentropy", metrics=["accuracy"],
-                  learning_rate=s.learning_rate, dtype_policy=s.dtype_policy)
-    steps = math.ceil(len(train) / s.batch_size)
     rng = np.random.default_rng([seed or 0, 99])
-    parts, extra = [], _callbacks(s, model, steps, len(train), progress, callbacks)
-    for epoch in range(s.epochs):
+    run = {"settings": s.to_json(), "seed": seed, "data": str(data.root)}  # what a checkpoint must match
+    folder = Path(model_dir) / CHECKPOINT_DIR if model_dir is not None else None
+    model, parts, spent, peak = _resumed(folder, run, rng, device)
+    if model is None:
+        model = _initial_model(s, data, device)
+        model.compile(optimizer=s.optimizer, loss="categoricalCrossentropy", metrics=["accuracy"],
+                      learning_rate=s.learning_rate, dtype_policy=s.dtype_policy)
+        peak = model.optimizer.learning_rate  # a schedule's top rate: the compiled one, not a scheduled one
+    steps = math.ceil(len(train) / s.batch_size)
+    extra = _callbacks(s, peak, steps, len(train), progress, callbacks)
+    for epoch in range(len(parts), s.epochs):
         x, y = train.arrays(s.augmentation, rng)
         history = model.fit(x, smooth_labels(y, s.label_smoothing), batch_size=s.batch_size, epochs=epoch + 1,
                             initial_epoch=epoch, validation_data=(val_x, val_y) if val_x is not None else None,
                             callbacks=extra)
         parts.append(history.to_json())
         del x, y
+        if folder is not None:
+            save_checkpoint(model, folder, {**run, "epochs_done": epoch + 1, "parts": parts,
+                                            "seconds": spent + time.perf_counter() - start, "peak": peak,
+                                            "numpy_rng": json.dumps(rng.bit_generator.state)})
         if model.stop_training:
             break
     test_x, test_labels = test.arrays(one_hot=False)
     evaluation = evaluate_predictions(model.predict(test_x), test_labels, words)
-    seconds = time.perf_counter() - start
+    seconds = spent + time.perf_counter() - start
     result = SpeechTrainResult(words=words, params=model.count_params(), epochs=len(parts), seconds=seconds,
                                evaluation=evaluation, history=concat_histories(*parts),
                                examples={s: len(data.split(s)) for s in sc.SPLITS}, model=model,
@@ -292,7 +305,28 @@ def train_speech(data_dir: str | os.PathLike, model_dir: str | os.PathLike | Non
     if model_dir is not None:
         result.out_dir = Path(model_dir)
         result.files = save_speech_run(model, result, data.root)
+        shutil.rmtree(folder, ignore_errors=True)  # the finished run replaces it
     return result
+
+
+def _resumed(folder: Path | None, run: dict, rng: np.random.Generator, device: str):
+    """The model, per-epoch histories and seconds spent of an interrupted run of the same settings, seed
+    and data whose checkpoint is in ``folder`` (``rng`` set to where it was) and its peak learning rate;
+    ``(None, [], 0.0, None)`` otherwise."""
+    fresh = None, [], 0.0, None
+    if folder is None or find_checkpoint(folder) != folder:
+        return fresh
+    try:
+        model, state = load_checkpoint(folder, device)
+    except SightsoundError as error:
+        warnings.warn(f"{error}; starting afresh", stacklevel=3)
+        return fresh
+    if {k: state.get(k) for k in run} != json.loads(json.dumps(run)):
+        warnings.warn(f"{folder} holds a run with other settings, seed or data; starting afresh", stacklevel=3)
+        return fresh
+    model.set_dtype_policy(run["settings"]["dtype_policy"])
+    rng.bit_generator.state = json.loads(state["numpy_rng"])  # a string: JSON numbers lose big ints
+    return model, list(state["parts"]), float(state["seconds"]), float(state["peak"])
 
 
 def _initial_model(s: SpeechSettings, data: sc.SpeechCommandsData, device: str):
@@ -306,11 +340,11 @@ def _initial_model(s: SpeechSettings, data: sc.SpeechCommandsData, device: str):
     return model
 
 
-def _callbacks(s: SpeechSettings, model, steps: int, examples: int, progress: bool, callbacks) -> list:
+def _callbacks(s: SpeechSettings, peak: float, steps: int, examples: int, progress: bool, callbacks) -> list:
     """The learning-rate schedule (one cycle over the whole run), a progress bar and the caller's callbacks."""
     out = []
     if s.schedule:
-        schedule = OneCycle.from_config({**s.schedule, "peak": model.optimizer.learning_rate,
+        schedule = OneCycle.from_config({**s.schedule, "peak": peak,
                                          "total_steps": steps * s.epochs})
         out.append(LearningRateScheduler(schedule, steps_per_epoch=steps))
     out += list(callbacks or [])
