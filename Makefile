@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SIGHTSOUND_DATA ?= $(abspath ../shared/datasets)
 export SIGHTSOUND_DATA
 
-.PHONY: setup voices demo test lint bench clean
+.PHONY: setup voices demo test lint bench clean speech-model
 
 setup: $(STAMP) node_modules/.installed voices
 
@@ -39,6 +39,10 @@ test: setup lint
 
 lint: setup
 	$(PY) -m pylint --disable=all --enable=duplicate-code,cyclic-import --score=n sightsound
+
+# the shipped speech model from nothing (corpus, training, held-out figures, model card); resumable
+speech-model: setup
+	$(PY) scripts/build_speech_model.py
 
 clean:
 	rm -rf $(VENV) node_modules runs
