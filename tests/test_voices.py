@@ -188,3 +188,24 @@ def test_cli_rejects_unknown_engines(capsys):
     with pytest.raises(SystemExit):
         main(["speech", "synth", "/nonexistent/x", "--engines", "espeak,festival"])
     assert "festival" in capsys.readouterr().err
+
+
+# -- the shipped model on a voice it never heard -----------------------------------------------
+
+def test_the_shipped_model_understands_a_kokoro_voice_it_never_heard(kokoro):
+    from sightsound import speech
+    from sightsound.data.speech_commands import TARGET_WORDS
+
+    held_out = sorted(v for v, split in synth.kokoro_voice_splits(0).items() if split == "testing")
+    voice = held_out[0]  # scripts/build_speech_model.py builds the shipped model from the seed-0 corpus
+    recognizer = speech.create("BROWSER_FFT", device="cpu")
+    heard = {}
+    for word in TARGET_WORDS:
+        said = kokoro.speak(word, voice)[:voices.RATE]
+        clip = np.zeros(voices.RATE, dtype=np.float32)
+        start = (voices.RATE - said.size) // 2
+        clip[start:start + said.size] = said * (0.3 / max(float(np.abs(said).max()), 1e-9))
+        clip += np.random.default_rng(len(word)).standard_normal(voices.RATE).astype(np.float32) * 1e-3
+        heard[word] = recognizer.recognize_clip(clip, voices.RATE).top[0][0]
+    right = [w for w in TARGET_WORDS if heard[w] == w]
+    assert len(right) >= 15, {w: h for w, h in heard.items() if h != w}
