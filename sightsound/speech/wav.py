@@ -45,23 +45,7 @@ def read_wav(source: str | os.PathLike | bytes | bytearray | memoryview,
     import soundfile as sf
 
     name = _describe(source)
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if not path.is_file():
-            raise AudioError(f"{name}: no such file" if not path.exists() else f"{name}: not a regular file")
-        try:
-            with open(path, "rb") as handle:
-                head = handle.read(12)
-        except OSError as err:
-            raise AudioError(f"{name}: cannot open: {err.strerror or err}") from None
-        opener = os.fsencode(path)  # bytes: soundfile cannot encode names that are not valid UTF-8
-    elif isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
-        head = data[:12]
-        opener = io.BytesIO(data)
-    else:
-        raise TypeError(f"read_wav() takes a path or bytes, got {type(source).__name__}")
-
+    head, opener = _open_source(source, name)
     if len(head) < 12:
         raise AudioError(f"{name}: truncated: {len(head)} bytes is too short for a WAV header")
     if head[:4] not in (b"RIFF", b"RIFX", b"RF64") or head[8:12] != b"WAVE":
@@ -72,17 +56,10 @@ def read_wav(source: str | os.PathLike | bytes | bytearray | memoryview,
         detail = str(err).split(": ", 1)[-1] if str(err) else type(err).__name__
         raise AudioError(f"{name}: unreadable or truncated WAV header ({detail})") from None
     with handle:
-        rate, channels, frames = handle.samplerate, handle.channels, handle.frames
-        if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
-            raise AudioError(f"{name}: sample rate {rate} Hz is outside the supported "
-                             f"{MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz")
-        if channels < 1:
-            raise AudioError(f"{name}: declares {channels} channels")
-        if frames * channels > max_samples:
-            raise AudioError(f"{name}: declares {frames} frames x {channels} channels, more than the "
-                             f"cap of {max_samples} samples ({max_samples / rate / 60:.1f} min at {rate} Hz)")
+        rate, channels = handle.samplerate, handle.channels
+        _check_header(name, rate, channels, handle.frames, max_samples)
         try:
-            block = handle.read(frames, dtype="float32", always_2d=True)
+            block = handle.read(handle.frames, dtype="float32", always_2d=True)
         except (sf.SoundFileError, RuntimeError, ValueError) as err:
             raise AudioError(f"{name}: cannot decode the sample data ({err})") from None
     if block.shape[0] == 0:
@@ -91,6 +68,36 @@ def read_wav(source: str | os.PathLike | bytes | bytearray | memoryview,
     if not np.isfinite(samples).all():
         raise AudioError(f"{name}: contains NaN or infinite samples")
     return np.ascontiguousarray(samples, dtype=np.float32), int(rate)
+
+
+def _open_source(source, name: str):
+    """The first 12 bytes of a path or bytes, and what soundfile opens it from."""
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise AudioError(f"{name}: no such file" if not path.exists() else f"{name}: not a regular file")
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(12)
+        except OSError as err:
+            raise AudioError(f"{name}: cannot open: {err.strerror or err}") from None
+        return head, os.fsencode(path)  # bytes: soundfile cannot encode names that are not valid UTF-8
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        return data[:12], io.BytesIO(data)
+    raise TypeError(f"read_wav() takes a path or bytes, got {type(source).__name__}")
+
+
+def _check_header(name: str, rate: int, channels: int, frames: int, max_samples: int) -> None:
+    """Refuse a rate, channel count or length that no caller should allocate for."""
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise AudioError(f"{name}: sample rate {rate} Hz is outside the supported "
+                         f"{MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz")
+    if channels < 1:
+        raise AudioError(f"{name}: declares {channels} channels")
+    if frames * channels > max_samples:
+        raise AudioError(f"{name}: declares {frames} frames x {channels} channels, more than the "
+                         f"cap of {max_samples} samples ({max_samples / rate / 60:.1f} min at {rate} Hz)")
 
 
 def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int, subtype: str = "PCM_16") -> Path:

@@ -157,17 +157,7 @@ def train_mnist(model="conv", *, data_dir=None, epochs: int | None = None, batch
                  "train_limit": train_limit, "test_limit": test_limit, "keep_best": keep_best,
                  "dtype_policy": dtype_policy}
     build = model if callable(model) else None
-    if isinstance(model, MnistSettings):
-        given = sorted(key for key, value in overrides.items() if value is not None)
-        if given or recipe != "chapter":
-            raise ValueError(f"train_mnist(settings) takes no separate settings; got {', '.join(given) or 'recipe'}"
-                             f" (use dataclasses.replace on the settings)")
-        model.check()
-        settings = model
-    else:
-        settings = MnistSettings.of(defaults_from if build else model, recipe, **overrides)
-    if build:
-        settings = dataclasses.replace(settings, preset=None)
+    settings = _settings_of(model, recipe, overrides, defaults_from)
     if seed is not None:
         set_seed(seed)
     start = time.perf_counter()
@@ -241,6 +231,21 @@ def _read_only_fs(path: Path) -> bool:
         return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
     except (OSError, AttributeError):
         return False
+
+
+def _settings_of(model, recipe: str, overrides: dict, defaults_from: str) -> MnistSettings:
+    """A run's settings: ``model`` itself when it is settings, else its preset's (or ``defaults_from``'s
+    for a model-building callable, then with no preset) under ``recipe`` with ``overrides``."""
+    if isinstance(model, MnistSettings):
+        given = sorted(key for key, value in overrides.items() if value is not None)
+        if given or recipe != "chapter":
+            raise ValueError(f"train_mnist(settings) takes no separate settings; got {', '.join(given) or 'recipe'}"
+                             f" (use dataclasses.replace on the settings)")
+        model.check()
+        return model
+    if callable(model):
+        return dataclasses.replace(MnistSettings.of(defaults_from, recipe, **overrides), preset=None)
+    return MnistSettings.of(model, recipe, **overrides)
 
 
 class _Checkpoint(Callback):

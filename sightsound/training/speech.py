@@ -270,7 +270,6 @@ def train_speech(data_dir: str | os.PathLike, model_dir: str | os.PathLike | Non
                                            progress=progress)
     words = data.words
     train, val, test = data.split("training"), data.split("validation"), data.split("testing")
-    val_x, val_y = val.arrays() if len(val) else (None, None)
     rng = np.random.default_rng([seed or 0, 99])
     run = {"settings": s.to_json(), "seed": seed, "data": str(data.root)}  # what a checkpoint must match
     folder = Path(model_dir) / CHECKPOINT_DIR if model_dir is not None else None
@@ -282,19 +281,10 @@ def train_speech(data_dir: str | os.PathLike, model_dir: str | os.PathLike | Non
         peak = model.optimizer.learning_rate  # a schedule's top rate: the compiled one, not a scheduled one
     steps = math.ceil(len(train) / s.batch_size)
     extra = _callbacks(s, peak, steps, len(train), progress, callbacks)
-    for epoch in range(len(parts), s.epochs):
-        x, y = train.arrays(s.augmentation, rng)
-        history = model.fit(x, smooth_labels(y, s.label_smoothing), batch_size=s.batch_size, epochs=epoch + 1,
-                            initial_epoch=epoch, validation_data=(val_x, val_y) if val_x is not None else None,
-                            callbacks=extra)
-        parts.append(history.to_json())
-        del x, y
-        if folder is not None:
-            save_checkpoint(model, folder, {**run, "epochs_done": epoch + 1, "parts": parts,
-                                            "seconds": spent + time.perf_counter() - start, "peak": peak,
-                                            "numpy_rng": json.dumps(rng.bit_generator.state)})
-        if model.stop_training:
-            break
+    checkpoint = (lambda epoch: save_checkpoint(model, folder, {
+        **run, "epochs_done": epoch + 1, "parts": parts, "seconds": spent + time.perf_counter() - start,
+        "peak": peak, "numpy_rng": json.dumps(rng.bit_generator.state)})) if folder is not None else None
+    _fit_epochs(model, s, train, val, rng, parts, extra, checkpoint)
     test_x, test_labels = test.arrays(one_hot=False)
     evaluation = evaluate_predictions(model.predict(test_x), test_labels, words)
     seconds = spent + time.perf_counter() - start
@@ -327,6 +317,23 @@ def _resumed(folder: Path | None, run: dict, rng: np.random.Generator, device: s
     model.set_dtype_policy(run["settings"]["dtype_policy"])
     rng.bit_generator.state = json.loads(state["numpy_rng"])  # a string: JSON numbers lose big ints
     return model, list(state["parts"]), float(state["seconds"]), float(state["peak"])
+
+
+def _fit_epochs(model, s: SpeechSettings, train: sc.SpeechSplit, val: sc.SpeechSplit, rng: np.random.Generator,
+                parts: list, callbacks: list, checkpoint) -> None:
+    """The epochs not in ``parts`` yet, each on freshly augmented examples, validated, then ``checkpoint(epoch)``."""
+    val_x, val_y = val.arrays() if len(val) else (None, None)
+    for epoch in range(len(parts), s.epochs):
+        x, y = train.arrays(s.augmentation, rng)
+        history = model.fit(x, smooth_labels(y, s.label_smoothing), batch_size=s.batch_size, epochs=epoch + 1,
+                            initial_epoch=epoch, validation_data=(val_x, val_y) if val_x is not None else None,
+                            callbacks=callbacks)
+        parts.append(history.to_json())
+        del x, y
+        if checkpoint is not None:
+            checkpoint(epoch)
+        if model.stop_training:
+            break
 
 
 def _initial_model(s: SpeechSettings, data: sc.SpeechCommandsData, device: str):
