@@ -208,4 +208,5 @@ def test_the_shipped_model_understands_a_kokoro_voice_it_never_heard(kokoro):
         clip += np.random.default_rng(len(word)).standard_normal(voices.RATE).astype(np.float32) * 1e-3
         heard[word] = recognizer.recognize_clip(clip, voices.RATE).top[0][0]
     right = [w for w in TARGET_WORDS if heard[w] == w]
-    assert len(right) >= 15, {w: h for w, h in heard.items() if h != w}
+    # most of them: two in three (the card gives the model's figure for each held-out voice)
+    assert len(right) >= 12, {w: h for w, h in heard.items() if h != w}
