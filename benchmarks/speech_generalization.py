@@ -61,6 +61,7 @@ import streaming  # noqa: E402  (the recordings and scoring of the streaming ben
 
 from sightsound import audio, speech  # noqa: E402
 from sightsound.data import speech_commands as sc  # noqa: E402
+from sightsound.data.voices import voice_group  # noqa: E402
 
 #: Ordinary sentences without a command word or a homophone of one, for counting false alarms.
 SENTENCES = (
@@ -91,11 +92,6 @@ def read_manifest(corpus: Path) -> list[dict]:
     if not any(e["engine"] == "kokoro" for e in entries):
         raise SystemExit(f"{corpus}: no Kokoro clips; build it with --engines espeak,kokoro")
     return entries
-
-
-def voice_group(voice: str) -> tuple[str, str]:
-    """(sex, accent) of a Kokoro voice name: ``af_heart`` -> (female, US)."""
-    return ("female" if voice[1] == "f" else "male"), ("US" if voice[0] == "a" else "UK")
 
 
 def espeak_view(corpus: Path, entries: list[dict], out: Path) -> Path:

@@ -226,3 +226,15 @@ def test_an_interrupted_training_run_continues_where_it_stopped(cli_corpus, tmp_
         with pytest.raises(KeyboardInterrupt):
             train_speech(cli_corpus, tmp_path / "other", callbacks=[StopAtSecondEpoch()], **options)
         train_speech(cli_corpus, tmp_path / "other", **{**options, "seed": 5})
+
+
+def test_train_takes_the_recipes_architecture_or_the_one_asked_for(cli_corpus, tmp_path, capsys):
+    out = tmp_path / "bn"
+    assert main(["speech", "train", str(cli_corpus), str(out), "--architecture", "speech-bn", "--epochs", "1",
+                 "--device", "cpu", "--batch-size", "32"]) == 0
+    history = json.loads((out / "history.json").read_text())
+    assert history["preset"] == "speech-bn" and history["settings"]["model"] == "speech-bn"
+    assert "batch_normalization" in (out / "model.json").read_text()
+    assert "230,084" in capsys.readouterr().out.replace("230084", "230,084")  # the summary of what it trains
+    with pytest.raises(SystemExit):
+        main(["speech", "train", str(cli_corpus), str(out), "--architecture", "mnist-conv"])

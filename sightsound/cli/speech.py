@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .. import presets
 from .common import add_data_dir, add_device, add_seed, add_speech_model, speech_recognizer
 from .speech_listen import add_listen_command
 
@@ -39,6 +40,13 @@ def register(sub) -> None:
     add_listen_command(commands)  # `speech listen` (streaming recognition) lives in its own module
 
 
+def _speech_recipes() -> list[str]:
+    """The recipes that define the speech job's settings (presets.RECIPES)."""
+    from ..training.speech import PRESET
+
+    return [name for name, per_preset in presets.RECIPES.items() if PRESET in per_preset]
+
+
 def _add_train(commands) -> None:
     """``speech train DATA_DIR MODEL_DIR``: train Listing 4.8 (options override the recipe)."""
     train = commands.add_parser(
@@ -49,7 +57,7 @@ def _add_train(commands) -> None:
                     "test_results.json into MODEL_DIR.")
     train.add_argument("data", metavar="DATA_DIR", help="dataset folder (word folders + validation/testing lists)")
     train.add_argument("model", metavar="MODEL_DIR", help="where to write the trained model and reports")
-    train.add_argument("--recipe", default="chapter", choices=["chapter", "robust", "people"],
+    train.add_argument("--recipe", default="chapter", choices=_speech_recipes(),
                        help="chapter: the book's settings (sgd 0.01, 25 epochs); robust: Adam with a one-cycle "
                             "schedule for 40 epochs, noise mixed into 85 %% of clips at -5 to 30 dB, 20 %% "
                             "_unknown_ and 10 %% noise examples, words cut at window edges, for listening in "
@@ -57,7 +65,8 @@ def _add_train(commands) -> None:
                             "(speech-bn) with robust's noise and other tempos, vocal tracts, rooms and "
                             "microphones, for voices unlike the corpus's (default: chapter). The options below "
                             "override the recipe's values")
-    train.add_argument("--architecture", default=None, choices=["speech-conv", "speech-bn"],
+    train.add_argument("--architecture", default=None,
+                       choices=[name for name in presets.PRESETS if name.startswith("speech-")],
                        help="the model to train: speech-conv (Listing 4.8) or speech-bn (default: the recipe's; "
                             "people: speech-bn)")
     train.add_argument("--epochs", type=int, default=None, help="training epochs (default: 25; robust: 40)")

@@ -72,6 +72,18 @@ def kokoro_cache(explicit: str | os.PathLike | None = None) -> Path:
     return cache_dir(explicit) / "kokoro"
 
 
+def voice_group(voice: str) -> tuple[str, str]:
+    """(sex, accent) of an English Kokoro voice, from its group.
+
+    >>> voice_group("bf_lily")
+    ('female', 'UK')
+    """
+    group = next((g for g, names in VOICES.items() if voice in names), None)
+    if group is None:
+        raise ValueError(f"{voice!r} is not one of Kokoro's English voices")
+    return ("female" if group[1] == "f" else "male"), ("US" if group[0] == "a" else "UK")
+
+
 def voice_lang(voice: str) -> str:
     """kokoro-onnx's language for a voice: ``en-us`` for ``a*`` voices, ``en-gb`` for ``b*``.
 
