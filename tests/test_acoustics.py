@@ -77,7 +77,7 @@ def test_people_augmentation_is_reproducible_and_validated():
     from sightsound.training.speech import SpeechSettings
 
     settings = SpeechSettings.of("people")
-    assert settings.model == "speech-bn" and settings.label_smoothing == 0.05
+    assert settings.model == "speech-bn" and settings.epochs == 30
     aug = settings.augmentation
     assert aug.warp_probability > 0 and aug.reverb_probability > 0 and aug.time_masks > 0
     positions = [(14, 34), (20, 28), (8, 40)] * 20
