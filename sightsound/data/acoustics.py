@@ -17,9 +17,9 @@ it is cheap and nearly exact: on the cached browser-FFT frames ``[N, T, F]``
 - :func:`mask`: SpecAugment's time and frequency masks (Park et al., 2019), on normalised
   examples (a masked stripe takes the mean, 0).
 
-Every function takes a ``torch.Generator``-free numpy ``rng`` for its random draws
-and works in place where it can; values at the silence floor stay there (zero
-padding is not sound).
+The caller draws the random factors (numpy); :func:`microphone` and :func:`mask`
+take its numpy ``rng``. Values at the silence floor stay there (zero padding is
+not sound).
 """
 
 from __future__ import annotations

@@ -242,7 +242,8 @@ def train_speech(data_dir: str | os.PathLike, model_dir: str | os.PathLike | Non
                  progress: bool = False, cache_dir: str | os.PathLike | None = None, workers: int = 2,
                  data: sc.SpeechCommandsData | None = None, callbacks=None, recipe: str = "chapter",
                  augmentation: sc.Augmentation | None = RECIPE, **overrides) -> SpeechTrainResult:
-    """Train Listing 4.8 on a Speech Commands folder; evaluate on its test split; save into ``model_dir``.
+    """Train a speech model (Listing 4.8, or the recipe's ``model`` preset) on a Speech Commands folder;
+    evaluate on its test split; save into ``model_dir`` (an interrupted run continues from its checkpoint).
 
     ``settings`` (a :class:`SpeechSettings`) decides the run; without it the
     settings are ``SpeechSettings.of(recipe, augmentation=..., **overrides)``:
