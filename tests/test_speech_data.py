@@ -254,6 +254,30 @@ def test_fragment_and_partial_augmentation_cut_the_word_at_a_window_edge():
         sc.Augmentation(partial_visible=(0.8, 0.6))
 
 
+def test_placement_hears_the_whole_word_anywhere_in_the_window():
+    # words near the clip's middle, one at its start, one near its end
+    positions = [(20, 30), (22, 40), (0, 12), (30, 45)] * 400
+    split = _split_with_words_at(positions)
+    placed = sc.Augmentation(shift_frames=0, noise_probability=0.0, gain_db=(0.0, 0.0), placement_probability=1.0)
+    x, labels = split.arrays(placed, np.random.default_rng(3), one_hot=False)
+    assert np.array_equal(labels, split.labels)
+    onsets = {}
+    for (first, last), example in zip(positions, x[..., 0]):
+        loud = np.flatnonzero(example.mean(axis=1) > 0)
+        assert len(loud) == last - first  # all of the word, nothing repeated
+        onsets.setdefault((first, last), set()).add(int(loud[0]))
+    # anywhere: from the window's first frame to where the word ends at the window's last
+    assert onsets[(20, 30)] == set(range(0, audio.NUM_FRAMES - 10 + 1))
+    assert min(onsets[(22, 40)]) == 0 and max(onsets[(22, 40)]) == audio.NUM_FRAMES - 18
+    assert onsets[(0, 12)] == {0}  # a word at the clip's start: frames before it would repeat the word
+    assert onsets[(30, 45)] == set(range(0, audio.NUM_FRAMES - 15 + 1))
+    centred, _ = split.arrays(sc.Augmentation(shift_frames=0, noise_probability=0.0, gain_db=(0.0, 0.0)),
+                              np.random.default_rng(3), one_hot=False)
+    assert {int(np.flatnonzero(e.mean(axis=1) > 0)[0]) for e in centred[::4, ..., 0]} == {20 - sc.CONTEXT_FRAMES}
+    with pytest.raises(ValueError, match="placement_probability"):
+        sc.Augmentation(placement_probability=-0.1)
+
+
 def test_dataset_errors(tmp_path):
     root = make_fake_dataset(tmp_path / "ds")
     (root / "testing_list.txt").rename(root / "moved.txt")

@@ -93,6 +93,9 @@ def _add_train(commands) -> None:
     train.add_argument("--partial-probability", type=float, default=None, metavar="P",
                        help="share of training clips cut to 60-100 %% of their word at a window edge, keeping "
                             "their label (default 0; robust: 0.15)")
+    train.add_argument("--placement-probability", type=float, default=None, metavar="P",
+                       help="share of training clips heard anywhere in the window that keeps their whole word, "
+                            "as a streaming recognizer's windows fall (default 0; people: 0.7)")
     train.add_argument("--dtype-policy", default="float32", choices=["float32", "mixed_bfloat16"],
                        help="float32 = TF.js's numerics (default); mixed_bfloat16 = layers in bfloat16, weights "
                             "float32: faster on CPUs with AVX512-BF16/AMX and on recent GPUs")
@@ -184,13 +187,14 @@ def run_train(args: argparse.Namespace) -> int:
         try:
             augmentation = recipe_augmentation(args.recipe, noise_probability=args.noise_probability,
                                                snr_db=args.snr, fragment_probability=args.fragment_probability,
-                                               partial_probability=args.partial_probability)
+                                               partial_probability=args.partial_probability,
+                                               placement_probability=args.placement_probability)
         except ValueError as error:
             raise SightsoundError(str(error)) from error
     elif any(v is not None for v in (args.noise_probability, args.snr, args.fragment_probability,
-                                     args.partial_probability)):
+                                     args.partial_probability, args.placement_probability)):
         raise SightsoundError("--no-augment turns augmentation off; drop --noise-probability/--snr/"
-                              "--fragment-probability/--partial-probability or it")
+                              "--fragment-probability/--partial-probability/--placement-probability or it")
     if args.initial_model is None:
         presets.build(args.architecture or presets.training_defaults(PRESET, args.recipe).get("model", PRESET),
                       device="cpu").summary()

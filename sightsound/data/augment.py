@@ -44,6 +44,12 @@ class Augmentation:
     fragment. ``partial_probability``: chance that a clip is shifted so that a
     ``partial_visible`` share of its word stays, keeping its label (a window
     that hears most of "seven" should say "seven", not "six").
+    ``placement_probability``: chance that the window is placed anywhere that
+    keeps the clip's whole word inside it (uniformly over those places): a
+    streaming recognizer's windows fall anywhere around a word, every 22 frames
+    at the default overlap, not only where the corpus centred it. Beyond the
+    cached context a window repeats the clip's first or last frame (its
+    background).
     ``tempo_probability``, ``warp_probability``, ``reverb_probability``,
     ``microphone_probability``: chance of another speaking tempo (factor from
     ``tempo``), vocal-tract length (frequency factor from ``warp``), a room
@@ -61,6 +67,7 @@ class Augmentation:
     fragment_visible: tuple[float, float] = (0.05, 0.35)
     partial_probability: float = 0.0
     partial_visible: tuple[float, float] = (0.6, 1.0)
+    placement_probability: float = 0.0
     tempo_probability: float = 0.0
     tempo: tuple[float, float] = (0.85, 1.15)
     warp_probability: float = 0.0
@@ -93,7 +100,7 @@ class Augmentation:
                 raise ValueError(f"{name} must be a positive (min, max) range, got {(low, high)}")
         if not self.drr_db[0] <= self.drr_db[1]:
             raise ValueError(f"drr_db must be a (min, max) range in dB, got {self.drr_db}")
-        for name in ("tempo", "warp", "reverb", "microphone"):
+        for name in ("placement", "tempo", "warp", "reverb", "microphone"):
             if not 0 <= getattr(self, f"{name}_probability") <= 1:
                 raise ValueError(f"{name}_probability must be in [0, 1], got {getattr(self, f'{name}_probability')}")
         for name in ("time_masks", "time_mask_frames", "freq_masks", "freq_mask_bins"):
@@ -198,7 +205,8 @@ class SpeechSplit:
         labels = self.labels
         fragments = aug.fragment_probability > 0 and UNKNOWN in self.words and n_clips > 0
         partials = aug.partial_probability > 0 and n_clips > 0
-        if (fragments or partials) and self._spans is None:
+        placements = aug.placement_probability > 0 and n_clips > 0
+        if (fragments or partials or placements) and self._spans is None:
             self._spans = active_spans(self.clip_frames)
         block = 1024
         for start in range(0, n_clips, block):
@@ -215,6 +223,10 @@ class SpeechSplit:
             if partials:
                 cut = np.flatnonzero((rng.random(size) < aug.partial_probability) & ~taken)
                 starts[cut] = self._edge_starts(start + cut, aug.partial_visible, rng)
+                taken[cut] = True
+            if placements:
+                cut = np.flatnonzero((rng.random(size) < aug.placement_probability) & ~taken)
+                starts[cut] = self._whole_word_starts(start + cut, rng)
             frames = _float32(_windows(self.clip_frames[start:stop], starts))
             frames = _voice_and_room(frames, rng, aug)
             if aug.noise_probability > 0 and self.epoch_noise:
@@ -254,6 +266,19 @@ class SpeechSplit:
         visible = np.maximum(1, np.round(rng.uniform(*visible_share, len(clips)) * (last - first)))
         at_end = rng.random(len(clips)) < 0.5  # the word leaves through the window's end, else its start
         return np.where(at_end, first + visible - audio.NUM_FRAMES, last - visible).astype(np.int64)
+
+    def _whole_word_starts(self, clips: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Window starts (in cached frames), uniform over those that keep each clip's whole word
+        inside the window (for a word longer than the window: inside the word). A window reaches
+        past the cached frames only where the clip's edge frame is background, not the word, since
+        those frames repeat the edge one."""
+        first, last = self._spans[clips].T
+        low, high = np.minimum(first, last - audio.NUM_FRAMES), np.maximum(first, last - audio.NUM_FRAMES)
+        end = self.clip_frames.shape[1] - audio.NUM_FRAMES  # the last start inside the cached frames
+        low = np.where(first == 0, np.clip(low, 0, end), low)
+        high = np.where(last == self.clip_frames.shape[1], np.clip(high, 0, end), high)
+        low = np.minimum(low, high)
+        return low + np.floor(rng.random(len(clips)) * (high - low + 1)).astype(np.int64)
 
     def _mix_noise(self, frames: np.ndarray, rng: np.random.Generator, aug: Augmentation) -> np.ndarray:
         size = len(frames)
