@@ -50,12 +50,12 @@ QUANTIZED = ["sharded", "float16", "uint8", "uint16"]
 # Node
 
 
-def run_node(*args) -> None:
+def run_node(*args, script: Path = NODE_SCRIPT) -> None:
     node = require_node()
-    proc = subprocess.run([node, str(NODE_SCRIPT), *map(str, args)], cwd=REPO, capture_output=True, text=True,
+    proc = subprocess.run([node, str(script), *map(str, args)], cwd=REPO, capture_output=True, text=True,
                           timeout=600)
     if proc.returncode != 0:
-        pytest.fail(f"node {NODE_SCRIPT.name} {args[0]} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
+        pytest.fail(f"node {script.name} {args[0]} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
 
 
 def load(path, **kwargs):

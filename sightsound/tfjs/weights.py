@@ -13,6 +13,10 @@ from ..errors import ModelFormatError
 # Engine layout -> TF.js layout, as a permutation of the engine tensor's axes.
 _TO_TFJS_AXES: dict[tuple[str, str], tuple[int, ...]] = {
     ("Conv2D", "kernel"): (2, 3, 1, 0),  # [out, in, kh, kw] -> [kh, kw, in, out]
+    ("Conv1D", "kernel"): (2, 1, 0),  # [out, in, k] -> [k, in, out]
+    ("DepthwiseConv2D", "depthwise_kernel"): (2, 3, 0, 1),  # [in, mult, kh, kw] -> [kh, kw, in, mult]
+    ("SeparableConv2D", "depthwise_kernel"): (2, 3, 0, 1),
+    ("SeparableConv2D", "pointwise_kernel"): (2, 3, 1, 0),  # [out, in, 1, 1] -> [1, 1, in, out]
     ("Dense", "kernel"): (1, 0),  # [out, in] -> [in, out]
 }
 

@@ -219,7 +219,12 @@ async function main() {
   process.exit(2);
 }
 
-main().catch(err => {
-  console.error(err && err.stack || err);
-  process.exit(1);
-});
+// tfjs_layers.js builds on these helpers.
+module.exports = {rng, fixedInputs, randomizeWeights, summaryLines, predict, fileSaver, fileLoader, trainStep};
+
+if (require.main === module) {
+  main().catch(err => {
+    console.error(err && err.stack || err);
+    process.exit(1);
+  });
+}
