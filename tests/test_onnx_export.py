@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import sightsound
-from sightsound import presets
+from sightsound import layers, presets
 from sightsound.cli import main as cli_main
 from sightsound.onnx_export import export_onnx
 
@@ -42,3 +42,21 @@ def test_cli_export_of_a_saved_model(tmp_path, capsys):
     assert "Wrote" in capsys.readouterr().out
     x = np.random.default_rng(0).random((3, 28, 28, 1), dtype=np.float32)
     assert np.abs(run_onnx(out, x) - model.predict(x)).max() <= 1e-5
+
+
+def test_export_of_the_convnet_layers(tmp_path):
+    """Padding, depthwise and separable convolutions, bilinear up-sampling, cropping, PReLU, a channels-first
+    batch norm, permute, multi-axis softmax, 1-D convolution and pooling, the activation layers."""
+    sightsound.set_seed(5)
+    model = sightsound.sequential([
+        layers.zero_padding2d(padding=1, input_shape=[8, 7, 3]),
+        layers.depthwise_conv2d(kernel_size=3, depth_multiplier=2, padding="same", strides=2),
+        layers.separable_conv2d(filters=4, kernel_size=2, activation="relu"),
+        layers.up_sampling2d(interpolation="bilinear"), layers.cropping2d(cropping=[1, 0]),
+        layers.prelu(shared_axes=[1, 2]), layers.batch_normalization(axis=1), layers.permute(dims=[3, 1, 2]),
+        layers.softmax(axis=[2, 3]), layers.reshape(target_shape=[4, -1]), layers.conv1d(filters=3, kernel_size=2),
+        layers.max_pooling1d(padding="same"), layers.global_max_pooling1d(), layers.leaky_re_lu(), layers.elu(),
+        layers.re_lu(max_value=1.0), layers.thresholded_re_lu(theta=0.0), layers.softmax(axis=-1)], device="cpu")
+    path = export_onnx(model, tmp_path / "layers.onnx")
+    x = np.random.default_rng(0).random((3, 8, 7, 3), dtype=np.float32)
+    assert np.abs(run_onnx(path, x) - model.predict(x)).max() <= 1e-5

@@ -87,9 +87,9 @@ def positive(value, what: str):
     return value
 
 
-def check_padding(value) -> str:
+def check_padding(value, who: str) -> str:
     if value not in ("valid", "same"):
-        raise ModelFormatError(f"padding must be 'valid' or 'same', got {value!r} ('causal' is not supported)")
+        raise ModelFormatError(f"{who}: padding must be 'valid' or 'same', got {value!r} ('causal' is not supported)")
     return value
 
 

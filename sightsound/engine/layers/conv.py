@@ -32,7 +32,7 @@ class BaseConv(Layer, ActivationMixin):
         sizes = pair if self.rank == 2 else single
         self.kernel_size = sizes(kernel_size, f"{self.name}: kernel_size")
         self.strides = sizes(strides, f"{self.name}: strides")
-        self.padding = check_padding(padding)
+        self.padding = check_padding(padding, self.name)
         check_data_format(data_format, self.name)
         self.dilation_rate = sizes(dilation_rate, f"{self.name}: dilation_rate")
         check_dilation(self.strides, self.dilation_rate, self.name)

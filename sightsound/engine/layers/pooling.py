@@ -19,7 +19,7 @@ class _Pooling2D(Layer):
         super().__init__(**base)
         self.pool_size = pair(pool_size, f"{self.name}: pool_size")
         self.strides = pair(strides if strides is not None else self.pool_size, f"{self.name}: strides")
-        self.padding = check_padding(padding)
+        self.padding = check_padding(padding, self.name)
         check_data_format(data_format, self.name)
 
     def own_config(self):
@@ -91,7 +91,7 @@ class _Pooling1D(Layer):
         super().__init__(**base)
         self.pool_size = single(pool_size, f"{self.name}: pool_size")
         self.strides = single(strides if strides is not None else self.pool_size, f"{self.name}: strides")
-        self.padding = check_padding(padding)
+        self.padding = check_padding(padding, self.name)
         check_data_format(data_format, self.name)  # Keras writes it; TF.js's 1-D pools have no data_format
 
     def own_config(self):
