@@ -271,6 +271,7 @@ def _entry(class_name: str, **config) -> dict:
     (_entry("BatchNormalization", axis=[1, 2]), "axis"),
     (_entry("Concatenate", axis=-2), "axis"),
     (_entry("Concatenate", axis=0), "axis"),
+    (_entry("Dot", axes=[0, 1]), "axes"),
     ({"class_name": "InputLayer", "config": {"batch_input_shape": [None, 3], "sparse": True, "name": "the_layer"}},
      "sparse"),
 ])
@@ -306,6 +307,8 @@ def test_shape_problems_are_shape_errors_at_add(build, shape, message):
     (layers.maximum, [(4, 3)], "at least 2 inputs"),
     (layers.concatenate, [(4, 3), (5, 2)], "must match but along axis -1"),
     (lambda: layers.concatenate(axis=1), [(4, 3), (4,)], "must match"),
+    (lambda: layers.dot(axes=1), [(4, 3), (5, 3)], "do not match"),
+    (lambda: layers.dot(axes=-1), [(4, 3, 2), (2,)], "exactly 2 inputs of shapes"),
 ])
 def test_merge_shape_problems(build, shapes, message):
     with pytest.raises(ShapeError, match=message):

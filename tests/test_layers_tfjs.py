@@ -31,7 +31,8 @@ MODELS = ["padding-depthwise", "bilinear-prelu", "sequence", "sequence-pools", "
 # shape (sightsound/engine/sequential.py), and TF.js states a Reshape's -1 dimension as null.
 OWN_SUMMARY = {"input-layer", "reshape-unknown"}
 MERGES = ["add-images", "add-three", "multiply-broadcast", "average-ranks", "maximum-image-vector", "minimum",
-          "concatenate-channels", "concatenate-rows", "concatenate-width", "concatenate-sequence"]
+          "concatenate-channels", "concatenate-rows", "concatenate-width", "concatenate-sequence", "dot-vectors",
+          "dot-cosine", "dot-matrices", "dot-matrices-first", "dot-matrix-vector", "dot-vector-matrix"]
 
 
 @pytest.fixture(scope="module")

@@ -99,6 +99,12 @@ const MERGES = [
   ['concatenate-rows', () => L.concatenate({axis: 1}), [[2, 3, 4, 5], [2, 2, 4, 5]]],
   ['concatenate-width', () => L.concatenate({axis: 2}), [[2, 3, 4, 5], [2, 3, 1, 5]]],
   ['concatenate-sequence', () => L.concatenate({axis: 1}), [[2, 3, 4], [2, 5, 4]]],
+  ['dot-vectors', () => L.dot({axes: 1}), [[2, 6], [2, 6]]],
+  ['dot-cosine', () => L.dot({axes: -1, normalize: true}), [[2, 6], [2, 6]]],
+  ['dot-matrices', () => L.dot({axes: 2}), [[2, 3, 4], [2, 5, 4]]],
+  ['dot-matrices-first', () => L.dot({axes: [1, 1]}), [[2, 3, 4], [2, 3, 2]]],
+  ['dot-matrix-vector', () => L.dot({axes: [2, 1]}), [[2, 3, 4], [2, 4]]],
+  ['dot-vector-matrix', () => L.dot({axes: [1, 2]}), [[2, 4], [2, 3, 4]]],
 ];
 
 // The predictions the layers define, for a model whose BatchNormalization layers normalise an axis other than

@@ -26,7 +26,7 @@ PReLU's shared axes, Permute) counts it as TF.js does, batch included, and maps 
 :func:`.base.engine_axis`; a channels-first ``[c, h, w]`` input is just an image whose "channels" are
 its width, so ``batch_normalization(axis=1)`` normalises its first axis as TF.js does.
 
-Merge layers (:mod:`.merging`: Add, Concatenate, ...) take a list of tensors: their class attribute
+Merge layers (:mod:`.merging`: Add, Concatenate, Dot, ...) take a list of tensors: their class attribute
 ``multi_input`` is True, ``compute_output_shape``, ``weight_specs`` and ``build_module`` take a list of
 input shapes, and the module's ``forward`` a list of engine-layout tensors. They belong in functional
 models; a ``Sequential`` refuses them with a ShapeError.
@@ -53,13 +53,13 @@ from .conv import Conv1D, Conv2D
 from .conv_depthwise import DepthwiseConv2D, SeparableConv2D
 from .core import Activation, Dense, pre_softmax
 from .factories import (LAYER_CLASSES, activation, add, average, average_pooling1d, average_pooling2d,
-                        batch_normalization, concatenate, conv1d, conv2d, cropping2d, dense, depthwise_conv2d, dropout,
+                        batch_normalization, concatenate, conv1d, conv2d, cropping2d, dense, depthwise_conv2d, dot, dropout,
                         elu, flatten, from_json, global_average_pooling1d, global_average_pooling2d,
                         global_max_pooling1d, global_max_pooling2d, input_layer, leaky_re_lu, max_pooling1d,
                         max_pooling2d, maximum, minimum, multiply, permute, prelu, re_lu, reshape, separable_conv2d,
                         softmax, thresholded_re_lu, up_sampling2d, zero_padding2d)
 from .input_layer import InputLayer
-from .merging import Add, Average, Concatenate, Maximum, Merge, Minimum, Multiply
+from .merging import Add, Average, Concatenate, Dot, Maximum, Merge, Minimum, Multiply
 from .normalization import BatchNormalization
 from .pooling import (AveragePooling1D, AveragePooling2D, GlobalAveragePooling1D, GlobalAveragePooling2D,
                       GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPooling1D, MaxPooling2D)
@@ -68,13 +68,13 @@ from .reshaping import Flatten, Permute, Reshape
 from .spatial import Cropping2D, UpSampling2D, ZeroPadding2D
 
 __all__ = ["Activation", "Add", "Average", "AveragePooling1D", "AveragePooling2D", "BatchNormalization",
-           "Concatenate", "Conv1D", "Conv2D", "Cropping2D", "Dense", "DepthwiseConv2D", "Dropout", "ELU", "Flatten",
+           "Concatenate", "Conv1D", "Conv2D", "Cropping2D", "Dense", "DepthwiseConv2D", "Dot", "Dropout", "ELU", "Flatten",
            "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D",
            "InputLayer", "LAYER_CLASSES", "Layer", "LeakyReLU", "MaxPooling1D", "MaxPooling2D", "Maximum", "Merge",
            "Minimum", "Multiply", "PReLU", "Permute", "ReLU", "Reshape", "SeparableConv2D", "Shape", "Softmax",
            "ThresholdedReLU", "UpSampling2D", "WeightSpec", "ZeroPadding2D",
            "activation", "add", "average", "average_pooling1d", "average_pooling2d", "batch_normalization",
-           "concatenate", "conv1d", "conv2d", "cropping2d", "dense", "depthwise_conv2d", "dropout", "elu", "flatten",
+           "concatenate", "conv1d", "conv2d", "cropping2d", "dense", "depthwise_conv2d", "dot", "dropout", "elu", "flatten",
            "from_json", "global_average_pooling1d", "global_average_pooling2d", "global_max_pooling1d",
            "global_max_pooling2d", "input_layer", "leaky_re_lu", "max_pooling1d", "max_pooling2d", "maximum",
            "minimum", "multiply", "permute", "pre_softmax", "prelu", "re_lu", "reshape", "separable_conv2d",

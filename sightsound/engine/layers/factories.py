@@ -10,7 +10,7 @@ from .conv import Conv1D, Conv2D
 from .conv_depthwise import DepthwiseConv2D, SeparableConv2D
 from .core import Activation, Dense
 from .input_layer import InputLayer
-from .merging import Add, Average, Concatenate, Maximum, Minimum, Multiply
+from .merging import Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply
 from .normalization import BatchNormalization
 from .pooling import (AveragePooling1D, AveragePooling2D, GlobalAveragePooling1D, GlobalAveragePooling2D,
                       GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPooling1D, MaxPooling2D)
@@ -24,7 +24,7 @@ LAYER_CLASSES: dict[str, type[Layer]] = {cls.class_name: cls for cls in (
     Conv1D, DepthwiseConv2D, SeparableConv2D, MaxPooling1D, AveragePooling1D, GlobalMaxPooling2D,
     GlobalAveragePooling1D, GlobalMaxPooling1D, ZeroPadding2D, Cropping2D, UpSampling2D, Permute,
     ReLU, LeakyReLU, PReLU, ELU, ThresholdedReLU, Softmax, InputLayer,
-    Add, Multiply, Average, Maximum, Minimum, Concatenate)}
+    Add, Multiply, Average, Maximum, Minimum, Concatenate, Dot)}
 
 
 def from_json(layer_json: dict) -> Layer:
@@ -222,3 +222,8 @@ def minimum(**kwargs) -> Minimum:
 def concatenate(**kwargs) -> Concatenate:
     """``tf.layers.concatenate``: ``concatenate(axis=-1)``, a merge layer for functional models."""
     return Concatenate(**_kwargs(kwargs))
+
+
+def dot(**kwargs) -> Dot:
+    """``tf.layers.dot``: ``dot(axes=-1, normalize=True)``, a merge layer for functional models."""
+    return Dot(**_kwargs(kwargs))

@@ -1,5 +1,5 @@
-"""Merge layers: :class:`Add`, :class:`Multiply`, :class:`Average`, :class:`Maximum`, :class:`Minimum`
-and :class:`Concatenate`, as TF.js 4.22 has them (it has no Subtract layer).
+"""Merge layers: :class:`Add`, :class:`Multiply`, :class:`Average`, :class:`Maximum`, :class:`Minimum`,
+:class:`Concatenate` and :class:`Dot`, as TF.js 4.22 has them (it has no Subtract layer).
 
 A merge layer takes a list of tensors, so it lives in functional models, never in a ``Sequential``.
 Its class attribute ``multi_input`` is True, and its methods take a list of input shapes (without
@@ -184,3 +184,77 @@ class _Concat(nn.Module):
 
     def forward(self, inputs: list[torch.Tensor]) -> torch.Tensor:
         return torch.cat(inputs, dim=self.dim)
+
+
+class Dot(Merge):
+    """Dot products of two inputs along ``axes`` (``tf.layers.dot``; batch-inclusive, one for both inputs or
+    one each), with ``normalize`` making them cosine similarities. As in TF.js, each input is at most
+    ``[a, b]`` after the batch, a result of one value comes as ``[1]``, and the batch axis is never summed."""
+
+    class_name = "Dot"
+
+    def __init__(self, axes, normalize=False, **base):
+        super().__init__(**base)
+        listed = axes if isinstance(axes, (list, tuple)) else [axes]
+        if len(listed) not in (1, 2) or any(isinstance(a, bool) or not isinstance(a, int) or a == 0 for a in listed):
+            raise ModelFormatError(f"{self.name}: axes must be an axis other than the batch (0), or two of them, "
+                                   f"got {axes!r:.80}")
+        self.axes = list(axes) if isinstance(axes, (list, tuple)) else axes
+        self.normalize = bool(normalize)
+
+    def own_config(self):
+        return {"axes": self.axes, "normalize": self.normalize}
+
+    @classmethod
+    def from_config(cls, c):
+        return cls(axes=c["axes"], normalize=c.get("normalize", False), **base_kwargs(c))
+
+    def _axes(self, shapes) -> list[int]:
+        """Both axes, batch-inclusive and non-negative (TF.js's ``interpretAxis``), checked against the shapes."""
+        if len(shapes) != 2 or any(len(s) not in (1, 2) for s in shapes):
+            raise ShapeError(f"{self.name}: Dot takes exactly 2 inputs of shapes [null,n] or [null,a,b], "
+                             f"got {', '.join(map(shape_text, shapes))}")
+        listed = self.axes if isinstance(self.axes, list) else [self.axes, self.axes]
+        axes = [a % (len(s) + 1) for a, s in zip(listed, shapes)]
+        if 0 in axes or shapes[0][axes[0] - 1] != shapes[1][axes[1] - 1]:
+            raise ShapeError(f"{self.name}: axes {self.axes} of inputs {', '.join(map(shape_text, shapes))} "
+                             f"do not match")
+        return axes
+
+    def compute_output_shape(self, input_shapes):
+        shapes = self.input_shapes(input_shapes)
+        axes = self._axes(shapes)
+        out = [d for i, d in enumerate(shapes[0]) if i != axes[0] - 1] + \
+              [d for i, d in enumerate(shapes[1]) if i != axes[1] - 1]
+        return tuple(out) if out else (1,)
+
+    def build_module(self, input_shapes):
+        shapes = self.input_shapes(input_shapes)
+        self.compute_output_shape(shapes)
+        return _Dot(self._axes(shapes), self.normalize)
+
+
+class _Dot(nn.Module):
+    """TF.js's ``batchDot``: inputs of rank 2 or 3 (batch included), in TF.js order (which the engine keeps)."""
+
+    def __init__(self, axes: list[int], normalize: bool):
+        super().__init__()
+        self.axes, self.normalize = axes, normalize
+
+    def forward(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        x, y = inputs
+        if self.normalize:  # TF.js's l2Normalize: x / sqrt(max(sum(x^2), epsilon 1e-7))
+            x, y = (t / torch.sqrt(torch.clamp((t * t).sum(a, keepdim=True), min=1e-7))
+                    for t, a in zip((x, y), self.axes))
+        x_rank, y_rank = x.dim(), y.dim()
+        x = x.reshape(*x.shape, *[1] * (y_rank - x_rank))  # the lower rank gets trailing size-1 axes
+        y = y.reshape(*y.shape, *[1] * (x_rank - y_rank))
+        if x.dim() == 2:
+            out = (x * y).sum(self.axes[0])
+        else:
+            left = x.transpose(1, 2) if self.axes[0] != 2 else x
+            right = y.transpose(1, 2) if self.axes[1] == 2 else y
+            out = torch.matmul(left, right)
+            if x_rank != y_rank:  # drop the axis the trailing 1 became
+                out = out.squeeze(x_rank + y_rank - 3 if x_rank > y_rank else x_rank - 1)
+        return out.unsqueeze(1) if out.dim() == 1 else out
