@@ -290,6 +290,7 @@ def test_a_missing_required_field_and_an_unknown_class_are_named():
 @pytest.mark.parametrize("build,shape,message", [
     (lambda: layers.softmax(), [4, 3], "axis 1 is not the last axis"),  # TF.js's default axis is 1
     (lambda: layers.softmax(axis=[0, 1]), [4], "batch"),
+    (lambda: layers.softmax(axis=3), [4], "out of range"),
     (lambda: layers.batch_normalization(axis=3), [4, 3], "not a feature axis"),
     (lambda: layers.cropping2d(cropping=2), [4, 5, 1], "leaves nothing"),
     (lambda: layers.prelu(shared_axes=[3]), [4, 5], "shared axis 3"),

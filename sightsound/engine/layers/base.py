@@ -145,7 +145,7 @@ def engine_axis(axis: int, rank: int, who: str) -> int:
     ``rank``-D input shape without the batch. Images (rank 3: H, W, C) are NCHW inside."""
     full = rank + 1
     if isinstance(axis, bool) or not isinstance(axis, int) or not -full <= axis < full:
-        raise ModelFormatError(f"{who}: axis {axis!r} is out of range for an input of rank {full} (batch included)")
+        raise ShapeError(f"{who}: axis {axis!r} is out of range for an input of rank {full} (batch included)")
     axis %= full
     return (0, 2, 3, 1)[axis] if rank == 3 else axis
 
