@@ -20,11 +20,12 @@ Example (Listing 4.1's first layers)::
     >>> layers.max_pooling2d(pool_size=2).config()["strides"]
     [2, 2]
 
-Every other tensor stays in TF.js order: features ``[n]``, sequences ``[steps, channels]`` (Conv1D, the
-1-D poolings), and anything of rank 4 or more. A layer that takes an axis (BatchNormalization, Softmax, Concatenate,
-PReLU's shared axes, Permute) counts it as TF.js does, batch included, and maps it with
-:func:`.base.engine_axis`; a channels-first ``[c, h, w]`` input is just an image whose "channels" are
-its width, so ``batch_normalization(axis=1)`` normalises its first axis as TF.js does.
+Every other tensor stays in TF.js order: features ``[n]``, sequences ``[steps, channels]`` (Conv1D,
+the 1-D poolings), and anything of rank 4 or more. A layer that takes an axis (BatchNormalization,
+Softmax, Concatenate, Dot, PReLU's shared axes, Permute) counts it as TF.js does, batch included, and
+maps it with :func:`.base.engine_axis`; a channels-first ``[c, h, w]`` input is just an image whose
+"channels" are its width, so ``batch_normalization(axis=1)`` normalises its first axis as TF.js's layer
+defines it (TF.js 4.22's CPU kernel gets a batch norm over any axis but the last wrong; not copied here).
 
 Merge layers (:mod:`.merging`: Add, Concatenate, Dot, ...) take a list of tensors: their class attribute
 ``multi_input`` is True, ``compute_output_shape``, ``weight_specs`` and ``build_module`` take a list of
@@ -41,9 +42,10 @@ PReLU, ELU, ThresholdedReLU, Softmax), :mod:`.pooling` (1-D, 2-D and global), :m
 ``tf.layers.*`` function: ``zero_padding2d`` for ``zeroPadding2d``, ``re_lu`` for ``reLU``).
 Import them from here: ``from sightsound import layers``.
 
-Where TF.js 4.22 differs from Keras, these layers follow TF.js: Softmax's default axis is 1;
-UpSampling2D's bilinear mode has no half-pixel centres; DepthwiseConv2D refuses a dilation_rate
-(TF.js ignores it), ELU an alpha other than 1, and ReLU a negative_slope or threshold. Keras's
+Where TF.js 4.22 differs from Keras, these layers follow TF.js: Softmax's default axis is 1 (and one
+axis must be the last); UpSampling2D's bilinear mode has no half-pixel centres; DepthwiseConv2D refuses a
+dilation_rate (TF.js ignores it), ELU an alpha other than 1, ReLU a negative_slope or threshold, and
+Concatenate a negative axis other than -1 (TF.js joins along the last axis for all of them). Keras's
 ``keepdims`` on the global poolings, which TF.js lacks, is supported (and written only when true).
 """
 
@@ -53,11 +55,11 @@ from .conv import Conv1D, Conv2D
 from .conv_depthwise import DepthwiseConv2D, SeparableConv2D
 from .core import Activation, Dense, pre_softmax
 from .factories import (LAYER_CLASSES, activation, add, average, average_pooling1d, average_pooling2d,
-                        batch_normalization, concatenate, conv1d, conv2d, cropping2d, dense, depthwise_conv2d, dot, dropout,
-                        elu, flatten, from_json, global_average_pooling1d, global_average_pooling2d,
+                        batch_normalization, concatenate, conv1d, conv2d, cropping2d, dense, depthwise_conv2d, dot,
+                        dropout, elu, flatten, from_json, global_average_pooling1d, global_average_pooling2d,
                         global_max_pooling1d, global_max_pooling2d, input_layer, leaky_re_lu, max_pooling1d,
-                        max_pooling2d, maximum, minimum, multiply, permute, prelu, re_lu, reshape, separable_conv2d,
-                        softmax, thresholded_re_lu, up_sampling2d, zero_padding2d)
+                        max_pooling2d, maximum, minimum, multiply, permute, prelu, re_lu, reshape,
+                        separable_conv2d, softmax, thresholded_re_lu, up_sampling2d, zero_padding2d)
 from .input_layer import InputLayer
 from .merging import Add, Average, Concatenate, Dot, Maximum, Merge, Minimum, Multiply
 from .normalization import BatchNormalization
@@ -68,14 +70,15 @@ from .reshaping import Flatten, Permute, Reshape
 from .spatial import Cropping2D, UpSampling2D, ZeroPadding2D
 
 __all__ = ["Activation", "Add", "Average", "AveragePooling1D", "AveragePooling2D", "BatchNormalization",
-           "Concatenate", "Conv1D", "Conv2D", "Cropping2D", "Dense", "DepthwiseConv2D", "Dot", "Dropout", "ELU", "Flatten",
-           "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D",
-           "InputLayer", "LAYER_CLASSES", "Layer", "LeakyReLU", "MaxPooling1D", "MaxPooling2D", "Maximum", "Merge",
-           "Minimum", "Multiply", "PReLU", "Permute", "ReLU", "Reshape", "SeparableConv2D", "Shape", "Softmax",
-           "ThresholdedReLU", "UpSampling2D", "WeightSpec", "ZeroPadding2D",
-           "activation", "add", "average", "average_pooling1d", "average_pooling2d", "batch_normalization",
-           "concatenate", "conv1d", "conv2d", "cropping2d", "dense", "depthwise_conv2d", "dot", "dropout", "elu", "flatten",
-           "from_json", "global_average_pooling1d", "global_average_pooling2d", "global_max_pooling1d",
-           "global_max_pooling2d", "input_layer", "leaky_re_lu", "max_pooling1d", "max_pooling2d", "maximum",
-           "minimum", "multiply", "permute", "pre_softmax", "prelu", "re_lu", "reshape", "separable_conv2d",
-           "shape_text", "softmax", "thresholded_re_lu", "unique_name", "up_sampling2d", "zero_padding2d"]
+           "Concatenate", "Conv1D", "Conv2D", "Cropping2D", "Dense", "DepthwiseConv2D", "Dot", "Dropout", "ELU",
+           "Flatten", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D",
+           "GlobalMaxPooling2D", "InputLayer", "LAYER_CLASSES", "Layer", "LeakyReLU", "MaxPooling1D",
+           "MaxPooling2D", "Maximum", "Merge", "Minimum", "Multiply", "PReLU", "Permute", "ReLU", "Reshape",
+           "SeparableConv2D", "Shape", "Softmax", "ThresholdedReLU", "UpSampling2D", "WeightSpec",
+           "ZeroPadding2D", "activation", "add", "average", "average_pooling1d", "average_pooling2d",
+           "batch_normalization", "concatenate", "conv1d", "conv2d", "cropping2d", "dense", "depthwise_conv2d",
+           "dot", "dropout", "elu", "flatten", "from_json", "global_average_pooling1d",
+           "global_average_pooling2d", "global_max_pooling1d", "global_max_pooling2d", "input_layer",
+           "leaky_re_lu", "max_pooling1d", "max_pooling2d", "maximum", "minimum", "multiply", "permute",
+           "pre_softmax", "prelu", "re_lu", "reshape", "separable_conv2d", "shape_text", "softmax",
+           "thresholded_re_lu", "unique_name", "up_sampling2d", "zero_padding2d"]

@@ -68,10 +68,10 @@ class Merge(Layer):
     def build_module(self, input_shapes: list[Shape]) -> nn.Module:
         shapes = self.input_shapes(input_shapes)
         self.compute_output_shape(shapes)
-        return _Elementwise(self.kind, same_rank=len({len(s) for s in shapes}) == 1)
+        return _ElementwiseMerge(self.kind, same_rank=len({len(s) for s in shapes}) == 1)
 
 
-class _Elementwise(nn.Module):
+class _ElementwiseMerge(nn.Module):
     def __init__(self, kind: str, same_rank: bool):
         super().__init__()
         self.kind, self.same_rank = kind, same_rank
