@@ -195,7 +195,7 @@ def to_tfjs(tmp_path_factory):
         _randomize(model, seed=i)
         model.save(root / name)
         x = np.random.default_rng(i).uniform(-1, 1, (3, *model.input_shape)).astype(np.float32)
-        ours[name] = {"model": model, "predictions": model.predict(x)}
+        ours[name] = {"model": model, "predictions": model.predict(x), "reloaded": load(root / name).predict(x)}
         spec["models"].append({"name": name, "dir": str(root / name), "input_shape": list(x.shape),
                                "inputs": x.ravel().tolist()})
     (root / "spec.json").write_text(json.dumps(spec))
@@ -206,6 +206,7 @@ def to_tfjs(tmp_path_factory):
 @pytest.mark.parametrize("name", list(BUILDERS))
 def test_sightsound_saved_layer_models_predict_the_same_in_tfjs(to_tfjs, name):
     ours, tfjs = to_tfjs
+    assert np.array_equal(ours[name]["reloaded"], ours[name]["predictions"])  # and sightsound reloads it
     assert max_diff(ours[name]["predictions"], tfjs[name]["predictions"]) <= TOL
     assert tfjs[name]["summary"] == ours[name]["model"].summary_lines()
 
