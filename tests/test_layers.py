@@ -147,10 +147,17 @@ def test_softmax_on_images_is_over_channels():
     (lambda: layers.dropout(rate=1.5), "rate"),
     (lambda: layers.dense(units=2, kernel_initializer="fancy"), "unknown initializer"),
     (lambda: layers.from_json({"class_name": "LSTM", "config": {}}), "unknown layer class 'LSTM'"),
+    (lambda: layers.dense(units=2, kernel_initializer={"class_name": "VarianceScaling", "config": {"scale": 1e300}}),
+     "too large for float32"),  # its uniform or normal draw would overflow
 ])
 def test_bad_layer_options_name_the_problem(build, message):
     with pytest.raises(ModelFormatError, match=message):
         build()
+
+
+def test_a_true_in_an_input_shape_is_not_a_size():
+    with pytest.raises(ShapeError, match="input_shape must be positive ints"):
+        layers.dense(units=2, input_shape=[4, True])
 
 
 def test_kernel_larger_than_input_is_a_shape_error():
@@ -272,6 +279,8 @@ def _entry(class_name: str, **config) -> dict:
     (_entry("Concatenate", axis=-2), "axis"),
     (_entry("Concatenate", axis=0), "axis"),
     (_entry("Dot", axes=[0, 1]), "axes"),
+    (_entry("Dot", axes=[1]), "axes"),
+    (_entry("Dot", axes=1, normalize="yes"), "normalize"),
     ({"class_name": "InputLayer", "config": {"batch_input_shape": [None, 3], "sparse": True, "name": "the_layer"}},
      "sparse"),
 ])

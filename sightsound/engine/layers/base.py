@@ -195,7 +195,7 @@ class Layer:
             batch_input_shape = [None, *input_shape]
         if batch_input_shape is not None:
             dims = list(batch_input_shape)
-            if len(dims) < 2 or any(not (isinstance(d, int) and d > 0) for d in dims[1:]):
+            if len(dims) < 2 or any(not (isinstance(d, int) and not isinstance(d, bool) and d > 0) for d in dims[1:]):
                 raise ShapeError(f"{self.name}: input_shape must be positive ints, got {list(dims[1:])}")
             batch_input_shape = [None, *dims[1:]]
         if _dtype_name(dtype) not in (None, "float32"):

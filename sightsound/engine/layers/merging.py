@@ -196,11 +196,14 @@ class Dot(Merge):
     def __init__(self, axes, normalize=False, **base):
         super().__init__(**base)
         listed = axes if isinstance(axes, (list, tuple)) else [axes]
-        if len(listed) not in (1, 2) or any(isinstance(a, bool) or not isinstance(a, int) or a == 0 for a in listed):
-            raise ModelFormatError(f"{self.name}: axes must be an axis other than the batch (0), or two of them, "
+        if len(listed) != (2 if isinstance(axes, (list, tuple)) else 1) or \
+                any(isinstance(a, bool) or not isinstance(a, int) or a == 0 for a in listed):
+            raise ModelFormatError(f"{self.name}: axes must be an axis other than the batch (0), or a pair of them, "
                                    f"got {axes!r:.80}")
+        if not isinstance(normalize, bool):
+            raise ModelFormatError(f"{self.name}: normalize must be true or false, got {normalize!r:.80}")
         self.axes = list(axes) if isinstance(axes, (list, tuple)) else axes
-        self.normalize = bool(normalize)
+        self.normalize = normalize
 
     def own_config(self):
         return {"axes": self.axes, "normalize": self.normalize}
