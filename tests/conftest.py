@@ -128,6 +128,55 @@ def real_mnist():
     return mnist.load_mnist(root, download=False)
 
 
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's Chromium binary; missing is a failure (not a skip) that says how to install it."""
+    from web_helpers import CHROMIUM
+
+    require(os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK), f"Chromium at {CHROMIUM}",
+            APT_FIX.format(package="chromium") + "; or point SIGHTSOUND_CHROMIUM at a Chromium binary. "
+            "Do not use `playwright install`.", skip_outside_ci=False)
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+def browser_models(chromium, tmp_path_factory, real_mnist):
+    """A models folder with Listing 4.1 trained for one epoch on 12,000 real MNIST images (about 94 %), as
+    ``web_helpers.BROWSER_MODEL``; the browser test modules share it (it takes a while to train).
+
+    Adam with a larger step and small batches learns enough in one short epoch to read drawn strokes
+    (prepare_digit makes them MNIST-like); the chapter's recipe would need several minutes here.
+    """
+    from sightsound.training.mnist import train_mnist
+    from web_helpers import BROWSER_MODEL
+
+    folder = tmp_path_factory.mktemp("web-models")
+    result = train_mnist("conv", data=real_mnist, epochs=1, batch_size=32, validation_split=0.0,
+                         optimizer="adam", learning_rate=0.002, train_limit=12_000, test_limit=1_000,
+                         device="cpu", seed=7)
+    assert result.test_accuracy > 0.85, f"the fixture model only reached {result.test_accuracy:.3f}"
+    result.model.save(str(folder / BROWSER_MODEL), user_defined_metadata={
+        "preset": "mnist-conv", "test_accuracy": result.test_accuracy})
+    return folder
+
+
+@pytest.fixture(scope="module")
+def browser(chromium):
+    """Headless Chromium through Playwright (Python), one per test module.
+
+    Module scope: Playwright's sync API keeps an asyncio loop marked as running in the main thread while
+    it is open, so anything after the module that calls ``asyncio.run`` (the doctest of
+    sightsound.web.pool) would fail with "cannot be called from a running event loop".
+    """
+    from playwright.sync_api import sync_playwright
+    from web_helpers import CHROMIUM_ARGS
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        yield instance
+        instance.close()
+
+
 @pytest.fixture(scope="module")
 def private_speech_cache(tmp_path_factory):
     """Spectrogram caches go to the test session's temp folder, not the user's cache. Modules use it with

@@ -11,118 +11,27 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
-import subprocess
-import sys
-import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import APT_FIX, require, require_espeak
+from conftest import require_espeak
+from web_helpers import BROWSER_MODEL, CHROMIUM_ARGS, REPO, serve
 
-REPO = Path(__file__).resolve().parents[1]
 SCREENSHOTS = REPO / "runs" / "screenshots"
-CHROMIUM = os.environ.get("SIGHTSOUND_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-MODEL = "conv-browser"
+MODEL = BROWSER_MODEL
 TIMEOUT_MS = 30_000
 
 
 # --------------------------------------------------------------------------- fixtures
 
 @pytest.fixture(scope="session")
-def browser_models(chromium, tmp_path_factory, real_mnist):
-    """A models folder with Listing 4.1 trained for one epoch on 12,000 real MNIST images (about 94 %).
-
-    Adam with a larger step and small batches learns enough in one short epoch to read drawn strokes
-    (prepare_digit makes them MNIST-like); the chapter's recipe would need several minutes here.
-    """
-    from sightsound.training.mnist import train_mnist
-
-    folder = tmp_path_factory.mktemp("web-models")
-    result = train_mnist("conv", data=real_mnist, epochs=1, batch_size=32, validation_split=0.0,
-                         optimizer="adam", learning_rate=0.002, train_limit=12_000, test_limit=1_000,
-                         device="cpu", seed=7)
-    assert result.test_accuracy > 0.85, f"the fixture model only reached {result.test_accuracy:.3f}"
-    result.model.save(str(folder / MODEL), user_defined_metadata={
-        "preset": "mnist-conv", "test_accuracy": result.test_accuracy})
-    return folder
-
-
-def _read_url(process: subprocess.Popen, timeout: float) -> str:
-    """The URL ``sightsound serve`` prints on its first line."""
-    found: list[str] = []
-
-    def read():
-        line = process.stdout.readline()
-        found.append(line)
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    reader.join(timeout)
-    match = re.search(r"http://127\.0\.0\.1:\d+/", found[0] if found else "")
-    if not match:
-        process.kill()
-        raise RuntimeError(f"sightsound serve did not print its URL: {found} {process.stderr.read()[-2000:]}")
-    return match.group(0)
-
-
-@pytest.fixture(scope="session")
 def server(browser_models):
     """``sightsound serve --port 0`` (a free port) in a subprocess; yields its base URL."""
-    command = [sys.executable, "-m", "sightsound", "serve", "--host", "127.0.0.1", "--port", "0",
-               "--models", str(browser_models)]
-    if os.environ.get("SIGHTSOUND_DATA"):
-        command += ["--data-dir", os.environ["SIGHTSOUND_DATA"]]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
-    try:
-        url = _read_url(process, timeout=60)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(url + "api/info", timeout=2).read()
-                break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise
-                time.sleep(0.2)
+    with serve(browser_models) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    """Debian's Chromium binary; missing is a failure (not a skip) that says how to install it."""
-    require(os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK), f"Chromium at {CHROMIUM}",
-            APT_FIX.format(package="chromium") + "; or point SIGHTSOUND_CHROMIUM at a Chromium binary. "
-            "Do not use `playwright install`.", skip_outside_ci=False)
-    return CHROMIUM
-
-
-@pytest.fixture(scope="module")
-def browser(chromium):
-    """Headless Chromium through Playwright (Python).
-
-    Module scope: Playwright's sync API keeps an asyncio loop marked as running in the main thread while
-    it is open, so anything after this module that calls ``asyncio.run`` (the doctest of
-    sightsound.web.pool) would fail with "cannot be called from a running event loop".
-    """
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
-        yield instance
-        instance.close()
 
 
 @pytest.fixture()

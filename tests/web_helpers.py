@@ -1,14 +1,29 @@
-"""Helpers shared by the tests: PNG bytes, a tiny synthetic MNIST, a tiny speech model, the test Host."""
+"""Helpers shared by the tests: PNG bytes, a tiny synthetic MNIST, a tiny speech model, the test Host, and
+``sightsound serve`` in a subprocess with the Chromium settings for the browser tests."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from PIL import Image
 
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get("SIGHTSOUND_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+BROWSER_MODEL = "conv-browser"  # the MNIST model the browser tests train once per session (conftest)
 TESTCLIENT_HOST = "testserver"  # the Host starlette's TestClient sends (websockets always use it): allow it
 SPEECH_WORDS = ["_background_noise_", "_unknown_", "no", "yes"]
 
@@ -53,3 +68,50 @@ def save_speech_model(folder: Path, filters: int = 4) -> Path:
     model.save(str(folder))
     (folder / "metadata.json").write_text(json.dumps({"words": SPEECH_WORDS, "frameSize": 232}))
     return folder
+
+
+def _read_url(process: subprocess.Popen, timeout: float) -> str:
+    """The URL ``sightsound serve`` prints on its first line."""
+    found: list[str] = []
+
+    def read():
+        line = process.stdout.readline()
+        found.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout)
+    match = re.search(r"http://127\.0\.0\.1:\d+/", found[0] if found else "")
+    if not match:
+        process.kill()
+        raise RuntimeError(f"sightsound serve did not print its URL: {found} {process.stderr.read()[-2000:]}")
+    return match.group(0)
+
+
+@contextlib.contextmanager
+def serve(models_dir: Path, *options: str) -> Iterator[str]:
+    """``sightsound serve --port 0 --models models_dir *options`` (a free port) in a subprocess, with
+    ``$SIGHTSOUND_DATA`` as its data folder; yields its base URL once it answers."""
+    command = [sys.executable, "-m", "sightsound", "serve", "--host", "127.0.0.1", "--port", "0",
+               "--models", str(models_dir), *options]
+    if os.environ.get("SIGHTSOUND_DATA"):
+        command += ["--data-dir", os.environ["SIGHTSOUND_DATA"]]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        url = _read_url(process, timeout=60)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(url + "api/info", timeout=2).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
