@@ -672,8 +672,11 @@ def test_unsupported_sources_and_topologies(saved, tmp_path):
     edit_json(saved, lambda doc: doc.update(format="graph-model"))
     with pytest.raises(ModelFormatError, match="not a TF.js Layers model"):
         load(saved)
-    edit_json(saved, lambda doc: doc.update(format="layers-model", modelTopology={"class_name": "Functional"}))
-    with pytest.raises(ModelFormatError, match="'Functional' is not supported"):
+    edit_json(saved, lambda doc: doc.update(format="layers-model", modelTopology={"class_name": "Bidirectional"}))
+    with pytest.raises(ModelFormatError, match="'Bidirectional' is not supported"):
+        load(saved)
+    edit_json(saved, lambda doc: doc.update(modelTopology={"class_name": "Functional"}))
+    with pytest.raises(ModelFormatError, match="the Functional config is missing"):
         load(saved)
 
 

@@ -1,11 +1,13 @@
-"""The training loop of a model: compile, losses, ``fit`` (with DDP), ``evaluate``, ``predict``.
+"""The training loop of a model: compile, losses, ``fit`` (with DDP), ``evaluate``, ``predict``, device moves.
 
 :class:`Trainer` is a mixin, as Keras' ``Model`` inherits its ``Trainer``:
-:class:`sightsound.engine.sequential.Sequential` (the layer stack) inherits
+:class:`sightsound.engine.sequential.Sequential` (the layer stack) and
+:class:`sightsound.engine.model.Model` (the functional model) inherit
 these methods, so ``model.fit`` and its documentation stay where users look. The mixin
-uses only what the stack provides: ``net`` (the PyTorch module, made by ``build()``),
-``device``, ``input_shape``, ``output_shape`` and the attributes ``Sequential.__init__`` sets
-(``optimizer``, ``loss``, ``metrics``, ``stop_training``, ``dtype_policy``).
+uses only what the models provide: ``net`` (the PyTorch module, made by ``build()``, with
+``fused_softmax`` and ``image_input`` attributes), ``input_shape``, ``output_shape``, and the attributes
+:meth:`Trainer._init_training` sets (``device``, ``optimizer``, ``loss``, ``metrics``, ``stop_training``,
+``dtype_policy``, ``user_defined_metadata``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import torch.nn.functional as F
 
 from ..errors import ShapeError, TrainingError
 from ..naming import accepts_tfjs_options
-from ..runtime import cpu_heap
+from ..runtime import cpu_heap, resolve_device
 from . import distributed, optimizers
 from .callbacks import CallbackList, History
 
@@ -47,6 +49,32 @@ def bfloat16_is_fast(device: torch.device) -> bool:
 
 class Trainer:
     """compile, fit, evaluate and predict for a model that builds ``self.net`` (see the module docstring)."""
+
+    def _init_training(self, device) -> None:
+        self.device = resolve_device(device)
+        self.optimizer: optimizers.Optimizer | None = None
+        self.loss: str | None = None
+        self.metrics: list[str] = []
+        self.stop_training = False
+        self.user_defined_metadata: dict | None = None  # saved as userDefinedMetadata, as TF.js does
+        self.dtype_policy = "float32"
+
+    def _place(self) -> None:
+        self.net.to(self.device)
+        if self.net.image_input:
+            self.net.to(memory_format=torch.channels_last)
+        if self.optimizer is not None:
+            self.optimizer.bind(list(self.net.parameters()))
+
+    def to(self, device: str | torch.device):
+        """Move the model to ``"cpu"``, ``"cuda"`` or ``"auto"``."""
+        self.device = resolve_device(device)
+        if self.net is not None:
+            slots = self.optimizer.slots if self.optimizer is not None else None
+            self._place()
+            if slots and self.optimizer is not None:  # keep optimizer state across devices
+                self.optimizer.slots = {k: [t.to(self.device) for t in v] for k, v in slots.items()}
+        return self
 
     # -- training --------------------------------------------------------------
     @accepts_tfjs_options(data_args=0)
@@ -299,10 +327,11 @@ class Trainer:
         return torch.cat(outs).float().cpu().numpy()
 
     # -- inputs ----------------------------------------------------------------
-    def _as_inputs(self, x, what: str) -> torch.Tensor:
+    def _as_inputs(self, x, what: str, expected: tuple | None = None) -> torch.Tensor:
+        """``x`` checked against ``expected`` (default: the model's input shape), as a float32 device tensor."""
         self.build()
         t = torch.as_tensor(x) if not isinstance(x, torch.Tensor) else x
-        expected = self.input_shape
+        expected = self.input_shape if expected is None else expected
         if t.dim() == len(expected) and tuple(t.shape) == expected:
             raise ShapeError(f"{what}: expected a batch [N,{','.join(map(str, expected))}], got a single example "
                              f"{list(t.shape)}; add the batch axis (image.expand_dims or x[None])")
