@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import require_node
+from conftest import run_node_script
 
 import sightsound
 from sightsound import presets
@@ -51,11 +51,7 @@ QUANTIZED = ["sharded", "float16", "uint8", "uint16"]
 
 
 def run_node(*args) -> None:
-    node = require_node()
-    proc = subprocess.run([node, str(NODE_SCRIPT), *map(str, args)], cwd=REPO, capture_output=True, text=True,
-                          timeout=600)
-    if proc.returncode != 0:
-        pytest.fail(f"node {NODE_SCRIPT.name} {args[0]} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
+    run_node_script(NODE_SCRIPT, *args)
 
 
 def load(path, **kwargs):

@@ -38,6 +38,7 @@ from torch import nn
 
 from ..errors import ModelFormatError, ShapeError
 from ..naming import python_options
+from .layers import Conv2D, MaxPooling2D
 from .layers import base as layers_base
 from .layers.base import Layer, Shape, WeightSpec
 
@@ -268,7 +269,7 @@ def _eager_call(layer, arrays):
     if not getattr(layer, "multi_input", False) and len(xs) != 1:
         raise ShapeError(f"{layer.name} ({layer.class_name}) takes one input, got {len(xs)}")
     shapes = [tuple(x.shape[1:]) for x in xs]
-    module = layer_module(layer, shapes if layer.multi_input else shapes[0])
+    module = layer_module(layer, shapes if layer.multi_input else shapes[0], alone=True)
     device = next(itertools.chain(module.parameters(), module.buffers()), torch.zeros(0)).device
     xs = [(x.permute(0, 3, 1, 2) if x.dim() == 4 else x).to(device) for x in xs]
     was_training = module.training
@@ -412,12 +413,16 @@ def _layer_split(layer, parent_trainable: bool):
 
 #: layer -> (the input shape it was built for, its module). Weak: a layer no model holds goes with its module.
 _MODULES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-#: Layers a functional model runs one by one: a Sequential must not fuse their modules (see sequential.py).
+#: Layers whose module runs by itself (in a functional model, or called on arrays): never fused with another.
 _RUN_ALONE: weakref.WeakSet = weakref.WeakSet()
 
 
-def layer_module(layer: Layer, input_shape) -> nn.Module:
-    """The layer's module, built (with freshly initialised weights) for ``input_shape`` on first use."""
+def layer_module(layer: Layer, input_shape, alone: bool = False) -> nn.Module:
+    """The layer's module, built (with freshly initialised weights) for ``input_shape`` on first use.
+
+    ``alone``: the caller runs the module by itself, not as part of a ``Sequential``'s chain, so any
+    :func:`fuse_pool_relu` on it is undone, now and for good.
+    """
     entry = _MODULES.get(layer)
     if entry is None:
         entry = (input_shape, layer.build_module(input_shape))
@@ -425,6 +430,9 @@ def layer_module(layer: Layer, input_shape) -> nn.Module:
     elif _as_tuple(entry[0]) != _as_tuple(input_shape):
         raise ShapeError(f"{layer.name}: its module is built for input {_shapes_text(entry[0])}, not "
                          f"{_shapes_text(input_shape)}")
+    if alone:
+        _RUN_ALONE.add(layer)
+        _release_fused(layer, entry[1])
     return entry[1]
 
 
@@ -434,10 +442,22 @@ def built_module(layer: Layer) -> nn.Module | None:
     return entry[1] if entry is not None else None
 
 
-def mark_run_alone(layer: Layer) -> None:
-    _RUN_ALONE.add(layer)
+def fuse_pool_relu(layers: list, blocks: list[nn.Module]) -> None:
+    """In a chain of ``layers`` (a Sequential's), conv2d(relu) -> maxPooling2d runs as conv -> pool -> relu:
+    the same numbers (relu and max commute, gradients included), with the relu and its backward on 4x fewer
+    elements. Not for layers whose modules also run alone: there the conv's output may feed other layers."""
+    for i in range(len(layers) - 1):
+        conv, pool = layers[i], layers[i + 1]
+        if isinstance(conv, Conv2D) and conv.activation == "relu" and isinstance(pool, MaxPooling2D) and \
+                conv not in _RUN_ALONE and pool not in _RUN_ALONE:
+            blocks[i].activation = nn.Identity()
+            blocks[i + 1].post_activation = nn.ReLU()
 
 
-def runs_alone(layer: Layer) -> bool:
-    """True when a functional model runs this layer's module by itself, so no model may fuse it with another."""
-    return layer in _RUN_ALONE
+def _release_fused(layer: Layer, block: nn.Module) -> None:
+    """Undo :func:`fuse_pool_relu` on the block of ``layer``; the chain that fused it computes the same
+    numbers unfused."""
+    if isinstance(layer, Conv2D) and layer.activation == "relu" and isinstance(block.activation, nn.Identity):
+        block.activation = nn.ReLU()
+    if isinstance(layer, MaxPooling2D):
+        block.post_activation = None

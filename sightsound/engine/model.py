@@ -36,9 +36,8 @@ from ..naming import accepts_tfjs_options, python_options
 from ..runtime import cpu_heap
 from . import layers as layers_mod
 from .functional import (Container, InputLayer, Node, SymbolicTensor, built_module, call_input_shape,
-                         inbound_nodes, layer_module, mark_run_alone, weight_split)
+                         inbound_nodes, layer_module, weight_split)
 from .model_config import FUNCTIONAL_CLASS_NAMES, rebuild
-from .sequential import release_fused
 from .summary import graph_lines
 from .trainer import DEFAULT_INFERENCE_BATCH, Trainer, _check_batch_size
 
@@ -49,9 +48,10 @@ class Model(Container, Trainer):
     """A functional model (TF.js ``tf.model``, Keras ``Functional``): layers called on symbolic tensors.
 
     ``inputs``/``outputs`` are lists of symbolic tensors; ``input_shape``/``output_shape`` are one shape
-    (without the batch axis) for one input/output, a list of them for several. ``compile``/``fit``/``evaluate``
-    work for one input and one output; ``predict`` takes a list of arrays for several inputs and returns a
-    list for several outputs.
+    (without the batch axis) for one input/output, a list of them for several. ``predict``, ``fit`` and
+    ``evaluate`` take a list of arrays for several inputs (``fit``/``evaluate`` a list of targets for several
+    outputs); ``predict`` returns a list for several outputs. With several outputs the compiled loss applies
+    to each: the logged ``loss`` is their sum, ``acc`` the mean of their accuracies.
     """
 
     class_name = "Model"
@@ -149,10 +149,7 @@ class Model(Container, Trainer):
         Returns an array, or a list of arrays for several outputs. ``batch_size`` changes only the speed.
         """
         _check_batch_size(batch_size, optional=True)
-        arrays = list(x) if isinstance(x, (list, tuple)) else [x]
-        if len(arrays) != len(self.inputs):
-            raise ShapeError(f"{self.name} has {len(self.inputs)} inputs "
-                             f"({', '.join(l.name for l in self.input_layers)}), got {len(arrays)} arrays")
+        arrays = _one_per(x, self.input_layers, "x")
         with cpu_heap(self.device, tune=False):
             xs = [self._as_inputs(a, f"x[{i}]" if len(arrays) > 1 else "x", tuple(t.shape[1:]))
                   for i, (a, t) in enumerate(zip(arrays, self.inputs))]
@@ -170,11 +167,42 @@ class Model(Container, Trainer):
         return [torch.cat([b[k] for b in batches]).float().cpu().numpy() if batches else
                 np.zeros((0, *t.shape[1:]), dtype=np.float32) for k, t in enumerate(self.outputs)]
 
+    # -- training with several inputs or outputs ---------------------------------------------
+    def _several(self) -> bool:
+        return len(self.inputs) > 1 or len(self.outputs) > 1
+
     def _as_tensors(self, x, y, x_what: str, y_what: str):
-        if len(self.inputs) != 1 or len(self.outputs) != 1:
-            raise ShapeError(f"fit and evaluate take models with one input and one output; {self.name} has "
-                             f"{len(self.inputs)} inputs and {len(self.outputs)} outputs (predict takes them all)")
-        return super()._as_tensors(x, y, x_what, y_what)
+        """With several inputs or outputs ``x`` and ``y`` are lists of arrays: each is checked, then they are
+        packed side by side into one ``[N, ...]`` tensor each, which ``fit`` batches, shuffles and splits as any
+        other (:meth:`_loss_and_correct` unpacks them)."""
+        if not self._several():  # TF.js takes [x] and [y] for one input and output too
+            return super()._as_tensors(*(_one_per(v, [t], what)[0] for v, t, what in
+                                         ((x, self.inputs[0], x_what), (y, self.outputs[0], y_what))),
+                                       x_what, y_what)
+        arrays = _one_per(x, self.input_layers, x_what)
+        xs = [self._as_inputs(a, f"{x_what}[{i}]", tuple(t.shape[1:]))
+              for i, (a, t) in enumerate(zip(arrays, self.inputs))]
+        if len({len(t) for t in xs}) > 1:
+            raise ShapeError(f"{x_what}: the inputs have different numbers of examples: {[len(t) for t in xs]}")
+        ys = [self._as_targets(b, len(xs[0]), x_what, f"{y_what}[{k}]", tuple(t.shape[1:]))
+              for k, (b, t) in enumerate(zip(_one_per(y, self.output_layers, y_what), self.outputs))]
+        return _pack(xs), _pack(ys)
+
+    def _loss_and_correct(self, x: torch.Tensor, y: torch.Tensor):
+        """Several outputs: the loss is the sum of each output's loss (the compiled loss for every output, as
+        TF.js's one loss name does), the correct count the mean of the outputs' counts."""
+        if not self._several():
+            return super()._loss_and_correct(x, y)
+        sparse = self.loss == "sparseCategoricalCrossentropy"
+        xs = _unpack(x, [t.shape[1:] for t in self.inputs])
+        ys = _unpack(y, [() if sparse else t.shape[1:] for t in self.outputs])
+        ys = [t.long() for t in ys] if sparse else ys
+        fused = len(self.outputs) == 1 and self.loss != "meanSquaredError" and self.net.fused_softmax
+        with self._autocast():
+            outs = self.net(*xs, logits=fused)
+        outs = outs if isinstance(outs, tuple) else (outs,)
+        parts = [self._output_loss(out.float(), target, logits=fused) for out, target in zip(outs, ys)]
+        return sum(loss for loss, _ in parts), sum(correct for _, correct in parts) / len(parts)
 
 
 def model(options: Mapping | None = None, *, inputs=None, outputs=None, name: str | None = None,
@@ -186,6 +214,30 @@ def model(options: Mapping | None = None, *, inputs=None, outputs=None, name: st
     if options is not None:
         return model(**python_options(options))
     return Model(inputs, outputs, name=name, device=device)
+
+
+def _one_per(value, layers: list, what: str) -> list:
+    """One array per input (or output): a list of them, or for one input an array or a list of one."""
+    arrays = list(value) if isinstance(value, (list, tuple)) else [value]
+    if len(layers) == 1 and len(arrays) != 1:
+        arrays = [value]  # a plain list of numbers or rows is one array
+    if len(arrays) != len(layers):
+        raise ShapeError(f"{what}: expected {len(layers)} arrays, one for each of "
+                         f"{', '.join(l.name for l in layers)}; got {len(arrays)}")
+    return arrays
+
+
+def _pack(tensors: list[torch.Tensor]) -> torch.Tensor:
+    return torch.cat([t.reshape(len(t), -1).to(torch.float32) for t in tensors], dim=1)
+
+
+def _unpack(packed: torch.Tensor, shapes: list[tuple]) -> list[torch.Tensor]:
+    out, start = [], 0
+    for shape in shapes:
+        size = int(np.prod(shape, dtype=np.int64))
+        out.append(packed[:, start:start + size].reshape(len(packed), *shape))
+        start += size
+    return out
 
 
 def _layer_config(layer) -> dict:
@@ -271,15 +323,15 @@ def _check_graph(inputs, run_order, layers) -> None:
     """Every input used, every node computable from the inputs, layer names unique (names make the config)."""
     given = {id(t.node) for t in inputs}
     used = {id(node) for node in run_order}
-    for t in inputs:
-        if id(t.node) not in used:
-            raise ModelFormatError(f"input layer {t.source_layer.name} does not lead to any output: the graph "
-                                   f"leaves it dangling")
     for node in run_order:
         if isinstance(node.layer, InputLayer) and id(node) not in given:
             users = sorted({n.layer.name for n in run_order for t in n.inputs if t.node is node})
             raise ModelFormatError(f"graph disconnected: layer {', '.join(users)} needs input layer "
                                    f"{node.layer.name}, which is not among the model's inputs")
+    for t in inputs:
+        if id(t.node) not in used:
+            raise ModelFormatError(f"input layer {t.source_layer.name} does not lead to any output: the graph "
+                                   f"leaves it dangling")
     names = [layer.name for layer in layers]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
@@ -361,10 +413,7 @@ class _GraphNet(nn.Module):
 def _node_module(layer) -> tuple[nn.Module, str]:
     if isinstance(layer, Container):
         return layer.build().net, _MODEL
-    module = layer_module(layer, call_input_shape(layer))
-    mark_run_alone(layer)
-    release_fused(layer, module)
-    return module, (_MULTI if layer.multi_input else _SINGLE)
+    return layer_module(layer, call_input_shape(layer), alone=True), (_MULTI if layer.multi_input else _SINGLE)
 
 
 def _fuse_final_softmax(model: Model, steps: list, output_slots: list[int], modules: list[nn.Module]) -> bool:

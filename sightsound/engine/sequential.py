@@ -28,7 +28,7 @@ from torch import nn
 
 from ..errors import ShapeError
 from . import layers as layers_mod
-from .functional import Container, InputLayer, Node, apply, inbound_nodes, layer_module, runs_alone
+from .functional import Container, InputLayer, Node, apply, fuse_pool_relu, inbound_nodes, layer_module
 from .summary import sequential_lines
 from .trainer import Trainer
 
@@ -58,30 +58,6 @@ class _Net(nn.Module):
         if x.dim() == 4 and not engine_layout:
             x = x.permute(0, 2, 3, 1)  # back to TF.js's NHWC for image-shaped outputs
         return x
-
-
-def _pool_before_relu(layers: list, blocks: list[nn.Module]) -> None:
-    """conv2d(relu) -> maxPooling2d runs as conv -> pool -> relu: the same numbers (relu and max
-    commute, gradients included), with the relu and its backward on 4x fewer elements.
-
-    Not for layers a functional model also runs one by one (:func:`release_fused`): there the conv's output
-    may feed other layers too."""
-    for i in range(len(layers) - 1):
-        conv, pool = layers[i], layers[i + 1]
-        if isinstance(conv, layers_mod.Conv2D) and conv.activation == "relu" and \
-                isinstance(pool, layers_mod.MaxPooling2D) and not (runs_alone(conv) or runs_alone(pool)):
-            blocks[i].activation = nn.Identity()
-            blocks[i + 1].post_activation = nn.ReLU()
-
-
-def release_fused(layer: layers_mod.Layer, block: nn.Module) -> None:
-    """Undo :func:`_pool_before_relu` on the block of ``layer``, which a functional model is about to run by
-    itself; the Sequential that fused it computes the same numbers unfused."""
-    if isinstance(layer, layers_mod.Conv2D) and layer.activation == "relu" and \
-            isinstance(block.activation, nn.Identity):
-        block.activation = nn.ReLU()
-    if isinstance(layer, layers_mod.MaxPooling2D):
-        block.post_activation = None
 
 
 class Sequential(Container, Trainer):
@@ -167,7 +143,7 @@ class Sequential(Container, Trainer):
         """Create the PyTorch modules (done automatically on first use)."""
         if self.net is None:
             blocks = [layer_module(layer, shape_in) for layer, (shape_in, _) in zip(self.layers, self.shapes)]
-            _pool_before_relu(self.layers, blocks)
+            fuse_pool_relu(self.layers, blocks)
             for layer, block in zip(self.layers, blocks):
                 if not (layer.trainable and self.trainable):  # frozen as in TF.js: no updates, non-trainable
                     for param in block.parameters():

@@ -122,27 +122,24 @@ class Trainer:
                               enabled=self.dtype_policy == "mixed_bfloat16")
 
     def _loss_and_correct(self, x: torch.Tensor, y: torch.Tensor):
-        net = self.net
+        fused = self.loss != "meanSquaredError" and self.net.fused_softmax
+        with self._autocast():
+            out = self.net(x, logits=True) if fused else self.net(x)
+        return self._output_loss(out.float(), y, logits=fused)
+
+    def _output_loss(self, out: torch.Tensor, y: torch.Tensor, logits: bool):
+        """Loss and correct count of one output ``out`` for targets ``y``; ``logits``: ``out`` holds the logits
+        of a final softmax, for numerically stable cross-entropy."""
+        sparse = self.loss == "sparseCategoricalCrossentropy"
         if self.loss == "meanSquaredError":
-            with self._autocast():
-                out = net(x)
-            out = out.float()
             loss = F.mse_loss(out, y)
-        elif net.fused_softmax:
-            with self._autocast():
-                logits = net(x, logits=True)
-            logits = logits.float()
-            logp = F.log_softmax(logits, dim=-1)
-            loss = F.nll_loss(logp, y) if self.loss == "sparseCategoricalCrossentropy" \
-                else -(y * logp).sum(dim=-1).mean()
-            out = logits
+        elif logits:
+            logp = F.log_softmax(out, dim=-1)
+            loss = F.nll_loss(logp, y) if sparse else -(y * logp).sum(dim=-1).mean()
         else:
-            with self._autocast():
-                out = net(x)
-            out = out.float()
             logp = torch.log(out.clamp(_CLIP, 1 - _CLIP))
-            loss = F.nll_loss(logp.reshape(len(x), -1), y) if self.loss == "sparseCategoricalCrossentropy" \
-                else -(y * logp).reshape(len(x), -1).sum(dim=-1).mean()
+            loss = F.nll_loss(logp.reshape(len(out), -1), y) if sparse \
+                else -(y * logp).reshape(len(out), -1).sum(dim=-1).mean()
         with torch.no_grad():
             correct = self._correct(out, y)
         return loss, correct
@@ -346,12 +343,15 @@ class Trainer:
 
     def _as_tensors(self, x, y, x_what: str, y_what: str):
         xs = self._as_inputs(x, x_what)
+        return xs, self._as_targets(y, len(xs), x_what, y_what, self.output_shape)
+
+    def _as_targets(self, y, n: int, x_what: str, y_what: str, out: tuple) -> torch.Tensor:
+        """``y`` checked against the loss and the output shape ``out`` (``n`` examples), as a device tensor."""
         if self.loss is None:
             raise RuntimeError("call model.compile(...) first")
         yt = torch.as_tensor(y) if not isinstance(y, torch.Tensor) else y
-        if len(yt) != len(xs):
-            raise ShapeError(f"{x_what} has {len(xs)} examples but {y_what} has {len(yt)}")
-        out = self.output_shape
+        if len(yt) != n:
+            raise ShapeError(f"{x_what} has {n} examples but {y_what} has {len(yt)}")
         if self.loss == "sparseCategoricalCrossentropy":
             if yt.dim() != 1 or yt.is_floating_point() and not torch.equal(yt, yt.round()):
                 raise ShapeError(f"{y_what}: sparseCategoricalCrossentropy expects integer class ids [N], "
@@ -359,7 +359,7 @@ class Trainer:
             yt = yt.to(self.device, torch.int64)
             if len(yt) and (int(yt.min()) < 0 or int(yt.max()) >= out[-1]):
                 raise ShapeError(f"{y_what}: class ids must be in 0..{out[-1] - 1}, got {int(yt.min())}..{int(yt.max())}")
-            return xs, yt
+            return yt
         if tuple(yt.shape[1:]) != tuple(out):
             hint = " (one-hot encode the labels, e.g. data.mnist.one_hot, or use sparseCategoricalCrossentropy)" \
                 if yt.dim() == 1 else ""
@@ -370,7 +370,7 @@ class Trainer:
         if self.loss == "categoricalCrossentropy" and len(yt) and (yt.min() < 0 or yt.max() > 1):
             raise ShapeError(f"{y_what}: categoricalCrossentropy expects one-hot or probability rows in [0, 1], "
                              f"got values in {float(yt.min()):g}..{float(yt.max()):g}")
-        return xs, yt
+        return yt
 
 
 def training_count(n: int, validation_split: float) -> int:
