@@ -26,7 +26,7 @@ from sightsound import layers
 from sightsound.engine import layers as engine_layers
 from sightsound.engine.model import Model
 from sightsound.errors import ModelFormatError, ShapeError
-from sightsound.tfjs import GENERATED_BY, model_weights
+from sightsound.tfjs import GENERATED_BY, model_weights, read_model_json
 
 REPO = Path(__file__).resolve().parents[1]
 NODE_SCRIPT = REPO / "tests" / "js" / "tfjs_functional.js"
@@ -87,6 +87,35 @@ def test_two_input_two_output_model_trains_predicts_and_round_trips(tmp_path, we
     assert loaded.summary_lines() == model.summary_lines()
     loaded.save(tmp_path / "b", include_optimizer=True)
     assert saved_bytes(tmp_path / "b") == saved_bytes(tmp_path / "a")
+
+
+def test_symbolic_tensors_and_layer_outputs_as_in_tfjs():
+    x = sightsound.input({"shape": [4], "name": "x", "batchSize": 2})  # TF.js's call style
+    dense = layers.dense(units=3, name="d")
+    y = dense(x)
+    assert (x.shape, x.name, x.source_layer.class_name) == ((2, 4), "x", "InputLayer")
+    assert (y.shape, y.source_layer, y.node_index, y.tensor_index) == ((2, 3), dense, 0, 0)
+    assert dense.input is x and dense.output is y
+    model = sightsound.model({"inputs": x, "outputs": y, "name": "m"})
+    assert (model.name, model.input_shape, model.output_shape) == ("m", (4,), (3,))
+    assert model.get_config()["layers"][0]["config"]["batch_input_shape"] == [2, 4]
+    assert model.summary_lines()[3].startswith("x (InputLayer)              [[2,4]]                   [2,4]")
+    stack = sightsound.sequential([layers.dense(units=2, input_shape=[3], name="first"), layers.flatten()])
+    first = stack.layers[0]
+    assert first.input is stack.inputs[0] and stack.inputs[0].source_layer.name == "first_input"
+    assert stack.layers[1].output is stack.outputs[0] and stack.outputs[0].shape == (None, 2)
+    dense.apply(sightsound.input(shape=[4]))  # now shared: TF.js's layer.output is ill-defined
+    with pytest.raises(AttributeError, match="d has been called 2 times"):
+        getattr(dense, "output")
+
+
+def test_read_model_json_describes_functional_models(tmp_path, weighted_sum_loads):
+    two_branch_model().save(tmp_path / "two")
+    transfer_model()[2].save(tmp_path / "transfer")
+    two = read_model_json(tmp_path / "two" / "model.json")
+    transfer = read_model_json(tmp_path / "transfer" / "model.json")
+    assert (two.input_shape, two.output_units) == ([8, 6, 1], 3)  # the first input, the first output's layer
+    assert (transfer.input_shape, transfer.output_units) == ([12, 10, 1], 3)  # the output of the nested head
 
 
 def test_multi_input_layers_take_a_list_of_engine_layout_tensors():

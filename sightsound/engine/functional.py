@@ -121,14 +121,13 @@ def inbound_nodes(layer) -> list[Node]:
     return vars(layer).setdefault("_inbound_nodes", [])
 
 
-def call_input_shape(layer, node: Node | None = None):
-    """The input shape(s) without the batch axis of ``node`` (default: the layer's first call), as the layer's
-    ``compute_output_shape``, ``weight_specs`` and ``build_module`` take them; None before any call."""
+def call_input_shape(layer):
+    """The input shape(s) without the batch axis of the layer's first call (every call has the same), as the
+    layer's ``compute_output_shape``, ``weight_specs`` and ``build_module`` take them; None before any call."""
     nodes = inbound_nodes(layer)
-    node = node if node is not None else (nodes[0] if nodes else None)
-    if node is None:
+    if not nodes:
         return None
-    shapes = [tuple(s[1:]) for s in node.input_shapes]
+    shapes = [tuple(s[1:]) for s in nodes[0].input_shapes]
     return shapes if getattr(layer, "multi_input", False) else shapes[0]
 
 
