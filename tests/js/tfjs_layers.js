@@ -15,7 +15,8 @@
 const fs = require('fs');
 const path = require('path');
 const tf = require('@tensorflow/tfjs');
-const {fixedInputs, randomizeWeights, summaryLines, predict, fileSaver, trainStep} = require('./tfjs_models.js');
+const {fixedInputs, randomizeWeights, summaryLines, predict, fileSaver} = require('./tfjs_io.js')(tf);
+const {trainStep} = require('./tfjs_models.js');
 
 const L = tf.layers;
 

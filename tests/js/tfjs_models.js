@@ -22,6 +22,7 @@ const tf = require('@tensorflow/tfjs');
 
 // --- listings (identical to sightsound/presets.py) --------------------------
 const {IMAGE, SPEECH, listings} = require('./listings.js');
+const {fileLoader, fileSaver, fixedInputs, predict, randomizeWeights, summaryLines} = require('./tfjs_io.js')(tf);
 const {mnistConv, mnistDense, mnistEnhanced, speechConv} = listings(tf);
 
 // Not a listing: 'same' padding, strides, BatchNormalization (one frozen), average pooling.
@@ -39,97 +40,6 @@ function coverage() {
   m.add(tf.layers.dense({units: 7, activation: 'tanh'}));
   m.add(tf.layers.dense({units: 5, activation: 'softmax'}));
   return m;
-}
-
-// --- helpers ------------------------------------------------------------------
-function rng(seed) {  // mulberry32: small, deterministic
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function fixedInputs(shape, seed, lo = 0, hi = 1) {
-  const next = rng(seed);
-  const n = shape.reduce((a, b) => a * b, 1);
-  const values = new Float32Array(n);
-  for (let i = 0; i < n; i++) values[i] = lo + (hi - lo) * next();
-  return Array.from(values);
-}
-
-function randomizeWeights(model, seed) {
-  // Kernels keep TF.js's random initialisation; biases and BatchNorm stats get random values too.
-  const next = rng(seed);
-  const values = model.weights.map(w => {
-    const n = w.shape.reduce((a, b) => a * b, 1);
-    const name = w.originalName || w.name;
-    if (/kernel$/.test(name)) return w.read();
-    const lo = /(gamma|moving_variance)$/.test(name) ? 0.5 : -0.1;
-    const hi = /(gamma|moving_variance)$/.test(name) ? 1.5 : 0.1;
-    const data = new Float32Array(n);
-    for (let i = 0; i < n; i++) data[i] = lo + (hi - lo) * next();
-    return tf.tensor(data, w.shape);
-  });
-  model.setWeights(values);
-}
-
-function summaryLines(model) {
-  const lines = [];
-  model.summary(undefined, undefined, line => lines.push(line));
-  return lines;
-}
-
-async function predict(model, inputs, shape) {
-  const x = tf.tensor(inputs, shape);
-  const y = model.predict(x);
-  const out = Array.from(await y.data());
-  tf.dispose([x, y]);
-  return out;
-}
-
-// Writes what tfjs-node's `file://` save handler (NodeFileSystem.save) writes.
-function fileSaver(dir) {
-  return tf.io.withSaveHandler(async artifacts => {
-    fs.mkdirSync(dir, {recursive: true});
-    const modelJSON = {
-      modelTopology: artifacts.modelTopology,
-      weightsManifest: [{paths: ['weights.bin'], weights: artifacts.weightSpecs}],
-      format: artifacts.format,
-      generatedBy: artifacts.generatedBy,
-      convertedBy: artifacts.convertedBy,
-    };
-    if (artifacts.trainingConfig != null) modelJSON.trainingConfig = artifacts.trainingConfig;
-    if (artifacts.signature != null) modelJSON.signature = artifacts.signature;
-    if (artifacts.userDefinedMetadata != null) modelJSON.userDefinedMetadata = artifacts.userDefinedMetadata;
-    fs.writeFileSync(path.join(dir, 'model.json'), JSON.stringify(modelJSON), 'utf8');
-    const data = Array.isArray(artifacts.weightData) ?
-        Buffer.concat(artifacts.weightData.map(b => Buffer.from(b))) : Buffer.from(artifacts.weightData);
-    fs.writeFileSync(path.join(dir, 'weights.bin'), data);
-    return {modelArtifactsInfo: {dateSaved: new Date(), modelTopologyType: 'JSON'}};
-  });
-}
-
-// Reads model.json and the weight files it names, relative to its folder.
-function fileLoader(dir) {
-  return {
-    load: async () => {
-      const modelJSON = JSON.parse(fs.readFileSync(path.join(dir, 'model.json'), 'utf8'));
-      return tf.io.getModelArtifactsForJSON(modelJSON, async manifest => {
-        const specs = [];
-        const buffers = [];
-        for (const group of manifest) {
-          for (const p of group.paths) buffers.push(fs.readFileSync(path.join(dir, p)));
-          specs.push(...group.weights);
-        }
-        const all = Buffer.concat(buffers);
-        return [specs, all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength)];
-      });
-    },
-  };
 }
 
 async function trainStep(model, step) {
@@ -219,8 +129,8 @@ async function main() {
   process.exit(2);
 }
 
-// tfjs_layers.js builds on these helpers.
-module.exports = {rng, fixedInputs, randomizeWeights, summaryLines, predict, fileSaver, fileLoader, trainStep};
+// tfjs_layers.js trains with this too.
+module.exports = {trainStep};
 
 if (require.main === module) {
   main().catch(err => {

@@ -250,6 +250,30 @@ class Layer:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
 
+    # -- the functional API: hooks into sightsound.engine.functional ------------
+    def apply(self, inputs, **kwargs):
+        """TF.js ``layer.apply``: on symbolic tensors (``sightsound.input``) the symbolic output(s), the call
+        recorded as a node of this layer; on arrays the layer's output, computed now."""
+        return FUNCTIONAL.apply(self, inputs, **kwargs)
+
+    def __call__(self, inputs, **kwargs):
+        return self.apply(inputs, **kwargs)
+
+    @property
+    def input(self):
+        """The symbolic input of the layer's only call (TF.js ``layer.input``)."""
+        return FUNCTIONAL.call_tensor(self, "input")
+
+    @property
+    def output(self):
+        """The symbolic output of the layer's only call (TF.js ``layer.output``)."""
+        return FUNCTIONAL.call_tensor(self, "output")
+
+
+#: The functional API (symbolic calls and tensors) lives in :mod:`sightsound.engine.functional`, which builds
+#: on this module and sets this to itself when imported (``import sightsound`` does), so layers stay data here.
+FUNCTIONAL: Any = None
+
 
 def init_params(specs: list[WeightSpec], tensors: dict[str, torch.Tensor]) -> None:
     """Initialise each weight with its TF.js initializer, using TF.js fan sizes."""
