@@ -6,8 +6,11 @@ folder, and training jobs run on a tiny synthetic ``mnist.npz``.
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import time
+import zipfile
 
 import numpy as np
 import pytest
@@ -56,11 +59,14 @@ def client(models_dir, data_dir):
         app.state.web.jobs.stop_all()
 
 
-def assert_json_error(response, status: int) -> str:
+def assert_json_error(response, status: int, code: str | None = None) -> str:
+    """The answer is ``{"error": message, "code": code}`` with ``status`` (and ``code`` when given)."""
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")
     body = response.json()
     assert isinstance(body.get("error"), str) and body["error"]
+    assert isinstance(body.get("code"), str) and body["code"], body
+    assert code is None or body["code"] == code, body
     return body["error"]
 
 
@@ -96,7 +102,29 @@ def test_pages_and_vendor_files_are_served(client):
     assert chart.status_code == 200 and "Chart" in chart.text[:2000]
     assert client.get("/static/js/draw.js").status_code == 200
     assert_json_error(client.get("/vendor/package.json"), 404)
-    assert_json_error(client.get("/no-such-page"), 404)
+    assert_json_error(client.get("/no-such-page"), 404, "not_found")
+
+
+def test_pages_share_one_navigation_in_the_chapters_order(client):
+    for page, following in [("/train", "/test"), ("/test", "/draw"), ("/draw", "/speech"), ("/speech", None)]:
+        html = client.get(page).text
+        assert re.findall(r'<nav aria-label="Pages">(.*?)</nav>', html)[0].count("<a ") == 4
+        assert re.findall(r'href="(/\w+)"', html.split('<nav aria-label="Pages">')[1].split("</nav>")[0]) == \
+            ["/train", "/test", "/draw", "/speech"]
+        assert f'<a href="{page}" aria-current="page">' in html
+        assert (f'class="next" href="{following}"' in html) if following else 'class="next"' not in html
+    assert client.get("/", follow_redirects=False).headers["location"] == "/train"
+
+
+def test_an_unknown_page_asked_for_by_a_browser_is_a_page(client):
+    for path in ("/no-such-page", "/a/b/c"):
+        answer = client.get(path, headers={"accept": "text/html,application/xhtml+xml"})
+        assert answer.status_code == 404 and answer.headers["content-type"].startswith("text/html")
+        assert "<h1>Page not found</h1>" in answer.text and '<nav aria-label="Pages">' in answer.text
+    escaped = client.get("/<script>", headers={"accept": "text/html"})
+    assert "<script>" not in escaped.text.split("<main")[1]
+    for path in ("/api/nope", "/models/nope/model.json", "/static/nope.js"):  # machine resources stay JSON
+        assert_json_error(client.get(path, headers={"accept": "text/html"}), 404)
 
 
 def test_model_files_are_served_for_tfjs(client):
@@ -107,6 +135,45 @@ def test_model_files_are_served_for_tfjs(client):
         for path in group["paths"]:
             weights = client.get(f"/models/{MODEL}/{path}")
             assert weights.status_code == 200 and len(weights.content) > 0
+
+
+def test_a_model_downloads_as_a_zip_that_loads_where_it_is_unzipped(client, models_dir, tmp_path):
+    from sightsound import load_layers_model
+
+    answer = client.get(f"/api/models/{MODEL}/download")
+    assert answer.status_code == 200 and answer.headers["content-type"] == "application/zip"
+    assert answer.headers["content-disposition"] == f'attachment; filename="{MODEL}.zip"'
+    with zipfile.ZipFile(io.BytesIO(answer.content)) as archive:
+        assert sorted(archive.namelist()) == [f"{MODEL}/model.json", f"{MODEL}/weights.bin"]
+        archive.extractall(tmp_path)
+    x = np.random.default_rng(0).random((2, 28, 28, 1), dtype=np.float32)
+    unzipped = load_layers_model(str(tmp_path / MODEL), device="cpu").predict(x)
+    np.testing.assert_allclose(unzipped, load_layers_model(str(models_dir / MODEL), device="cpu").predict(x))
+    assert_json_error(client.get("/api/models/nope/download"), 404, "model_not_found")
+    assert_json_error(client.get("/api/models/..%2F..%2Fetc/download"), 404)
+
+
+def test_deleting_a_model_removes_its_folder_and_nothing_else(client, models_dir, tmp_path):
+    import shutil
+
+    shutil.copytree(models_dir / MODEL, models_dir / "doomed")
+    outside = tmp_path / "outside"
+    shutil.copytree(models_dir / MODEL, outside)
+    (models_dir / "link-out").symlink_to(outside, target_is_directory=True)
+    try:
+        assert client.delete("/api/models/doomed").json() == {"deleted": "doomed"}
+        assert not (models_dir / "doomed").exists()
+        assert "doomed" not in [m["name"] for m in client.get("/api/models").json()["models"]]
+        assert_json_error(client.delete("/api/models/doomed"), 404, "model_not_found")
+        assert_json_error(client.delete("/api/models/link-out"), 400, "bad_model_name")
+        assert_json_error(client.delete("/api/models/built-in"), 403, "builtin_model")
+        for name in ("..", "..%2F..%2Ftmp", ".hidden", "a%2Fb", "not-a-model"):
+            assert client.delete(f"/api/models/{name}").status_code in (400, 404, 405)
+        assert (outside / "model.json").is_file() and (models_dir / MODEL / "model.json").is_file()
+        assert (models_dir / "secret.txt").is_file() and (models_dir / "not-a-model").is_dir()
+        assert not [p for p in models_dir.iterdir() if p.name.startswith(".deleting")]
+    finally:
+        (models_dir / "link-out").unlink()
 
 
 @pytest.mark.parametrize("url", [
@@ -172,8 +239,16 @@ def test_predict_uses_newest_model_when_none_named(client):
 def test_blank_image_says_no_digit(client):
     blank = png_bytes(np.full((50, 50), 255, dtype=np.uint8))
     response = client.post("/api/predict", files={"file": ("blank.png", blank, "image/png")}, data={"model": MODEL})
-    assert_json_error(response, 422)
+    assert_json_error(response, 422, "no_digit")
     assert response.json()["no_digit"] is True
+
+
+def test_an_upload_that_is_no_image_says_which_formats_are_read(client):
+    for name, content, kind in [("notes.png", b"shopping list\n" * 20, "image/png"), ("a.txt", b"hi", "text/plain"),
+                                ("a.jpg", digit_one_png(), "image/jpeg")]:
+        response = client.post("/api/predict", files={"file": (name, content, kind)}, data={"model": MODEL})
+        assert_json_error(response, response.status_code, "not_an_image")
+        assert response.json()["formats"] == "PNG, JPEG, GIF, WebP, BMP"
 
 
 @pytest.mark.parametrize("files, data, status", [
@@ -337,7 +412,18 @@ def test_stop_ends_a_job_early_and_keeps_the_model(client, models_dir):
     assert client.post(f"/api/train/{job_id}/stop").status_code == 200
     events = collect_events(client, job_id)
     assert events[-1]["type"] == "stopped" and events[-1]["epochs_run"] < 100
-    assert (models_dir / events[-1]["model"] / "model.json").is_file()
+    name = events[-1]["model"]
+    assert (models_dir / name / "model.json").is_file()
+    # Marked as stopped: listed so, never the default (the finished MODEL is older but stays the default).
+    listing = client.get("/api/models").json()
+    assert {m["name"]: m["stopped"] for m in listing["models"]}[name] is True
+    assert listing["defaults"]["mnist"] != name
+    assert client.post("/api/predict", files={"file": ("one.png", digit_one_png(), "image/png")}).json()["model"] \
+        != name
+    # The job's time is the whole job's: every event carries the time since it began, the last one included.
+    elapsed = [event["elapsed"] for event in events]
+    assert elapsed == sorted(elapsed) and events[-1]["seconds"] >= events[-2]["elapsed"]
+    assert events[-1]["seconds"] >= events[-1]["train_seconds"]
 
 
 def test_stop_over_the_websocket(client):
@@ -366,10 +452,11 @@ def test_training_request_with_malformed_json(client):
 
 
 def test_name_clash_and_job_cap(client):
-    assert "exists" in assert_json_error(client.post("/api/train", json={"name": MODEL}), 409)
+    assert "exists" in assert_json_error(client.post("/api/train", json={"name": MODEL}), 409, "name_taken")
     long_jobs = [client.post("/api/train", json={"model": "dense", "epochs": 100, "batch_size": 10}).json()
                  for _ in range(2)]
-    assert "already running" in assert_json_error(client.post("/api/train", json={"model": "dense"}), 429)
+    assert "already running" in assert_json_error(client.post("/api/train", json={"model": "dense"}), 429,
+                                                  "too_many_jobs")
     for job in long_jobs:
         client.post(f"/api/train/{job['job_id']}/stop")
     for job in long_jobs:
@@ -430,6 +517,24 @@ def receive_until(socket, kind: str, limit: int = 500) -> list[dict]:
         if messages[-1]["type"] in (kind, "error"):
             return messages
     raise AssertionError(f"no {kind!r} message in {limit}")
+
+
+def test_without_the_built_in_model_and_no_speech_model_a_session_is_told_no_model(models_dir, data_dir):
+    app = create_app(models_dir, data_dir=data_dir, allowed_hosts=[TESTCLIENT_HOST], builtin_speech=False)
+    with TestClient(app) as plain:
+        listing = plain.get("/api/models").json()
+        assert not [m for m in listing["models"] if m["kind"] == "speech"] and listing["defaults"]["speech"] is None
+        assert plain.get("/api/info").json()["builtin_speech"] is False
+        assert_json_error(plain.get("/models/built-in/model.json"), 404, "model_not_found")
+        with plain.websocket_connect("/ws/audio") as socket:
+            socket.send_text(json.dumps({"sample_rate": 48000}))
+            message = socket.receive_json()
+    assert message["type"] == "error" and message["code"] == "no_model", message
+
+
+def test_speech_models_list_the_words_a_person_can_say(speech_client):
+    (model,) = [m for m in speech_client.get("/api/models").json()["models"] if m["name"] == SPEECH_MODEL]
+    assert model["words"] == [w for w in SPEECH_WORDS if not w.startswith("_")] == ["no", "yes"]
 
 
 def test_speech_models_are_listed_and_refused_for_digits(speech_client):

@@ -95,6 +95,17 @@ def test_a_foreign_origin_cannot_open_websockets_or_post(client, origin):
     assert_json_error(client.post("/api/train/x/stop", headers={"origin": origin}), 403)
 
 
+@pytest.mark.parametrize("headers, status, code", [
+    *[({"origin": origin}, 403, "cross_origin") for origin in FOREIGN_ORIGINS],
+    ({"host": "evil.example"}, 400, "foreign_host"),
+    ({"host": "evil.example", "origin": "http://evil.example"}, 400, "foreign_host"),
+])
+def test_another_page_cannot_delete_a_model(client, models_dir, headers, status, code):
+    """DELETE is state-changing: a foreign Origin or Host is refused before the model is looked at."""
+    assert_json_error(client.delete(f"/api/models/{MODEL}", headers=headers), status, code)
+    assert (models_dir / MODEL / "model.json").is_file()
+
+
 def test_same_origin_and_no_origin_requests_work(client):
     for headers in ({"origin": "http://testserver"}, {"origin": "http://testserver:80"}, {}):
         answer = client.post("/api/predict", files={"file": ("one.png", digit_one_png(), "image/png")},
@@ -124,7 +135,9 @@ def test_serve_options_parse_and_are_listed(capsys):
     with pytest.raises(SystemExit):
         main(["serve", "--help"])
     usage = capsys.readouterr().out
-    assert "--allowed-host NAME" in usage and "--max-audio-sessions N" in usage
+    assert "--allowed-host NAME" in usage and "--max-audio-sessions N" in usage and "--no-builtin-speech" in usage
+    assert build_parser().parse_args(["serve", "--no-builtin-speech"]).builtin_speech is False
+    assert build_parser().parse_args(["serve"]).builtin_speech is True
 
 
 def test_allowed_host_admits_its_name_on_a_wildcard_bind(models_dir, monkeypatch, capsys):
@@ -201,7 +214,7 @@ def test_a_500_shows_no_exception_text_traceback_or_path(client, monkeypatch, ca
     monkeypatch.setattr(web_app, "predict_image", explode)
     with caplog.at_level(logging.ERROR, logger="sightsound.web"):
         answer = client.post("/api/predict", files={"file": ("one.png", digit_one_png(), "image/png")})
-    assert answer.status_code == 500 and answer.json() == {"error": INTERNAL_ERROR}
+    assert answer.status_code == 500 and answer.json() == {"error": INTERNAL_ERROR, "code": "internal"}
     for leak in ("secret", "boom", "RuntimeError", "Traceback", "/root"):
         assert leak not in answer.text
     logged = [record for record in caplog.records if record.exc_info]

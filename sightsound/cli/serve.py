@@ -40,6 +40,9 @@ def register(sub) -> None:
     serve.add_argument("--max-audio-sessions", type=int, default=DEFAULT_MAX_AUDIO_SESSIONS, metavar="N",
                        help=f"speech sessions (/ws/audio) open at once, each with its own recognizer; one more "
                             f"is refused with a message (default: {DEFAULT_MAX_AUDIO_SESSIONS})")
+    serve.add_argument("--no-builtin-speech", dest="builtin_speech", action="store_false",
+                       help="leave out the speech model shipped with sightsound (the Speech page then offers only "
+                            "the models folder's own, as on an install without it)")
     serve.add_argument("--malloc-arenas", type=int, default=2, metavar="N",
                        help="cap glibc's malloc arenas so memory stays flat under load (default 2; 0 leaves "
                             "glibc's default)")
@@ -86,7 +89,7 @@ def run_serve(args: argparse.Namespace) -> int:
     bound = [args.host] if args.host else []  # the address itself is a name browsers may use
     app = create_app(args.models, data_dir=args.data_dir, assets_dir=args.assets,
                      predict_workers=args.predict_workers, allowed_hosts=[*bound, *args.allowed_host],
-                     max_audio_sessions=args.max_audio_sessions)
+                     max_audio_sessions=args.max_audio_sessions, builtin_speech=args.builtin_speech)
     sock = bind_socket(args.host, args.port)
     config = uvicorn.Config(app, log_level=args.log_level, ws_max_size=WS_MAX_MESSAGE_BYTES,
                             timeout_graceful_shutdown=5)

@@ -299,15 +299,18 @@ class _KeepBest(Callback):
             self.state = {k: v.detach().clone() for k, v in self.model.net.state_dict().items()}
 
 
-def save_run(model, result: TrainResult, test_x: np.ndarray, test_y: np.ndarray, grid: int = 50) -> list[Path]:
-    """Write the model, history.json, curves.png and test-results.png into ``result.out_dir``."""
+def save_run(model, result: TrainResult, test_x: np.ndarray, test_y: np.ndarray, grid: int = 50,
+             metadata: dict | None = None) -> list[Path]:
+    """Write the model, history.json, curves.png and test-results.png into ``result.out_dir``; ``metadata``
+    adds entries to model.json's ``userDefinedMetadata`` (the web app marks a stopped run there)."""
     from .. import plots  # matplotlib only for a run that saves its plots
 
     out = result.out_dir
     try:
         out.mkdir(parents=True, exist_ok=True)
         model.save(str(out), user_defined_metadata={
-            "preset": result.preset, "test_accuracy": result.test_accuracy, "test_loss": result.test_loss})
+            "preset": result.preset, "test_accuracy": result.test_accuracy, "test_loss": result.test_loss,
+            **(metadata or {})})
         history_path = write_text_atomic(out / "history.json", json.dumps(
             {**result.history, "test": {"loss": result.test_loss, "acc": result.test_accuracy},
              "preset": result.preset, "seconds": result.seconds}, indent=1))

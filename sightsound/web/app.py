@@ -1,11 +1,13 @@
 """The web app behind ``sightsound serve``: the chapter's browser demos, with Python doing the work.
 
-Pages (HTML + plain JS modules under ``static/``): ``/train``, ``/test``,
-``/draw``, ``/speech``. JSON API:
+Pages (HTML + plain JS modules under ``static/``, in the chapter's order,
+see :mod:`.pages`): ``/train``, ``/test``, ``/draw``, ``/speech``. JSON API:
 
 ===============================  ==================================================================
 ``GET  /api/info``               version, the models folder's name and the trainable models
-``GET  /api/models``             saved models (name, kind, labels, test accuracy)
+``GET  /api/models``             saved models (name, kind, labels, test accuracy) and each kind's default
+``GET  /api/models/{m}/download`` a model as a zip (``m/model.json``, weights; ``tf.loadLayersModel``)
+``DELETE /api/models/{m}``        delete a saved model (not the built-in one)
 ``POST /api/predict``            an image (multipart ``file`` or a raw ``image/*`` body) -> top-k
 ``POST /api/train``              start a training job -> ``job_id``
 ``GET  /api/train/{id}``         a job's state and result
@@ -16,8 +18,10 @@ Pages (HTML + plain JS modules under ``static/``): ``/train``, ``/test``,
 ``WS   /ws/audio``               PCM in, recognised words and spectrogram columns out
 ===============================  ==================================================================
 
-Every error is JSON ``{"error": message}`` with a fitting status; nothing a
-client sends can crash the server. Requests naming another ``Host``, and
+Every error is JSON ``{"error": message, "code": code}`` with a fitting
+status (:mod:`.errors`: the pages turn the code into a sentence for people);
+an unknown page asked for by a browser gets an HTML "page not found" page
+instead. Nothing a client sends can crash the server. Requests naming another ``Host``, and
 cross-origin websockets and POSTs, are refused (:mod:`sightsound.web.security`);
 error messages carry no server paths and unexpected failures no exception text.
 """
@@ -36,24 +40,25 @@ from typing import Iterable
 import numpy as np
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..version import __version__
-from ..errors import DataError, ModelFormatError, SightsoundError
+from ..errors import SightsoundError
 from ..presets import MNIST_MODELS
-from . import assets, audio_stream
+from . import assets, audio_stream, pages
+from .errors import INTERNAL, WebError, error_fields
 from .jobs import TRAIN_LIMITS, JobError, JobManager, TrainParams, train_options
-from .models import MNIST_INPUT, ModelNotFound, ModelStore
+from .models import MNIST_INPUT, ModelStore
 from .pool import WorkPool
-from .predict import MAX_UPLOAD_BYTES, NoDigit, UploadRejected, check_content_type, decode_image, predict_image
+from .predict import (ALLOWED_CONTENT_TYPES, MAX_UPLOAD_BYTES, READABLE_FORMATS, UploadRejected, check_content_type,
+                      decode_image, predict_image)
 from .security import DEFAULT_MAX_AUDIO_SESSIONS, INTERNAL_ERROR, BrowserGuard, redact_paths
 
-STATIC_DIR = Path(__file__).parent / "static"
-PAGES = {"train": "train.html", "test": "test.html", "draw": "draw.html", "speech": "speech.html"}
+STATIC_DIR = pages.STATIC_DIR
 MAX_BODY_BYTES = MAX_UPLOAD_BYTES + 64 * 1024  # an upload plus its multipart envelope
 MAX_TEST_RESULTS = 500
 WS_MAX_TEXT = 1024  # bytes of a control message on /ws/train
@@ -81,23 +86,9 @@ class TrainRequest(BaseModel):
 
 # --------------------------------------------------------------------------- errors
 
-def error_response(status: int, message: str, **extra) -> JSONResponse:
-    """The one error shape of this app: ``{"error": message, ...}``."""
-    return JSONResponse({"error": message, **extra}, status_code=status)
-
-
-def _status_of(error: SightsoundError) -> int:
-    if isinstance(error, (UploadRejected, JobError)):
-        return error.status
-    if isinstance(error, ModelNotFound):
-        return 404
-    if isinstance(error, NoDigit):
-        return 422
-    if isinstance(error, DataError):
-        return 503
-    if isinstance(error, ModelFormatError):
-        return 422
-    return 400
+def error_response(status: int, message: str, code: str, **extra) -> JSONResponse:
+    """The one error shape of this app: ``{"error": message, "code": code, ...}`` (codes: :mod:`.errors`)."""
+    return JSONResponse({"error": message, "code": code, **extra}, status_code=status)
 
 
 def _describe_validation(error: RequestValidationError) -> str:
@@ -108,25 +99,31 @@ def _describe_validation(error: RequestValidationError) -> str:
     return "invalid request: " + "; ".join(parts)
 
 
+HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}  # codes of the framework's own HTTP errors
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Turn every kind of failure into a JSON error response."""
+    """Turn every kind of failure into a JSON error response (an HTML page for a browser's unknown page)."""
 
     @app.exception_handler(SightsoundError)
     async def sightsound_error(request: Request, error: SightsoundError):
-        extra = {"no_digit": True} if isinstance(error, NoDigit) else {}
-        return error_response(_status_of(error), request.app.state.web.public(str(error)), **extra)
+        status, code = error_fields(error)
+        extra = error.details if isinstance(error, WebError) else {}
+        return error_response(status, request.app.state.web.public(str(error)), code, **extra)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, error: StarletteHTTPException):
-        return error_response(error.status_code, str(error.detail))
+    async def http_error(request: Request, error: StarletteHTTPException):
+        if error.status_code == 404 and pages.wants_page(request.url.path, request.headers.get("accept", "")):
+            return HTMLResponse(pages.not_found(request.url.path), status_code=404)
+        return error_response(error.status_code, str(error.detail), HTTP_CODES.get(error.status_code, "http_error"))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, error: RequestValidationError):
-        return error_response(400, _describe_validation(error))
+        return error_response(400, _describe_validation(error), "invalid_request")
 
     @app.exception_handler(BodyTooLarge)
     async def body_too_large(_request: Request, error: "BodyTooLarge"):
-        return error_response(413, str(error))
+        return error_response(413, str(error), "too_large")
 
 
 class BodyTooLarge(Exception):
@@ -152,7 +149,8 @@ class GuardMiddleware:
                 declared = -1
             if declared < 0 or declared > self.max_body:
                 reply = error_response(413 if declared > 0 else 400,
-                                       too_large if declared > 0 else "invalid Content-Length")
+                                       too_large if declared > 0 else "invalid Content-Length",
+                                       "too_large" if declared > 0 else "bad_request")
                 return await reply(scope, receive, send)
         started = False
         seen = 0
@@ -178,7 +176,7 @@ class GuardMiddleware:
             if started:
                 raise
             log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
-            await error_response(500, INTERNAL_ERROR)(scope, receive, send)
+            await error_response(500, INTERNAL_ERROR, INTERNAL)(scope, receive, send)
 
 
 class BrowserGuardMiddleware:
@@ -194,8 +192,9 @@ class BrowserGuardMiddleware:
             return await self.app(scope, receive, send)
         status, message = refusal
         log.info("refused %s %s: %s", scope["type"], scope.get("path"), message)
+        code = "cross_origin" if status == 403 else "foreign_host"
         if scope["type"] == "http" or "websocket.http.response" in (scope.get("extensions") or {}):
-            return await error_response(status, message)(scope, receive, send)
+            return await error_response(status, message, code)(scope, receive, send)
         await send({"type": "websocket.close", "code": 1008})  # before accept: the server answers HTTP 403
 
 
@@ -204,10 +203,11 @@ class BrowserGuardMiddleware:
 class WebState:
     """What the endpoints share: the models, the MNIST data (loaded once) and the jobs."""
 
-    def __init__(self, models_dir: Path, data_dir, node_modules: Path, predict_workers: int | None = None):
+    def __init__(self, models_dir: Path, data_dir, node_modules: Path, predict_workers: int | None = None,
+                 builtin_speech: bool = True):
         from ..paths import data_dir as resolve_data_dir
 
-        self.store = ModelStore(models_dir)
+        self.store = ModelStore(models_dir, builtin_speech)
         self.predictions = WorkPool(predict_workers, name="sightsound-predict")
         self.store.root.mkdir(parents=True, exist_ok=True)
         self.data_dir = data_dir
@@ -238,16 +238,11 @@ class WebState:
                 self._data = mnist.load_mnist(self.data_dir, progress=False)
             return self._data
 
-    def default_model(self, kind: str = "mnist") -> str:
-        for info in self.store.list():
-            if info.kind == kind:
-                return info.name
-        raise ModelNotFound(f"no {kind} model saved yet in {self.store.root.name}/: train one on the Train page")
-
 
 def create_app(models_dir: str | Path, data_dir: str | Path | None = None,
                assets_dir: str | Path | None = None, predict_workers: int | None = None,
-               allowed_hosts: Iterable[str] = (), max_audio_sessions: int = DEFAULT_MAX_AUDIO_SESSIONS) -> FastAPI:
+               allowed_hosts: Iterable[str] = (), max_audio_sessions: int = DEFAULT_MAX_AUDIO_SESSIONS,
+               builtin_speech: bool = True) -> FastAPI:
     """The FastAPI app serving pages, API and websockets for the models in ``models_dir``.
 
     ``data_dir`` is the dataset root (MNIST under ``<data_dir>/mnist``; default
@@ -258,13 +253,15 @@ def create_app(models_dir: str | Path, data_dir: str | Path | None = None,
     so that a flood of uploads cannot starve audio streams and training.
     ``allowed_hosts`` are the ``Host`` names served besides the loopback ones
     (:data:`sightsound.web.security.LOOPBACK_HOSTS`); ``max_audio_sessions``
-    caps the ``/ws/audio`` sessions open at once.
+    caps the ``/ws/audio`` sessions open at once. ``builtin_speech=False``
+    leaves out the speech model shipped with sightsound (the app then works as
+    on an install without it).
     """
     guard = BrowserGuard(allowed_hosts)
     if max_audio_sessions < 1:
         raise ValueError(f"max_audio_sessions must be at least 1, got {max_audio_sessions}")
     node_modules = assets.find_node_modules(assets_dir)
-    state = WebState(Path(models_dir), data_dir, node_modules, predict_workers)
+    state = WebState(Path(models_dir), data_dir, node_modules, predict_workers, builtin_speech)
 
     async def lifespan(_app):
         yield
@@ -279,6 +276,7 @@ def create_app(models_dir: str | Path, data_dir: str | Path | None = None,
     install_error_handlers(app)
     _add_pages(app, state)
     _add_model_routes(app, state)
+    _add_model_file_routes(app, state)
     _add_training_routes(app, state)
     audio_stream.add_routes(app, state, max_audio_sessions)
     return app
@@ -291,49 +289,59 @@ def _add_pages(app: FastAPI, state: WebState) -> None:
 
     @app.get("/", include_in_schema=False)
     async def index():
-        return RedirectResponse("/draw")
+        return RedirectResponse(pages.FIRST_PAGE)
 
     @app.get("/{page}", include_in_schema=False)
-    async def page(page: str):
-        if page not in PAGES:
-            return error_response(404, f"no page {page!r}; pages: {', '.join('/' + p for p in PAGES)}")
-        return FileResponse(STATIC_DIR / PAGES[page], media_type="text/html")
+    async def page(request: Request, page: str):
+        if page not in pages.PAGES:
+            if pages.wants_page(request.url.path, request.headers.get("accept", "")):
+                return HTMLResponse(pages.not_found(request.url.path), status_code=404)
+            return error_response(404, f"no page {page!r}; pages: {', '.join('/' + p for p in pages.PAGES)}",
+                                  "not_found")
+        return HTMLResponse(pages.render(page))
 
     @app.get("/vendor/{name}", include_in_schema=False)
     async def vendor(name: str):
         path = assets.vendor_path(state.node_modules, name)
         if path is None:
-            return error_response(404, f"no vendor file {name!r}")
+            return error_response(404, f"no vendor file {name!r}", "not_found")
         return FileResponse(path, media_type="text/javascript")
 
     @app.get("/api/info")
     async def info():
-        return {"version": __version__, "models_dir": state.store.root.name, "train_models": list(MNIST_MODELS)}
+        return {"version": __version__, "models_dir": state.store.root.name, "train_models": list(MNIST_MODELS),
+                "builtin_speech": state.store.builtin_speech,
+                "upload": {"types": list(ALLOWED_CONTENT_TYPES), "formats": READABLE_FORMATS,
+                           "max_bytes": MAX_UPLOAD_BYTES}}
 
 
 def _add_model_routes(app: FastAPI, state: WebState) -> None:
     @app.get("/api/models")
     async def list_models():
-        infos = await run_in_threadpool(state.store.list)
-        return {"models": [info.to_json() for info in infos]}
+        def listing():
+            infos = state.store.list()
+            defaults = {}
+            for kind in ("mnist", "speech"):
+                try:
+                    defaults[kind] = state.store.default(kind, infos)
+                except SightsoundError:
+                    defaults[kind] = None
+            return {"models": [info.to_json() for info in infos], "defaults": defaults}
 
-    @app.get("/models/{name}/{filename}")
-    async def model_file(name: str, filename: str):
-        path = state.store.static_file(name, filename)
-        media = "application/json" if path.suffix == ".json" else "application/octet-stream"
-        return FileResponse(path, media_type=media, headers={"Cache-Control": "no-cache"})
+        return await run_in_threadpool(listing)
 
     @app.post("/api/predict")
     async def predict(request: Request):
         upload, fields = await _read_image_request(request)
-        name = fields.get("model") or await run_in_threadpool(state.default_model)
+        name = fields.get("model") or await run_in_threadpool(state.store.default, "mnist")
         top = _int_field(fields, "top_k", 3)
         raw = str(fields.get("raw", "")).lower() in ("1", "true", "yes", "on")
 
         def work():
             info = state.store.info(name)
             if info.input_shape != MNIST_INPUT:
-                raise UploadRejected(f"model {name!r} takes input {info.input_shape}, not 28x28 digit images")
+                raise UploadRejected(f"model {name!r} takes input {info.input_shape}, not 28x28 digit images",
+                                     code="not_mnist")
             image = decode_image(upload[0], check_content_type(upload[1]))
             started = time.perf_counter()
             prediction = predict_image(state.store.load(name), image, info.labels, k=top, raw=raw)
@@ -347,6 +355,28 @@ def _add_model_routes(app: FastAPI, state: WebState) -> None:
         if not 0 <= offset < 10_000 or not 1 <= count <= MAX_TEST_RESULTS:
             raise UploadRejected(f"offset must be in 0..9999 and count in 1..{MAX_TEST_RESULTS}")
         return await state.predictions.run(_test_results, state, name, offset, count)
+
+
+def _add_model_file_routes(app: FastAPI, state: WebState) -> None:
+    """A model's files for TF.js, the model as a zip to take away, and deleting it."""
+
+    @app.get("/models/{name}/{filename}")
+    async def model_file(name: str, filename: str):
+        path = state.store.static_file(name, filename)
+        media = "application/json" if path.suffix == ".json" else "application/octet-stream"
+        return FileResponse(path, media_type=media, headers={"Cache-Control": "no-cache"})
+
+    @app.get("/api/models/{name}/download")
+    async def download(name: str):
+        data = await run_in_threadpool(state.store.archive, name)
+        return Response(data, media_type="application/zip",
+                        headers={"Content-Disposition": f'attachment; filename="{name}.zip"',
+                                 "Cache-Control": "no-cache"})
+
+    @app.delete("/api/models/{name}")
+    async def delete(name: str):
+        await run_in_threadpool(state.store.delete, name)
+        return {"deleted": name}
 
 
 async def _read_image_request(request: Request) -> tuple[tuple[bytes, str], dict]:
@@ -391,7 +421,7 @@ def _test_results(state: WebState, name: str, offset: int, count: int) -> dict:
     """Test images ``offset..offset+count`` with true and predicted labels (figure 4.10)."""
     info = state.store.info(name)
     if info.input_shape != MNIST_INPUT:
-        raise UploadRejected(f"model {name!r} takes input {info.input_shape}, not MNIST images")
+        raise UploadRejected(f"model {name!r} takes input {info.input_shape}, not MNIST images", code="not_mnist")
     data = state.mnist()
     from ..data import mnist
 
@@ -438,7 +468,7 @@ def _add_training_routes(app: FastAPI, state: WebState) -> None:
         try:
             job = state.jobs.get(job_id)
         except JobError as error:
-            await websocket.send_json({"type": "error", "error": state.public(str(error))})
+            await websocket.send_json({"type": "error", "error": state.public(str(error)), "code": error.code})
             await websocket.close(code=4404)
             return
         await _stream_job(websocket, job, state.public)

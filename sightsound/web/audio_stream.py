@@ -16,8 +16,9 @@ Protocol (one websocket per listening session):
    ``{"type": "scores", "scores": [...], "time": t}`` for every recognition
    window, and ``{"type": "word", "word", "score", "time", "scores",
    "spectrogram": {"frames", "bins", "pixels"}}`` when a word (not noise or
-   unknown) scores at least the threshold; ``{"type": "error", "error"}`` on
-   failure.
+   unknown) scores at least the threshold; ``{"type": "error", "error",
+   "code"}`` on failure (``code``: :mod:`sightsound.web.errors`; ``no_model``
+   when there is no speech model at all).
 
 Caps: a binary message holds at most :data:`MAX_AUDIO_MESSAGE` bytes, a text
 message at most :data:`MAX_TEXT_MESSAGE`; audio may not arrive faster than
@@ -42,7 +43,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..errors import SightsoundError
 from ..speech.model_files import NOISE_WORDS
-from .models import BUILTIN_SPEECH_MODEL
+from .errors import INTERNAL, WebError, error_fields
 from .security import DEFAULT_MAX_AUDIO_SESSIONS, INTERNAL_ERROR
 
 MAX_AUDIO_MESSAGE = 64 * 1024  # bytes: 16,384 float32 samples (about 0.34 s at 48 kHz)
@@ -55,12 +56,14 @@ TRY_AGAIN_LATER = 1013  # websocket close code: the server is at capacity
 log = logging.getLogger("sightsound.web")
 
 
-class StreamRejected(SightsoundError):
-    """A session the server refuses; ``code`` is the websocket close code."""
+class StreamRejected(WebError):
+    """A session the server refuses; ``close_code`` is the websocket close code."""
 
-    def __init__(self, message: str, code: int = 1008):
-        super().__init__(message)
-        self.code = code
+    code = "bad_stream"
+
+    def __init__(self, message: str, close_code: int = 1008, code: str | None = None):
+        super().__init__(message, code=code)
+        self.close_code = close_code
 
 
 def add_routes(app: FastAPI, state, max_sessions: int = DEFAULT_MAX_AUDIO_SESSIONS) -> None:
@@ -74,30 +77,31 @@ def add_routes(app: FastAPI, state, max_sessions: int = DEFAULT_MAX_AUDIO_SESSIO
         if open_sessions >= max_sessions:
             await _fail(websocket, f"{open_sessions} audio sessions are open, the most this server allows "
                                    f"(--max-audio-sessions {max_sessions}); stop one and try again",
-                        TRY_AGAIN_LATER)
+                        TRY_AGAIN_LATER, "server_full")
             return
         open_sessions += 1
         try:
             await AudioSession(websocket, state).run()
         except StreamRejected as error:
-            await _fail(websocket, state.public(str(error)), error.code)
+            await _fail(websocket, state.public(str(error)), error.close_code, error.code)
         except asyncio.TimeoutError:
-            await _fail(websocket, "no start message within 30 s", 1008)
+            await _fail(websocket, "no start message within 30 s", 1008, "bad_stream")
         except SightsoundError as error:
-            await _fail(websocket, state.public(str(error)), 4400)
+            await _fail(websocket, state.public(str(error)), 4400, error_fields(error)[1])
         except (WebSocketDisconnect, RuntimeError):
             return
         except Exception:  # a bug or a library failure: log the traceback, tell the page no more than that
             log.exception("unexpected error in an audio session")
-            await _fail(websocket, INTERNAL_ERROR, 1011)
+            await _fail(websocket, INTERNAL_ERROR, 1011, INTERNAL)
         finally:
             open_sessions -= 1
 
 
-async def _fail(websocket: WebSocket, message: str, code: int) -> None:
+async def _fail(websocket: WebSocket, message: str, close_code: int, code: str) -> None:
+    """Send the page ``{"type": "error", "error", "code"}`` (``code``: see :mod:`.errors`), then close."""
     try:
-        await websocket.send_json({"type": "error", "error": message})
-        await websocket.close(code=code)
+        await websocket.send_json({"type": "error", "error": message, "code": code})
+        await websocket.close(code=close_code)
     except (WebSocketDisconnect, RuntimeError):
         pass
 
@@ -162,13 +166,11 @@ class AudioSession:
         """Create the recognizer and start listening on a push source (runs in a worker thread)."""
         from .. import speech
 
-        name = config.get("model") or self._default_model()
-        if name is None:  # not even the built-in model is readable: create() says what is missing
-            self.model_name, folder = BUILTIN_SPEECH_MODEL, None
-        else:
-            if self.state.store.info(name).kind != "speech":
-                raise StreamRejected(f"model {name!r} is not a speech model (it has no metadata.json word list)")
-            self.model_name, folder = name, str(self.state.store.path(name))
+        name = config.get("model") or self.state.store.default("speech")  # no_model when there is none
+        if self.state.store.info(name).kind != "speech":
+            raise StreamRejected(f"model {name!r} is not a speech model (it has no metadata.json word list)",
+                                 code="not_speech")
+        self.model_name, folder = name, str(self.state.store.path(name))
         self.threshold = _threshold(config.get("threshold", 0.75))
         overlap = config.get("overlap", 0.5)
         if not isinstance(overlap, (int, float)) or not 0 <= overlap < 1:
@@ -183,12 +185,6 @@ class AudioSession:
                           invoke_callback_on_noise_and_unknown=True, include_spectrogram=True, source=self.source,
                           on_error=self._on_error, on_frames=self._on_frames)
         self.recognizer = recognizer
-
-    def _default_model(self) -> str | None:
-        try:
-            return self.state.default_model("speech")
-        except SightsoundError:
-            return None
 
     # -- recognizer thread -> page ------------------------------------------------
     def _post(self, message: dict) -> None:
@@ -226,7 +222,7 @@ class AudioSession:
         else:
             log.error("the recognizer of an audio session failed", exc_info=error)
             reason = INTERNAL_ERROR
-        self._post({"type": "error", "error": f"the recognizer stopped: {reason}"})
+        self._post({"type": "error", "error": f"the recognizer stopped: {reason}", "code": "recognizer_failed"})
 
     # -- page -> recognizer -----------------------------------------------------------
     def _push_audio(self, payload: bytes) -> None:

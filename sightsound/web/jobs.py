@@ -23,11 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..engine.callbacks import Callback
-from ..errors import SightsoundError
+from ..errors import DataError, SightsoundError
 from ..fileio import staged_directory
 from ..presets import MNIST_MODELS
 from ..training.mnist import MnistSettings
 from .models import BUILTIN_SPEECH_MODEL, check_name
+from .errors import INTERNAL, WebError, error_fields
 from .security import INTERNAL_ERROR
 
 _log = logging.getLogger(__name__)
@@ -40,12 +41,8 @@ MAX_EVENTS = 50_000
 _SAVE_LOCK = threading.Lock()  # matplotlib's pyplot (used when saving plots) is not thread-safe
 
 
-class JobError(SightsoundError):
-    """A training request that cannot be accepted; ``status`` is the HTTP status."""
-
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.status = status
+class JobError(WebError):
+    """A training request that cannot be accepted; ``status`` is the HTTP status, ``code`` the page's key."""
 
 
 @dataclass(frozen=True)
@@ -131,7 +128,9 @@ class TrainingJob:
         self.events: list[dict] = []
         self.result: dict | None = None
         self.error: str | None = None
+        self.error_code: str | None = None
         self.created = time.time()
+        self._started: float | None = None  # perf_counter when the thread began: events carry the time since
         self.stop_requested = threading.Event()
         self._lock = threading.Lock()
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
@@ -140,7 +139,7 @@ class TrainingJob:
     # -- events ----------------------------------------------------------------
     def emit(self, event: dict) -> None:
         """Append an event (stamped with the job id) and wake this job's websocket readers."""
-        event = {"job_id": self.id, **event}
+        event = {"job_id": self.id, **event, "elapsed": round(self.elapsed, 3)}
         with self._lock:
             if len(self.events) < MAX_EVENTS or event["type"] != "batch":
                 self.events.append(event)
@@ -164,6 +163,11 @@ class TrainingJob:
             self._waiters.discard((loop, flag))
 
     @property
+    def elapsed(self) -> float:
+        """Seconds since the job's thread began (0 before): loading, training, evaluating and saving."""
+        return 0.0 if self._started is None else time.perf_counter() - self._started
+
+    @property
     def finished(self) -> bool:
         return self.state in ("done", "stopped", "failed")
 
@@ -181,7 +185,7 @@ class TrainingJob:
             last_epoch = next((e for e in reversed(self.events) if e["type"] == "epoch"), None)
         return {"job_id": self.id, "state": self.state, "params": self.params.to_json(), "name": self.name,
                 "epoch": self.epoch, "progress": self.progress, "last_epoch": last_epoch, "result": self.result,
-                "error": self.error, "events": len(self.events), "created": self.created,
+                "error": self.error, "code": self.error_code, "elapsed": round(self.elapsed, 3), "events": len(self.events), "created": self.created,
                 "ws": f"/ws/train/{self.id}"}
 
     # -- running ---------------------------------------------------------------
@@ -200,6 +204,7 @@ class TrainingJob:
         from ..training.mnist import train_mnist
 
         s = self.params.settings
+        self._started = time.perf_counter()
         self.state = "running"
         try:
             self.emit({"type": "status", "state": "loading", "message": "loading MNIST"})
@@ -213,23 +218,36 @@ class TrainingJob:
                        "total_batches": per_epoch * s.epochs})
             progress = _ProgressCallback(self, per_epoch)
             result = train_mnist(s, data=data, device="auto", seed=self.params.seed, callbacks=[progress])
-            self._save(result, data)
-            self.state = "stopped" if self.stop_requested.is_set() else "done"
-            self.result = {"test_loss": result.test_loss, "test_acc": result.test_accuracy,
-                           "epochs_run": len(result.history.get("epochs", [])), "seconds": result.seconds,
-                           "model": self.name, "test_results": f"/api/test-results/{self.name}"}
+            stopped = self.stop_requested.is_set()
+            epochs_run = len(result.history.get("epochs", []))
+            self._save(result, data, {"stopped": True, "epochs_run": epochs_run} if stopped else None)
+            self.state = "stopped" if stopped else "done"
+            # seconds: the whole job as the page saw it (loading, training, evaluating, saving), not fit alone
+            self.result = {"test_loss": result.test_loss, "test_acc": result.test_accuracy, "epochs_run": epochs_run,
+                           "seconds": round(self.elapsed, 3), "train_seconds": round(result.seconds, 3),
+                           "stopped": stopped, "model": self.name, "test_results": f"/api/test-results/{self.name}"}
             self.emit({"type": self.state, "state": self.state, **self.result})
         except Exception as error:  # a job's failure is reported to its page, never raised into the server
-            self.state = "failed"
-            if isinstance(error, (SightsoundError, ValueError)):  # meant for the user: bad settings, bad data
-                self.error = str(error) or type(error).__name__
-            else:  # a bug or an environment failure: the details belong in the server log, not on a page
-                _log.exception("training job %s failed", self.name)
-                self.error = INTERNAL_ERROR
-            self.emit({"type": "error", "state": "failed", "error": self.error})
+            self._fail(error)
 
-    def _save(self, result, data) -> None:
-        """Write the run into a hidden folder, then rename it to ``<models_dir>/<name>``."""
+    def _fail(self, error: Exception) -> None:
+        """Record and announce a failure: a message meant for the user, or the internal-error one."""
+        self.state = "failed"
+        if isinstance(error, (WebError, DataError)):
+            code = error_fields(error)[1]
+        else:
+            code = "training_failed" if isinstance(error, (SightsoundError, ValueError)) else INTERNAL
+        if code != INTERNAL:  # meant for the user: bad settings, bad data
+            self.error = str(error) or type(error).__name__
+        else:  # a bug or an environment failure: the details belong in the server log, not on a page
+            _log.exception("training job %s failed", self.name)
+            self.error = INTERNAL_ERROR
+        self.error_code = code
+        self.emit({"type": "error", "state": "failed", "error": self.error, "code": code})
+
+    def _save(self, result, data, metadata: dict | None) -> None:
+        """Write the run into a hidden folder, then rename it to ``<models_dir>/<name>``; ``metadata`` goes
+        into model.json (a stopped run is marked there, so the pages never make it the default)."""
         from ..data import mnist
         from ..training.mnist import save_run
 
@@ -241,9 +259,10 @@ class TrainingJob:
         with staged_directory(final, staging=temporary, keep_on=(JobError,)):
             result.out_dir = temporary
             with _SAVE_LOCK:
-                save_run(result.model, result, test_x, test_y)
+                save_run(result.model, result, test_x, test_y, metadata=metadata)
             if os.path.lexists(final):
-                raise JobError(f"a model named {self.name!r} appeared while training; kept in {temporary.name}")
+                raise JobError(f"a model named {self.name!r} appeared while training; kept in {temporary.name}",
+                               status=409, code="name_taken")
 
 
 class JobManager:
@@ -262,16 +281,18 @@ class JobManager:
         if params.name is not None:
             if check_name(params.name) == BUILTIN_SPEECH_MODEL:
                 raise JobError(f"{BUILTIN_SPEECH_MODEL!r} names the speech model shipped with sightsound; choose "
-                               f"another name", status=409)
+                               f"another name", status=409, code="name_reserved")
             if os.path.lexists(self.models_dir / params.name):  # lexists: a dangling link is in the way too
-                raise JobError(f"a model named {params.name!r} already exists; choose another name", status=409)
+                raise JobError(f"a model named {params.name!r} already exists; choose another name", status=409,
+                               code="name_taken")
         with self._lock:
             running = [j for j in self.jobs.values() if not j.finished]
             if len(running) >= self.max_running:
                 raise JobError(f"{len(running)} training jobs are already running (at most {self.max_running}); "
-                               f"wait for one to finish or stop it", status=429)
+                               f"wait for one to finish or stop it", status=429, code="too_many_jobs")
             if params.name is not None and any(j.name == params.name for j in running):
-                raise JobError(f"a job is already training a model named {params.name!r}", status=409)
+                raise JobError(f"a job is already training a model named {params.name!r}", status=409,
+                               code="name_taken")
             self._forget_old()
             job = TrainingJob(secrets.token_hex(8), params, self.models_dir, self.get_data)
             self.jobs[job.id] = job
@@ -281,7 +302,7 @@ class JobManager:
     def get(self, job_id: str) -> TrainingJob:
         job = self.jobs.get(job_id) if isinstance(job_id, str) else None
         if job is None:
-            raise JobError(f"no training job with id {job_id!r}", status=404)
+            raise JobError(f"no training job with id {job_id!r}", status=404, code="job_not_found")
         return job
 
     def _forget_old(self) -> None:

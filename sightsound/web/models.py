@@ -9,19 +9,33 @@ are refused before anything is read.
 The speech model shipped with sightsound is listed too, after the saved
 ones, as :data:`BUILTIN_SPEECH_MODEL`: the Speech page uses it when the
 folder holds no speech model. That name is reserved; a folder of that name
-in ``models_dir`` is not listed.
+in ``models_dir`` is not listed. ``builtin_speech=False``
+(``sightsound serve --no-builtin-speech``) leaves it out, as on an install
+without it.
+
+A model can be taken away as a zip (:meth:`ModelStore.archive`: ``NAME/``
+with ``model.json``, its weight files and ``metadata.json`` if any, which
+``tf.loadLayersModel`` loads once unzipped) and deleted
+(:meth:`ModelStore.delete`: only a real sub-folder of ``models_dir``, never
+the built-in model or anything a link leads to).
 """
 
 from __future__ import annotations
 
+import io
+import os
 import re
+import secrets
+import shutil
 import threading
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from .. import tfjs
 from ..errors import ModelFormatError, SightsoundError
 from ..speech import model_files
+from .errors import WebError
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 STATIC_FILE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\.(json|bin)$")
@@ -30,12 +44,17 @@ MAX_LABELS = 4096
 BUILTIN_SPEECH_MODEL = "built-in"  #: the name of the shipped speech model in lists, URLs and audio sessions
 
 
-class BadModelName(SightsoundError):
+class BadModelName(WebError):
     """A model name that is not a plain folder name (``../x``, ``a/b``, empty...)."""
 
+    code = "bad_model_name"
 
-class ModelNotFound(SightsoundError):
-    """No saved model of that name."""
+
+class ModelNotFound(WebError):
+    """No saved model of that name (``no_model``: none of the kind asked for at all)."""
+
+    status = 404
+    code = "model_not_found"
 
 
 @dataclass(frozen=True)
@@ -50,11 +69,18 @@ class ModelInfo:
     test_accuracy: float | None
     modified: float
     builtin: bool = False  # shipped with sightsound, not saved in the models folder
+    stopped: bool = False  # a training run stopped before its last epoch: kept, but never the default
+
+    @property
+    def words(self) -> list:
+        """A speech model's words a person can say (its labels without noise and unknown); else []."""
+        return [w for w in self.labels if w not in model_files.NOISE_WORDS] if self.kind == "speech" else []
 
     def to_json(self) -> dict:
         return {"name": self.name, "kind": self.kind, "input_shape": self.input_shape, "labels": self.labels,
-                "preset": self.preset, "test_accuracy": self.test_accuracy, "modified": self.modified,
-                "builtin": self.builtin, "model_json": f"/models/{self.name}/model.json"}
+                "words": self.words, "preset": self.preset, "test_accuracy": self.test_accuracy,
+                "modified": self.modified, "builtin": self.builtin, "stopped": self.stopped,
+                "model_json": f"/models/{self.name}/model.json", "download": f"/api/models/{self.name}/download"}
 
 
 def check_name(name: str) -> str:
@@ -68,8 +94,9 @@ def check_name(name: str) -> str:
 class ModelStore:
     """Lists, resolves and loads (with a cache) the models under one folder."""
 
-    def __init__(self, models_dir: str | Path):
+    def __init__(self, models_dir: str | Path, builtin_speech: bool = True):
         self.root = Path(models_dir).expanduser().resolve()
+        self.builtin_speech = builtin_speech
         self._cache: dict[str, tuple[int, object]] = {}
         self._lock = threading.Lock()
 
@@ -77,6 +104,9 @@ class ModelStore:
     def path(self, name: str) -> Path:
         """The folder of model ``name`` (which must exist), guarded against traversal."""
         if check_name(name) == BUILTIN_SPEECH_MODEL:
+            if not self.builtin_speech:
+                raise ModelNotFound(f"the {BUILTIN_SPEECH_MODEL} speech model is switched off on this server "
+                                    f"(--no-builtin-speech)")
             folder = model_files.pretrained_model_dir().resolve()
             if not (folder / tfjs.MODEL_JSON).is_file():
                 raise ModelNotFound(f"the {BUILTIN_SPEECH_MODEL} speech model is missing from this sightsound "
@@ -121,7 +151,8 @@ class ModelStore:
         accuracy = user.get("test_accuracy")
         return ModelInfo(name=name, kind=kind, input_shape=shape, labels=labels, preset=user.get("preset"),
                          test_accuracy=float(accuracy) if isinstance(accuracy, (int, float)) else None,
-                         modified=(folder / "model.json").stat().st_mtime, builtin=name == BUILTIN_SPEECH_MODEL)
+                         modified=(folder / "model.json").stat().st_mtime, builtin=name == BUILTIN_SPEECH_MODEL,
+                         stopped=user.get("stopped") is True)
 
     def list(self) -> list[ModelInfo]:
         """Every readable saved model, newest first, then the built-in speech model; broken or hidden
@@ -130,8 +161,17 @@ class ModelStore:
         if self.root.is_dir():
             names = [folder.name for folder in self.root.iterdir() if not folder.name.startswith(".")
                      and NAME_PATTERN.fullmatch(folder.name) and folder.name != BUILTIN_SPEECH_MODEL]
-        saved, builtin = self._readable(names), self._readable([BUILTIN_SPEECH_MODEL])
+        saved = self._readable(names)
+        builtin = self._readable([BUILTIN_SPEECH_MODEL]) if self.builtin_speech else []
         return sorted(saved, key=lambda info: info.modified, reverse=True) + builtin
+
+    def default(self, kind: str, infos: list[ModelInfo] | None = None) -> str:
+        """The model pages use when none is named: the newest of ``kind`` that finished training (a stopped
+        run only when there is nothing else); :class:`ModelNotFound` with code ``no_model`` if none."""
+        usable = [info for info in (self.list() if infos is None else infos) if info.kind == kind]
+        if usable:
+            return sorted(usable, key=lambda info: info.stopped)[0].name  # stable: newest first in each group
+        raise ModelNotFound(f"no {kind} model saved yet in {self.root.name}/", code="no_model")
 
     def _readable(self, names: list[str]) -> list[ModelInfo]:
         found = []
@@ -141,6 +181,43 @@ class ModelStore:
             except (SightsoundError, OSError, ValueError, AttributeError, TypeError):
                 continue
         return found
+
+    # -- taking away and deleting ----------------------------------------------------
+    def archive(self, name: str) -> bytes:
+        """Model ``name`` as a zip: ``NAME/model.json``, its weight files and ``metadata.json`` if it has one."""
+        folder = self.path(name)
+        doc = tfjs.read_model_json(folder / tfjs.MODEL_JSON, where=f"{name}/{tfjs.MODEL_JSON}").doc
+        files = [tfjs.MODEL_JSON]
+        for group in doc.get("weightsManifest") or []:
+            files += [path for path in group.get("paths", []) if path not in files]
+        if (folder / model_files.METADATA_JSON).is_file():
+            files.append(model_files.METADATA_JSON)
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            for filename in files:  # each through static_file: a plain file of this folder, no link out
+                path = self.static_file(name, filename)
+                method = zipfile.ZIP_STORED if path.suffix == ".bin" else zipfile.ZIP_DEFLATED  # weights barely shrink
+                archive.write(path, f"{name}/{filename}", compress_type=method)
+        return buffer.getvalue()
+
+    def delete(self, name: str) -> None:
+        """Remove the folder of saved model ``name``; the built-in model and links are refused."""
+        if check_name(name) == BUILTIN_SPEECH_MODEL:
+            raise WebError(f"the {BUILTIN_SPEECH_MODEL} speech model ships with sightsound and cannot be deleted",
+                           status=403, code="builtin_model")
+        folder = self.path(name)
+        if os.path.islink(self.root / name) or folder != self.root / name:
+            raise BadModelName(f"model {name!r} is a link, not a folder of {self.root.name}/; not deleted")
+        # Renamed to a hidden name first, so that no list ever shows a half-deleted model.
+        doomed = self.root / f".deleting-{name}-{secrets.token_hex(4)}"
+        try:
+            folder.rename(doomed)
+        except OSError as error:
+            raise WebError(f"cannot delete model {name!r}: {error.strerror or error}", status=500,
+                           code="delete_failed") from error
+        with self._lock:
+            self._cache.pop(name, None)
+        shutil.rmtree(doomed, ignore_errors=True)
 
     # -- loading ---------------------------------------------------------------
     def load(self, name: str):

@@ -31,8 +31,8 @@ def default_workers() -> int:
 class ServerBusy(UploadRejected):
     """Too many requests are already waiting for the pool (HTTP 503)."""
 
-    def __init__(self, message: str):
-        super().__init__(message, status=503)
+    status = 503
+    code = "server_busy"
 
 
 class WorkPool:

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ImageError, SightsoundError
+from ..errors import ImageError
+from .errors import WebError
 
 ALLOWED_CONTENT_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/gif": "GIF", "image/webp": "WEBP",
                          "image/bmp": "BMP"}
@@ -25,18 +26,28 @@ MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 #: (16 million pixels are 256 MB as RGBA arrays).
 MAX_UPLOAD_PIXELS = 16_000_000
 MAX_TOP_K = 10
+#: The readable formats as people name them, for messages: "PNG, JPEG, GIF, WebP, BMP".
+READABLE_FORMATS = ", ".join({"WEBP": "WebP"}.get(name, name) for name in ALLOWED_CONTENT_TYPES.values())
 
 
-class UploadRejected(SightsoundError):
-    """An upload refused before decoding; ``status`` is the HTTP status to answer with."""
-
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.status = status
+class UploadRejected(WebError):
+    """An upload (or a request about one) refused; ``status`` is the HTTP status to answer with."""
 
 
-class NoDigit(SightsoundError):
+class NotAnImage(UploadRejected):
+    """The upload is not an image in one of :data:`ALLOWED_CONTENT_TYPES`; the answer lists them."""
+
+    status = 415
+    code = "not_an_image"
+    details = {"formats": READABLE_FORMATS}
+
+
+class NoDigit(WebError):
     """The image holds nothing that looks like a digit."""
+
+    status = 422
+    code = "no_digit"
+    details = {"no_digit": True}  # the field clients read before codes existed
 
 
 @dataclass
@@ -58,15 +69,16 @@ def check_content_type(content_type: str | None) -> str:
     """The Pillow format name expected for ``content_type``, or :class:`UploadRejected` (415)."""
     kind = (content_type or "").split(";")[0].strip().lower()
     if kind not in ALLOWED_CONTENT_TYPES:
-        raise UploadRejected(f"unsupported content type {content_type!r}: send one of "
-                             f"{', '.join(sorted(ALLOWED_CONTENT_TYPES))}", status=415)
+        raise NotAnImage(f"unsupported content type {content_type!r}: send one of "
+                         f"{', '.join(sorted(ALLOWED_CONTENT_TYPES))}")
     return ALLOWED_CONTENT_TYPES[kind]
 
 
 def decode_image(data: bytes, expected_format: str | None = None):
     """Decode an upload with ``sightsound.image.read_image``; its refusals become :class:`UploadRejected`.
 
-    413 for too many pixels, 415 when the data is not the format the content type names, else 400.
+    413 for too many pixels (code ``image_too_large``); :class:`NotAnImage` (415) when the data is not
+    the format the content type names, or no image at all (400).
     """
     from .. import image
 
@@ -74,12 +86,11 @@ def decode_image(data: bytes, expected_format: str | None = None):
         return image.read_image(data, MAX_UPLOAD_PIXELS, name="the upload",
                                 formats=(expected_format,) if expected_format else None)
     except image.ImageTooLarge as error:
-        raise UploadRejected(str(error), status=413) from error
+        raise UploadRejected(str(error), status=413, code="image_too_large") from error
     except image.ImageFormatRefused as error:
-        raise UploadRejected(f"the content type says {expected_format} but the data is {error.found}",
-                             status=415) from error
+        raise NotAnImage(f"the content type says {expected_format} but the data is {error.found}") from error
     except ImageError as error:
-        raise UploadRejected(str(error)) from error
+        raise NotAnImage(str(error), status=400) from error
 
 
 def model_input(image, raw: bool = False) -> np.ndarray:
@@ -111,7 +122,7 @@ def predict_image(model, image, labels: list, k: int = 3, raw: bool = False) -> 
         raise UploadRejected(f"top_k must be between 1 and {MAX_TOP_K}, got {k}")
     shape = tuple(getattr(model, "input_shape", (28, 28, 1)))
     if shape != (28, 28, 1):
-        raise UploadRejected(f"this model takes input {list(shape)}, not 28x28 digit images")
+        raise UploadRejected(f"this model takes input {list(shape)}, not 28x28 digit images", code="not_mnist")
     x = model_input(image, raw=raw)
     probabilities = np.asarray(model.predict(x[None]), dtype=np.float64)[0]
     return Prediction(top=top_k(probabilities, labels, k),
