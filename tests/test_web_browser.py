@@ -243,7 +243,7 @@ def train_tiny_speech_model(folder: Path) -> Path:
     The Speech page test checks the browser-to-recognizer plumbing, so the model only has to know these
     voices well; the chapter's Listing 4.8 on the full corpus is the benchmarks' business.
     """
-    from sightsound import audio
+    from sightsound import audio, set_seed
     from sightsound.engine import layers as L
     from sightsound.engine.sequential import Sequential
 
@@ -268,6 +268,7 @@ def train_tiny_speech_model(folder: Path) -> Path:
         labels.append(0)
     x = np.stack([audio.spectrogram(e, audio.SAMPLE_RATE) for e in examples])
     y = np.eye(len(SPEECH_WORDS), dtype=np.float32)[labels]
+    set_seed(0)  # the same weights every run: an unlucky start sometimes learned to hear nothing
     model = Sequential([  # small and quick to train: the test is about the page, not the model
         L.average_pooling2d(input_shape=[43, 232, 1], pool_size=[2, 4]),
         L.flatten(),
@@ -312,7 +313,9 @@ def test_speech_page(server, page):
 
 
 def test_speech_page_hears_a_word_from_a_fake_microphone(server, browser, chromium, speech_setup, request):
-    """Chromium's fake microphone plays yes.wav (espeak-ng); the page must show "yes" and a live spectrogram."""
+    """Chromium's fake microphone plays yes.wav (espeak-ng) in a loop; the page must show "yes" and a live
+    spectrogram, keep the focus on a button when Start disables itself, list what it heard oldest first
+    numbered from 1, and read the live view back without Chrome's slow-readback warning."""
     from playwright.sync_api import expect
 
     _, wav = speech_setup
@@ -326,11 +329,15 @@ def test_speech_page_hears_a_word_from_a_fake_microphone(server, browser, chromi
         tab.set_default_timeout(TIMEOUT_MS)
         errors: list[str] = []
         tab.on("pageerror", lambda error: errors.append(str(error)))
+        tab.on("console", lambda message: errors.append(message.text) if "willReadFrequently" in message.text
+               else None)
         tab.goto(server + f"speech?model={SPEECH_MODEL}")
         tab.wait_for_selector("body[data-ready='1']")
         expect(tab.locator("#model")).to_have_value(SPEECH_MODEL)
         tab.click("#listen")
-        expect(tab.locator("#words span")).to_have_count(len(SPEECH_WORDS))
+        expect(tab.locator("#stop")).to_be_focused()
+        expect(tab.locator("#words span")).to_have_text(["no", "yes"])  # noise and unknown are no words
+        expect(tab.locator("#status")).to_contain_text("Listening with")
         try:
             expect(tab.locator("#word")).to_have_text("yes", timeout=45_000)
             tab.wait_for_function("Number(document.getElementById('spectrogram').dataset.columns) > 43")
@@ -338,9 +345,15 @@ def test_speech_page_hears_a_word_from_a_fake_microphone(server, browser, chromi
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)
             tab.screenshot(path=str(SCREENSHOTS / f"{request.node.name}.png"), full_page=True)
         expect(tab.locator("#words span.hit")).to_have_text("yes")
+        expect(tab.locator("#history li")).to_have_count(2, timeout=45_000)  # the clip again, a loop later
+        heard = tab.locator("#history li")
+        assert [heard.nth(i).evaluate("li => li.value") for i in range(2)] == [1, 2]
+        times = [float(re.search(r"at ([0-9.]+) s", heard.nth(i).inner_text()).group(1)) for i in range(2)]
+        assert times[0] < times[1], f"the Heard list is not oldest first: {heard.all_inner_texts()}"
         assert "no" not in tab.locator("#history").inner_text().split()
         tab.click("#stop")
         expect(tab.locator("#listen")).to_be_enabled()
+        expect(tab.locator("#listen")).to_be_focused()
         assert not errors, errors
     finally:
         microphone.close()

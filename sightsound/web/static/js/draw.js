@@ -1,18 +1,22 @@
 // Draw page: canvas (mouse + touch) with live top-3 predictions, image upload and webcam frames.
 // Every image goes to POST /api/predict, which prepares it like `sightsound predict` does.
-import { chartLibrary, drawGray, fetchJSON, fillModelSelect, markNav, say } from "./common.js";
+import { chartLibrary, coded, drawGray, explain, fetchJSON, fillModelSelect, say, sayError, serverInfo } from "./common.js";
 
 const LIVE_INTERVAL_MS = 150; // at most one live request per this interval while drawing
 const STROKE_WIDTH = 18;
 
 const pad = document.getElementById("pad");
-const context = pad.getContext("2d");
+// The pad is read back (toBlob) several times a second while drawing: keep it in CPU memory.
+const context = pad.getContext("2d", { willReadFrequently: true });
 const modelSelect = document.getElementById("model");
 const panel = document.getElementById("prediction");
 const topLabel = document.getElementById("top-label");
 const topProb = document.getElementById("top-prob");
 const topList = document.getElementById("top3-list");
 const message = document.getElementById("message");
+const modelInput = document.getElementById("model-input");
+const preview = document.getElementById("upload-preview");
+const HINT = message.textContent; // what the empty panel says (written in draw.html)
 
 let requestSeq = 0; // every request gets a number; only the newest answer is shown
 let shownSeq = 0;
@@ -32,16 +36,21 @@ function makeChart() {
   });
 }
 
-function clearPrediction(text = "") {
-  shownSeq = ++requestSeq;
-  topLabel.textContent = "";
+/** Empty every part of the prediction (label, probability, bars, top-3 list, the 28×28 input); `label` is
+ * what the big label shows instead ("?" after a failure). */
+function clearPrediction(label = "") {
+  topLabel.textContent = label;
   topLabel.dataset.label = "";
   topProb.textContent = "";
   topList.replaceChildren();
   chart.data.labels = ["", "", ""];
   chart.data.datasets[0].data = [0, 0, 0];
   chart.update("none");
-  say(message, text, "muted");
+  const input = modelInput.getContext("2d");
+  input.fillStyle = "#000";
+  input.fillRect(0, 0, modelInput.width, modelInput.height);
+  modelInput.dataset.shown = "";
+  say(message, label ? "" : HINT, "muted");
 }
 
 function showPrediction(result, source, seq) {
@@ -57,7 +66,8 @@ function showPrediction(result, source, seq) {
   chart.data.labels = result.top.map(([l]) => String(l));
   chart.data.datasets[0].data = result.top.map(([, p]) => p);
   chart.update("none");
-  drawGray(document.getElementById("model-input"), result.input.pixels, result.input.width, result.input.height);
+  drawGray(modelInput, result.input.pixels, result.input.width, result.input.height);
+  modelInput.dataset.shown = "1";
   panel.dataset.source = source;
   panel.dataset.seq = String(seq);
   document.getElementById("source").textContent = `(${source})`;
@@ -68,7 +78,7 @@ function showPrediction(result, source, seq) {
 async function predictBlob(blob, source, filename) {
   const model = modelSelect.value;
   if (!model) {
-    say(message, "No MNIST model saved yet: train one on the Train page.", "error");
+    sayError(message, coded("no_model"));
     return;
   }
   const seq = ++requestSeq;
@@ -84,16 +94,19 @@ async function predictBlob(blob, source, filename) {
   } catch (err) {
     if (seq < shownSeq) return;
     shownSeq = seq;
-    panel.dataset.source = source;
     panel.dataset.seq = String(seq);
-    if (err.body && err.body.no_digit) {
-      topLabel.textContent = "?";
-      topLabel.dataset.label = "";
-      say(message, "No digit found.", "muted");
-    } else {
-      say(message, err.message, "error");
-    }
+    showFailure(err, source);
   }
+}
+
+/** A failed prediction leaves nothing of the previous one: "?" and one sentence saying why. */
+function showFailure(err, source) {
+  clearPrediction("?");
+  panel.dataset.source = source;
+  document.getElementById("source").textContent = `(${source})`;
+  if (err.code === "no_digit") say(message, explain(err), "muted", err.detail);
+  else sayError(message, err);
+  if (err.code === "not_an_image" && source === "upload") preview.hidden = true;
 }
 
 // ---------------------------------------------------------------------------- drawing pad
@@ -171,17 +184,22 @@ document.getElementById("clear").addEventListener("click", () => {
   resetPad();
   dirty = false;
   hasInk = false;
+  shownSeq = ++requestSeq;  // answers still on their way are for the old drawing
   clearPrediction();
 });
 
 // ---------------------------------------------------------------------------- upload
 
+// The preview shows only once the browser has decoded the file: a broken image never stays on the page.
+preview.addEventListener("load", () => { preview.hidden = false; });
+preview.addEventListener("error", () => { preview.hidden = true; });
+
 document.getElementById("upload").addEventListener("change", async (event) => {
   const file = event.target.files[0];
   if (!file) return;
-  const preview = document.getElementById("upload-preview");
+  preview.hidden = true;
+  if (preview.src) URL.revokeObjectURL(preview.src);
   preview.src = URL.createObjectURL(file);
-  preview.hidden = false;
   await predictBlob(file, "upload", file.name);
 });
 
@@ -219,13 +237,13 @@ cameraButton.addEventListener("click", async () => {
     return;
   }
   if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
-    say(cameraStatus, "This browser gives no camera access here (use http://127.0.0.1 or https).", "error");
+    sayError(cameraStatus, coded("no_media_api"));
     return;
   }
   try {
     cameraStream = await navigator.mediaDevices.getUserMedia({ video: { width: 320, height: 240 }, audio: false });
   } catch (err) {
-    say(cameraStatus, `No webcam: ${err.message}`, "error");
+    sayError(cameraStatus, coded("camera_denied", { detail: err.message }));
     return;
   }
   video.srcObject = cameraStream;
@@ -239,15 +257,16 @@ cameraButton.addEventListener("click", async () => {
 // ---------------------------------------------------------------------------- start
 
 async function start() {
-  markNav();
   resetPad();
   chart = makeChart();
   clearPrediction();
+  const status = document.getElementById("model-status");
   try {
-    const models = await fillModelSelect(modelSelect, "mnist");
-    if (!models.length) say(document.getElementById("model-status"), "No MNIST model yet: train one on the Train page.", "error");
+    const [models, info] = await Promise.all([fillModelSelect(modelSelect, "mnist", status), serverInfo()]);
+    document.getElementById("upload").accept = info.upload.types.join(",");  // the server's list, not a copy
+    if (!models.length) say(status, explain(coded("no_model")), "notice");
   } catch (err) {
-    say(document.getElementById("model-status"), err.message, "error");
+    sayError(status, err);
   }
   modelSelect.addEventListener("change", () => {
     if (!hasInk) return;

@@ -1,16 +1,21 @@
 // Speech page: microphone -> AudioWorklet -> /ws/audio (float32 PCM) -> the server's streaming recognizer.
 // Shows the recognised word large with its probability and one-second spectrogram, the live spectrogram,
 // the model's word list and a threshold slider.
-import { fillModelSelect, markNav, say } from "./common.js";
+import { coded, explain, fillModelSelect, say, sayError, serverInfo } from "./common.js";
 
 const SEND_SAMPLES = 4096; // samples per websocket message (about 85 ms at 48 kHz)
+const HISTORY_LENGTH = 20; // words kept in the Heard list
 
 const $ = (id) => document.getElementById(id);
 const statusLine = $("status");
 const live = $("spectrogram");
-const liveContext = live.getContext("2d");
+// Each new column scrolls the live view by reading its pixels back: keep it in CPU memory.
+const liveContext = live.getContext("2d", { willReadFrequently: true });
 
 let session = null; // {socket, context, stream, node}
+let models = []; // the speech models GET /api/models lists
+let heardCount = 0; // words heard since the page opened: the Heard list numbers them in order
+let messageOverrides = {}; // this page's sentence for "no model at all" (it names the models folder)
 
 // ---------------------------------------------------------------------------- drawing
 
@@ -62,6 +67,7 @@ function paintWordSpectrogram(spectrogram) {
   context.putImageData(image, 0, 0);
 }
 
+/** The words a person can say to the chosen model (the server leaves out noise and unknown). */
 function showWords(words) {
   $("words").replaceChildren(...words.map((word) => {
     const span = document.createElement("span");
@@ -77,49 +83,72 @@ function showWord(message) {
   $("word-prob").textContent = `p = ${message.score.toFixed(3)} at ${message.time.toFixed(2)} s`;
   if (message.spectrogram) paintWordSpectrogram(message.spectrogram);
   for (const span of $("words").children) span.classList.toggle("hit", span.dataset.word === message.word);
+  // Oldest first, numbered from the first word heard (kept when older ones scroll away).
   const item = document.createElement("li");
+  item.value = ++heardCount;
   item.textContent = `${message.word} (${message.score.toFixed(2)}) at ${message.time.toFixed(2)} s`;
-  $("history").prepend(item);
-  while ($("history").children.length > 20) $("history").lastChild.remove();
+  $("history").append(item);
+  while ($("history").children.length > HISTORY_LENGTH) $("history").firstChild.remove();
 }
 
 // ---------------------------------------------------------------------------- listening
 
+/** Lock the controls while listening; the keyboard focus follows the button that can be pressed. */
 function setListening(listening) {
-  $("listen").disabled = listening;
+  const focused = document.activeElement;
+  $("listen").disabled = listening || !models.length;
   $("stop").disabled = !listening;
-  $("model").disabled = listening;
+  $("model").disabled = listening || !models.length;
   $("overlap").disabled = listening;
+  if (listening && focused === $("listen")) $("stop").focus();
+  if (!listening && focused === $("stop") && !$("listen").disabled) $("listen").focus();
 }
 
-async function startListening() {
-  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
-    say(statusLine, "This browser gives no microphone access here (use http://127.0.0.1 or https).", "error");
-    return;
-  }
-  let stream;
+async function openMicrophone() {
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) throw coded("no_media_api");
   try {
-    stream = await navigator.mediaDevices.getUserMedia({
+    return await navigator.mediaDevices.getUserMedia({
       audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false, channelCount: 1 },
     });
   } catch (err) {
-    say(statusLine, `No microphone: ${err.message}`, "error");
+    throw coded("microphone_denied", { detail: err.message });
+  }
+}
+
+async function startListening() {
+  let stream;
+  try {
+    stream = await openMicrophone();
+  } catch (err) {
+    sayError(statusLine, err);
     return;
   }
+  say(statusLine, "Loading the model…", "muted");
   const context = new AudioContext();
   await context.audioWorklet.addModule("/static/js/pcm-worklet.js");
   const node = new AudioWorkletNode(context, "pcm-capture");
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   const socket = new WebSocket(`${scheme}://${location.host}/ws/audio`);
   socket.binaryType = "arraybuffer";
-  session = { socket, context, stream, node };
+  session = { socket, context, stream, node, ready: false };
   setListening(true);
+  node.port.onmessage = sender(session);
+  socket.onopen = () => {
+    socket.send(JSON.stringify({
+      model: $("model").value || undefined, sample_rate: context.sampleRate,
+      threshold: Number($("threshold").value), overlap: Number($("overlap").value),
+    }));
+  };
+  socket.onmessage = (event) => receive(session, JSON.parse(event.data));
+  socket.onclose = () => stopListening(false);
+}
 
+/** Batch the worklet's sample blocks into SEND_SAMPLES-long messages once the server is ready. */
+function sender(current) {
   let pending = new Float32Array(SEND_SAMPLES);
   let filled = 0;
-  let ready = false;
-  node.port.onmessage = (event) => {
-    if (!ready || socket.readyState !== WebSocket.OPEN) return;
+  return (event) => {
+    if (!current.ready || current.socket.readyState !== WebSocket.OPEN) return;
     let block = event.data;
     while (block.length) {
       const take = Math.min(block.length, SEND_SAMPLES - filled);
@@ -127,34 +156,27 @@ async function startListening() {
       filled += take;
       block = block.subarray(take);
       if (filled === SEND_SAMPLES) {
-        socket.send(pending.buffer);
+        current.socket.send(pending.buffer);
         pending = new Float32Array(SEND_SAMPLES);
         filled = 0;
       }
     }
   };
-  socket.onopen = () => {
-    socket.send(JSON.stringify({
-      model: $("model").value || undefined, sample_rate: context.sampleRate,
-      threshold: Number($("threshold").value), overlap: Number($("overlap").value),
-    }));
-  };
-  socket.onmessage = (event) => {
-    const message = JSON.parse(event.data);
-    if (message.type === "ready") {
-      ready = true;
-      showWords(message.words);
-      say(statusLine, `Listening with ${message.model} at ${context.sampleRate} Hz.`, "muted");
-      context.createMediaStreamSource(stream).connect(node);
-    } else if (message.type === "frames") {
-      paintColumns(message);
-    } else if (message.type === "word") {
-      showWord(message);
-    } else if (message.type === "error") {
-      say(statusLine, message.error, "error");
-    }
-  };
-  socket.onclose = () => stopListening(false);
+}
+
+/** One message from the server. */
+function receive(current, message) {
+  if (message.type === "ready") {
+    current.ready = true;
+    say(statusLine, `Listening with ${message.model} at ${current.context.sampleRate} Hz.`, "muted");
+    current.context.createMediaStreamSource(current.stream).connect(current.node);
+  } else if (message.type === "frames") {
+    paintColumns(message);
+  } else if (message.type === "word") {
+    showWord(message);
+  } else if (message.type === "error") {
+    sayError(statusLine, coded(message.code || "internal", { detail: message.error }), messageOverrides);
+  }
 }
 
 function stopListening(tellServer = true) {
@@ -170,19 +192,25 @@ function stopListening(tellServer = true) {
 
 // ---------------------------------------------------------------------------- start
 
+function showModel() {
+  const model = models.find((m) => m.name === $("model").value);
+  showWords(model ? model.words : []);
+}
+
 async function start() {
-  markNav();
   liveContext.fillStyle = "#000";
   liveContext.fillRect(0, 0, live.width, live.height);
   try {
-    const models = await fillModelSelect($("model"), "speech");
-    if (!models.length) {
-      say(statusLine, "No speech model: the built-in one is missing from this install and the models folder " +
-        "holds none (train one with `sightsound speech train`).", "error");
-    }
+    const [found, info] = await Promise.all([fillModelSelect($("model"), "speech", statusLine), serverInfo()]);
+    models = found;
+    messageOverrides = { no_model: noModelSentence(info) };
+    if (!models.length) sayError(statusLine, coded("no_model"), messageOverrides);
   } catch (err) {
-    say(statusLine, err.message, "error");
+    sayError(statusLine, err);
   }
+  setListening(false);
+  showModel();
+  $("model").addEventListener("change", showModel);
   $("threshold").addEventListener("input", () => {
     const value = Number($("threshold").value);
     $("threshold-value").textContent = value.toFixed(2);
@@ -193,6 +221,11 @@ async function start() {
   $("listen").addEventListener("click", startListening);
   $("stop").addEventListener("click", () => stopListening(true));
   document.body.dataset.ready = "1";
+}
+
+/** "No speech model" with what to do about it on this server (its models folder, the built-in model). */
+function noModelSentence(info) {
+  return explain(coded("no_speech_model", { models_dir: info.models_dir, builtin_speech: info.builtin_speech }));
 }
 
 start();
