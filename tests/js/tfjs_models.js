@@ -22,6 +22,7 @@ const tf = require('@tensorflow/tfjs');
 
 // --- listings (identical to sightsound/presets.py) --------------------------
 const {IMAGE, SPEECH, listings} = require('./listings.js');
+const {fileLoader} = require('./file_loader.js');
 const {mnistConv, mnistDense, mnistEnhanced, speechConv} = listings(tf);
 
 // Not a listing: 'same' padding, strides, BatchNormalization (one frozen), average pooling.
@@ -113,25 +114,6 @@ function fileSaver(dir) {
   });
 }
 
-// Reads model.json and the weight files it names, relative to its folder.
-function fileLoader(dir) {
-  return {
-    load: async () => {
-      const modelJSON = JSON.parse(fs.readFileSync(path.join(dir, 'model.json'), 'utf8'));
-      return tf.io.getModelArtifactsForJSON(modelJSON, async manifest => {
-        const specs = [];
-        const buffers = [];
-        for (const group of manifest) {
-          for (const p of group.paths) buffers.push(fs.readFileSync(path.join(dir, p)));
-          specs.push(...group.weights);
-        }
-        const all = Buffer.concat(buffers);
-        return [specs, all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength)];
-      });
-    },
-  };
-}
-
 async function trainStep(model, step) {
   const x = tf.tensor(step.x, step.x_shape);
   const y = tf.tensor(step.y, step.y_shape);
@@ -195,7 +177,7 @@ async function check(specPath, outPath) {
   const spec = JSON.parse(fs.readFileSync(specPath, 'utf8'));
   const out = {};
   for (const item of spec.models) {
-    const model = await tf.loadLayersModel(fileLoader(item.dir));
+    const model = await tf.loadLayersModel(fileLoader(tf, item.dir));
     const result = {predictions: await predict(model, item.inputs, item.input_shape),
                     summary: summaryLines(model)};
     if (model.optimizer != null) {
