@@ -124,13 +124,16 @@ def tfjs_document(doc: dict, where: str = "model.json") -> dict:
     if not isinstance(topology, dict) or topology.get("class_name") not in MODEL_CLASSES:
         return doc
     out = dict(doc)
-    keras3 = _is_keras3(topology, raw.get("keras_version") if wrapped else None)
-    converted = _model(topology, _Context(where, keras3))
+    try:
+        keras3 = _is_keras3(topology, raw.get("keras_version") if wrapped else None)
+        converted = _model(topology, _Context(where, keras3))
+        manifest = doc.get("weightsManifest")
+        if keras3 and _has_keras3_weight_names(manifest):
+            places = _keras3_places(topology)
+            out["weightsManifest"] = [_renamed_group(group, places, where) for group in manifest]
+    except RecursionError:
+        raise ModelFormatError(f"{where}: the topology nests models too deeply") from None
     out["modelTopology"] = {**raw, "model_config": converted} if wrapped else converted
-    manifest = doc.get("weightsManifest")
-    if keras3 and _has_keras3_weight_names(manifest):
-        places = _keras3_places(topology)
-        out["weightsManifest"] = [_renamed_group(group, places, where) for group in manifest]
     return out
 
 
@@ -142,7 +145,12 @@ def tfjs_topology(topology: dict, where: str = "model.json", keras_version: str 
     without it, a Keras 3 topology is known by what only Keras 3 writes (``batch_shape``, dtype policies,
     ``build_config``).
     """
-    return _model(topology, _Context(where, _is_keras3(topology, keras_version)))
+    if not isinstance(topology, dict) or not isinstance(topology.get("class_name"), str):
+        return topology  # nothing to translate: the loader names what is wrong
+    try:
+        return _model(topology, _Context(where, _is_keras3(topology, keras_version)))
+    except RecursionError:
+        raise ModelFormatError(f"{where}: the topology nests models too deeply") from None
 
 
 def _is_keras3(topology: dict, keras_version) -> bool:
@@ -150,12 +158,15 @@ def _is_keras3(topology: dict, keras_version) -> bool:
 
 
 def _looks_like_keras3(value) -> bool:
-    if isinstance(value, dict):
-        if "batch_shape" in value or "build_config" in value or value.get("class_name") == "DTypePolicy":
-            return True
-        return any(_looks_like_keras3(v) for v in value.values() if isinstance(v, (dict, list)))
-    if isinstance(value, list):
-        return any(_looks_like_keras3(v) for v in value if isinstance(v, (dict, list)))
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            if "batch_shape" in item or "build_config" in item or item.get("class_name") == "DTypePolicy":
+                return True
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
     return False
 
 
@@ -194,8 +205,8 @@ def _input_shape_from_build(layers: list, build_input_shape) -> None:
 
 
 def _entry(entry, ctx: _Context):
-    if not isinstance(entry, dict):
-        return entry
+    if not isinstance(entry, dict) or not isinstance(entry.get("class_name"), str):
+        return entry  # the loader names what is wrong
     if entry.get("class_name") in MODEL_CLASSES:
         return _model(entry, ctx)
     out = {k: v for k, v in entry.items() if k not in _ENTRY_NOISE}
