@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ import sightsound
 from sightsound import layers
 from sightsound.errors import ModelFormatError
 from sightsound.tfjs import GENERATED_BY
+from conftest import REPO, require_node
 from sightsound.tfjs.dialects import keras3_weight_names, tfjs_document, tfjs_topology
 
 POLICY = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}, "registered_name": None}
@@ -130,7 +132,7 @@ def test_keras3_sequential_in_tfjs_dialect():
     out = tfjs_topology(keras3_sequential(), keras_version="3.10.0")
     assert out["config"].keys() == {"name", "layers"}
     entries = out["config"]["layers"]
-    assert entries[0]["config"] == {"batch_input_shape": [None, 6], "dtype": "float32", "name": "in"}
+    assert entries[0]["config"] == {"batch_input_shape": [None, 6], "dtype": "float32", "sparse": False, "name": "in"}
     assert "build_config" not in entries[1]
     assert entries[1]["config"] == {"name": "d", "trainable": True, "dtype": "float32", "units": 3,
                                     "activation": "swish",
@@ -304,4 +306,14 @@ def test_a_model_sightsound_built_says_sightsound_and_a_tfjs_document_passes_unc
     small_model().save(tmp_path)
     doc = json.loads((tmp_path / "model.json").read_text())
     assert (doc["generatedBy"], doc["convertedBy"]) == (GENERATED_BY, None)
+    assert tfjs_document(doc) == doc
+
+
+def test_a_functional_topology_written_by_tfjs_passes_unchanged():
+    node = require_node()
+    out = subprocess.run([node, str(REPO / "tests" / "js" / "tfjs_topology.js")], capture_output=True, text=True,
+                         cwd=REPO, timeout=120, check=True).stdout
+    topology = json.loads(out)
+    assert topology["class_name"] == "Model" and topology["keras_version"] == "tfjs-layers 4.22.0"
+    doc = {"modelTopology": topology, "weightsManifest": [], "format": "layers-model"}
     assert tfjs_document(doc) == doc

@@ -21,7 +21,8 @@ Keras 2 (``keras_version`` 2.x, ``--input_format keras``):
 
 Keras 3 (``keras_version`` 3.x, ``--input_format keras_keras``), in addition:
 
-- ``InputLayer``'s ``batch_shape`` becomes ``batch_input_shape`` (``ragged``/``optional`` dropped when false);
+- ``InputLayer``'s ``batch_shape`` becomes ``batch_input_shape`` (``ragged`` and ``optional`` dropped when
+  false; TF.js writes ``sparse`` too);
 - a layer's ``dtype`` is a dtype policy ``{"class_name": "DTypePolicy", "config": {"name": "float32"}}``
   (with ``module``/``registered_name``/``shared_object_id`` in a raw ``.keras`` file): becomes the dtype
   string; mixed-precision and quantized policies are refused;
@@ -64,7 +65,7 @@ _SEQUENTIAL_NOISE = ("trainable", "dtype", "build_input_shape")
 # Functional config keys that TF.js does not write.
 _MODEL_NOISE = ("trainable", "dtype")
 
-_FLOAT_DTYPES = ("float32", "float16", "float64", "bfloat16", "int32", "int64", "bool", "string")
+_PLAIN_DTYPES = ("float32", "float16", "float64", "bfloat16", "int32", "int64", "bool", "string")
 
 # Layer fields that Keras writes and TF.js has no counterpart for, with the one value that means
 # "not used": dropped when they have it, refused otherwise.
@@ -75,7 +76,7 @@ _UNUSED_FIELDS = {
     "SeparableConv2D": {"kernel_regularizer": None, "kernel_constraint": None},
     "BatchNormalization": {"renorm": False, "renorm_clipping": None, "renorm_momentum": None,
                            "virtual_batch_size": None, "adjustment": None},
-    "InputLayer": {"ragged": False, "sparse": False, "optional": False},
+    "InputLayer": {"ragged": False, "optional": False},
 }
 # Layer fields dropped whatever their value: they do not change what the loaded model computes.
 _IGNORED_FIELDS = {
@@ -252,7 +253,7 @@ def _dtype(value, layer: str):
         return value
     policy = value.get("class_name")
     name = (value.get("config") or {}).get("name") if isinstance(value.get("config"), dict) else None
-    if policy in ("DTypePolicy", "FloatDTypePolicy") and name in _FLOAT_DTYPES:
+    if policy in ("DTypePolicy", "FloatDTypePolicy") and name in _PLAIN_DTYPES:
         return name
     raise ModelFormatError(f"{layer}: dtype policy {policy}({name!r}) has no TF.js equivalent; TF.js "
                            f"layers compute and store in one dtype (float32): save the model with the "
