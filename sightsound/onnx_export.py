@@ -3,6 +3,9 @@
 The ONNX graph takes what ``model.predict`` takes: a float32 batch in TF.js's
 layout (NHWC for images), with a dynamic batch axis, and returns the model's
 outputs (softmax probabilities for the chapter's models). Dropout is off.
+A model with one input and one output (every ``Sequential``) names them ``input``
+and ``output``; a functional model with several names them after its input and
+output layers (:func:`onnx_names`).
 
 Example::
 
@@ -33,21 +36,38 @@ OUTPUT_NAME = "output"
 
 
 class _Inference(nn.Module):
-    """The model's network in inference mode: NHWC float32 in, TF.js-shaped outputs out."""
+    """The model's network in inference mode: NHWC float32 in (one tensor per input), TF.js-shaped outputs out."""
 
     def __init__(self, net: nn.Module):
         super().__init__()
         self.net = net
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+    def forward(self, *xs: torch.Tensor):
+        return self.net(*xs)
+
+
+def onnx_names(model) -> tuple[list[str], list[str]]:
+    """The graph's input and output names: ``input``/``output`` for a model with one of each, else the input
+    layers' and output layers' names (``_2``, ``_3``... when a layer gives several outputs)."""
+    inputs = getattr(model, "inputs", None) or [None]
+    outputs = getattr(model, "outputs", None) or [None]
+    if len(inputs) == 1 and len(outputs) == 1:
+        return [INPUT_NAME], [OUTPUT_NAME]
+    input_names = [t.source_layer.name for t in inputs]
+    output_names, seen = [], {}
+    for t in outputs:
+        name = t.source_layer.name
+        seen[name] = seen.get(name, 0) + 1
+        output_names.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    return input_names, output_names
 
 
 def export_onnx(model, path: str | os.PathLike, opset_version: int | None = None) -> Path:
     """Write ``model`` as an ONNX file at ``path``; returns the path.
 
     The graph's input is named ``input`` (shape ``[batch, *model.input_shape]``),
-    its output ``output``. Needs the ``onnx`` extra (``onnx``, ``onnxscript``).
+    its output ``output``; several inputs and outputs are named by :func:`onnx_names`.
+    Needs the ``onnx`` extra (``onnx``, ``onnxscript``).
     """
     try:
         import onnxscript  # noqa: F401  (the torch.onnx exporter needs it)
@@ -58,16 +78,18 @@ def export_onnx(model, path: str | os.PathLike, opset_version: int | None = None
     for p in net.parameters():
         p.requires_grad_(False)
     module = _Inference(net).eval()
-    example = torch.zeros((2, *model.input_shape), dtype=torch.float32)
+    shapes = model.input_shape if isinstance(model.input_shape, list) else [model.input_shape]
+    examples = tuple(torch.zeros((2, *shape), dtype=torch.float32) for shape in shapes)
+    input_names, output_names = onnx_names(model)
     out = Path(path)
     if out.parent and not out.parent.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
     batch = torch.export.Dim("batch", min=1, max=2**20)
     with warnings.catch_warnings(), _quiet_logs("torch.onnx", "torch.export", "torch._dynamo"):
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, (example,), str(out), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                          dynamic_shapes={"x": {0: batch}}, opset_version=opset_version, dynamo=True,
-                          external_data=False, verbose=False)
+        torch.onnx.export(module, examples, str(out), input_names=input_names, output_names=output_names,
+                          dynamic_shapes={"xs": tuple({0: batch} for _ in examples)}, opset_version=opset_version,
+                          dynamo=True, external_data=False, verbose=False)
     return out
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -106,6 +107,16 @@ def require_node() -> str:
     require((REPO / "node_modules" / "@tensorflow" / "tfjs").is_dir(), "node_modules/@tensorflow/tfjs",
             NPM_FIX, skip_outside_ci=False)
     return node
+
+
+def run_node_script(script: Path, *args) -> None:
+    """Run ``node tests/js/<script> args...`` (real TF.js); a failure fails the test with Node's stderr."""
+    node = require_node()
+    proc = subprocess.run([node, str(script), *map(str, args)], cwd=REPO, capture_output=True, text=True,
+                          timeout=600)
+    if proc.returncode != 0:
+        pytest.fail(f"node {script.name} {args[0] if args else ''} failed (exit {proc.returncode}):\n"
+                    f"{proc.stderr[-4000:]}")
 
 
 def mnist_root() -> str:

@@ -122,7 +122,10 @@ def model_seed() -> tuple[bytes, bytes]:
     from sightsound.engine import layers
 
     model = sightsound.sequential(device="cpu")
-    model.add(layers.conv2d(filters=2, kernel_size=3, activation="relu", input_shape=[6, 6, 1]))
+    model.add(layers.zero_padding2d(padding=1, input_shape=[6, 6, 1]))
+    model.add(layers.conv2d(filters=2, kernel_size=3, activation="relu"))
+    model.add(layers.depthwise_conv2d(kernel_size=2, padding="same"))
+    model.add(layers.prelu(shared_axes=[1, 2]))
     model.add(layers.max_pooling2d(pool_size=2))
     model.add(layers.flatten())
     model.add(layers.dense(units=3, activation="softmax"))

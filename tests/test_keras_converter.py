@@ -39,7 +39,7 @@ CONVERTER_FIX = ("run `make converter` (creates .venv-converter with the pins of
                  "`make test` does it first)")
 MAKE_MODELS = REPO / "tests" / "keras" / "make_models.py"
 NODE_SCRIPT = REPO / "tests" / "js" / "keras_models.js"
-NODE_FILES = (NODE_SCRIPT, REPO / "tests" / "js" / "file_loader.js", REPO / "package-lock.json")
+NODE_FILES = (NODE_SCRIPT, REPO / "tests" / "js" / "tfjs_io.js", REPO / "package-lock.json")
 
 FLOAT32_TOL = 1e-4  # sightsound vs Keras, float32 weights
 EXACT_TOL = 1e-4  # sightsound vs Keras running the weights decoded from the converted files

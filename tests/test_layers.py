@@ -1,9 +1,11 @@
+import json
 import math
 
 import numpy as np
 import pytest
 import torch
 
+import sightsound
 from sightsound.engine import layers
 from sightsound.engine.layers import conv as conv_layers
 from sightsound.engine.sequential import Sequential
@@ -145,10 +147,17 @@ def test_softmax_on_images_is_over_channels():
     (lambda: layers.dropout(rate=1.5), "rate"),
     (lambda: layers.dense(units=2, kernel_initializer="fancy"), "unknown initializer"),
     (lambda: layers.from_json({"class_name": "LSTM", "config": {}}), "unknown layer class 'LSTM'"),
+    (lambda: layers.dense(units=2, kernel_initializer={"class_name": "VarianceScaling", "config": {"scale": 1e300}}),
+     "too large for float32"),  # its uniform or normal draw would overflow
 ])
 def test_bad_layer_options_name_the_problem(build, message):
     with pytest.raises(ModelFormatError, match=message):
         build()
+
+
+def test_a_true_in_an_input_shape_is_not_a_size():
+    with pytest.raises(ShapeError, match="input_shape must be positive ints"):
+        layers.dense(units=2, input_shape=[4, True])
 
 
 def test_kernel_larger_than_input_is_a_shape_error():
@@ -233,3 +242,164 @@ def test_relu_conv_under_bfloat16_autocast_keeps_the_autocast_path():
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         out = block(torch.randn(2, 8, 8, 2).permute(0, 3, 1, 2))
     assert out.dtype == torch.bfloat16
+
+
+# --------------------------------------------------------------------------- the convnet layers beyond the chapter's
+# (their numbers against real TF.js: tests/test_layers_tfjs.py)
+
+def _entry(class_name: str, **config) -> dict:
+    return {"class_name": class_name, "config": {"name": "the_layer", "trainable": True, **config}}
+
+
+@pytest.mark.parametrize("entry,field", [
+    (_entry("ZeroPadding2D", padding=-1), "padding"),
+    (_entry("Cropping2D", cropping=[[1, 2, 3], [0, 0]]), "cropping"),
+    (_entry("UpSampling2D", interpolation="bicubic"), "interpolation"),
+    (_entry("UpSampling2D", data_format="channels_first"), "data_format"),
+    (_entry("DepthwiseConv2D", kernel_size=3, dilation_rate=2), "dilation_rate"),
+    (_entry("DepthwiseConv2D", kernel_size=3, depth_multiplier=0), "depth_multiplier"),
+    (_entry("SeparableConv2D", filters=2, kernel_size=3, pointwise_regularizer={"class_name": "L2"}),
+     "pointwise_regularizer"),
+    (_entry("Conv1D", filters=2, kernel_size=3, padding="causal"), "causal"),
+    (_entry("Conv1D", filters=2, kernel_size=[3, 3]), "kernel_size"),
+    (_entry("Conv1D", filters=2, kernel_size=3, groups=2), "groups"),
+    (_entry("Conv2D", filters=2, kernel_size=3, strides=2, dilation_rate=2), "dilation_rate"),
+    (_entry("MaxPooling1D", pool_size=[2, 2]), "pool_size"),
+    (_entry("GlobalMaxPooling2D", keepdims="yes"), "keepdims"),
+    (_entry("ReLU", negative_slope=0.1), "negative_slope"),
+    (_entry("ReLU", threshold=1.0), "threshold"),
+    (_entry("ReLU", max_value=-1), "max_value"),
+    (_entry("LeakyReLU", alpha=0.1, negative_slope=0.2), "negative_slope"),
+    (_entry("PReLU", shared_axes=[0]), "shared_axes"),
+    (_entry("ELU", alpha=0.5), "alpha"),
+    (_entry("Softmax", axis="last"), "axis"),
+    (_entry("Permute", dims=[1, 1]), "dims"),
+    (_entry("Reshape", target_shape=[-1, -1]), "target_shape"),
+    (_entry("BatchNormalization", axis=[1, 2]), "axis"),
+    (_entry("Concatenate", axis=-2), "axis"),
+    (_entry("Concatenate", axis=0), "axis"),
+    (_entry("Dot", axes=[0, 1]), "axes"),
+    (_entry("Dot", axes=[1]), "axes"),
+    (_entry("Dot", axes=1, normalize="yes"), "normalize"),
+    ({"class_name": "InputLayer", "config": {"batch_input_shape": [None, 3], "sparse": True, "name": "the_layer"}},
+     "sparse"),
+])
+def test_invalid_new_layer_configs_name_the_layer_and_the_field(entry, field):
+    with pytest.raises(ModelFormatError, match=f"the_layer.*{field}|{entry['class_name']}.*{field}"):
+        layers.from_json(entry)
+
+
+def test_a_missing_required_field_and_an_unknown_class_are_named():
+    with pytest.raises(ModelFormatError, match="Cropping2D config lacks the field 'cropping'"):
+        layers.from_json(_entry("Cropping2D"))
+    with pytest.raises(ModelFormatError, match="unknown layer class 'Subtract'; supported: .*Concatenate"):
+        layers.from_json(_entry("Subtract"))  # Keras has one, TF.js 4.22 has not
+
+
+@pytest.mark.parametrize("build,shape,message", [
+    (lambda: layers.softmax(), [4, 3], "axis 1 is not the last axis"),  # TF.js's default axis is 1
+    (lambda: layers.softmax(axis=[0, 1]), [4], "batch"),
+    (lambda: layers.softmax(axis=3), [4], "out of range"),
+    (lambda: layers.batch_normalization(axis=3), [4, 3], "not a feature axis"),
+    (lambda: layers.cropping2d(cropping=2), [4, 5, 1], "leaves nothing"),
+    (lambda: layers.prelu(shared_axes=[3]), [4, 5], "shared axis 3"),
+    (lambda: layers.permute(dims=[2, 1]), [4, 5, 1], "rank 3"),
+    (lambda: layers.conv1d(filters=2, kernel_size=3), [4, 5, 1], r"\[null,steps,channels\]"),
+    (lambda: layers.add(), [4], "merges a list of inputs"),  # merge layers are for functional models
+])
+def test_shape_problems_are_shape_errors_at_add(build, shape, message):
+    with pytest.raises(ShapeError, match=message):
+        Sequential([layers.activation(activation="linear", input_shape=shape), build()])
+
+
+@pytest.mark.parametrize("build,shapes,message", [
+    (layers.add, [(4, 3), (4, 2)], "do not broadcast"),
+    (layers.maximum, [(4, 3)], "at least 2 inputs"),
+    (layers.concatenate, [(4, 3), (5, 2)], "must match but along axis -1"),
+    (lambda: layers.concatenate(axis=1), [(4, 3), (4,)], "must match"),
+    (lambda: layers.dot(axes=1), [(4, 3), (5, 3)], "do not match"),
+    (lambda: layers.dot(axes=-1), [(4, 3, 2), (2,)], "exactly 2 inputs of shapes"),
+])
+def test_merge_shape_problems(build, shapes, message):
+    with pytest.raises(ShapeError, match=message):
+        build().compute_output_shape(shapes)
+
+
+def test_keras_spellings_load():
+    """Keras 3 writes LeakyReLU's negative_slope, a DTypePolicy dtype, InputLayer's batch_shape and ragged;
+    Keras 2 ReLU's zero negative_slope and threshold; Keras 2.6+ keepdims."""
+    policy = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}, "registered_name": None}
+    leaky = layers.from_json(_entry("LeakyReLU", negative_slope=0.2, dtype=policy))
+    assert leaky.config() == {"alpha": 0.2, "name": "the_layer", "trainable": True}
+    relu = layers.from_json(_entry("ReLU", max_value=6.0, negative_slope=0.0, threshold=0.0))
+    assert relu.config()["max_value"] == 6.0
+    inp = layers.from_json({"class_name": "InputLayer", "config": {
+        "batch_shape": [None, 4, 4, 2], "dtype": "float32", "sparse": False, "ragged": False, "name": "input_layer"}})
+    assert inp.config() == {"batch_input_shape": [None, 4, 4, 2], "dtype": "float32", "sparse": False,
+                            "name": "input_layer"}
+    pool = layers.from_json(_entry("GlobalMaxPooling2D", data_format="channels_last", keepdims=True))
+    assert pool.compute_output_shape((4, 4, 2)) == (1, 1, 2)
+    assert pool.config() == {"data_format": "channels_last", "keepdims": True, "name": "the_layer", "trainable": True}
+    assert layers.from_json(_entry("GlobalAveragePooling2D", keepdims=False)).config() == \
+        {"data_format": "channels_last", "name": "the_layer", "trainable": True}  # as TF.js writes it
+
+
+@pytest.mark.parametrize("build,shape,reduce", [
+    (lambda: layers.global_max_pooling2d(keepdims=True), (3, 4, 2), lambda x: x.max(axis=(1, 2), keepdims=True)),
+    (lambda: layers.global_average_pooling2d(keepdims=True), (3, 4, 2),
+     lambda x: x.mean(axis=(1, 2), keepdims=True)),
+    (lambda: layers.global_max_pooling1d(keepdims=True), (5, 2), lambda x: x.max(axis=1, keepdims=True)),
+    (lambda: layers.global_average_pooling1d(keepdims=True), (5, 2), lambda x: x.mean(axis=1, keepdims=True)),
+])
+def test_global_pooling_keepdims(build, shape, reduce):
+    model = Sequential([layers.activation(activation="linear", input_shape=list(shape)), build()], device="cpu")
+    x = np.random.rand(2, *shape).astype("float32")
+    assert np.allclose(model.predict(x), reduce(x), atol=1e-6)
+
+
+def test_input_layer_in_a_sequential_is_the_identity_and_saved_as_tfjs_does(tmp_path):
+    inp = layers.input_layer(input_shape=[3])
+    assert inp.name.startswith("input") and inp.name[len("input"):].isdigit()  # TF.js: input1, input2, ...
+    model = Sequential([inp, layers.dense(units=2)], device="cpu")
+    assert model.summary_lines()[3].startswith(f"{inp.name} (InputLayer)")
+    assert model.count_params() == 8
+    model.save(tmp_path)
+    saved = json.loads((tmp_path / "model.json").read_text())["modelTopology"]["config"]["layers"][0]
+    assert saved == {"class_name": "InputLayer", "config": {"batch_input_shape": [None, 3], "dtype": "float32",
+                                                             "sparse": False, "name": inp.name}}
+    x = np.random.rand(4, 3).astype("float32")
+    assert np.allclose(sightsound.load_layers_model(tmp_path, device="cpu").predict(x), model.predict(x))
+
+
+def test_reshape_unknown_dimension_is_saved_as_null():
+    layer = layers.reshape(target_shape=[-1, 4], input_shape=[2, 6])
+    assert layer.config()["target_shape"] == [None, 4] and layer.compute_output_shape((2, 6)) == (3, 4)
+    assert layers.from_json(layer.to_json()).compute_output_shape((12,)) == (3, 4)
+
+
+def test_new_layers_train_in_a_sequential():
+    """Gradients reach every weight; batch norm over axis 1 of [c, h, w] tracks that axis's statistics."""
+    torch.manual_seed(0)
+    model = Sequential([layers.batch_normalization(axis=1, input_shape=[3, 5, 4]),
+                        layers.depthwise_conv2d(kernel_size=2, depth_multiplier=2),
+                        layers.separable_conv2d(filters=3, kernel_size=2, padding="same"),
+                        layers.prelu(), layers.global_average_pooling2d(), layers.dense(units=2)], device="cpu")
+    model.compile(optimizer="sgd", loss="meanSquaredError")
+    x = np.random.rand(8, 3, 5, 4).astype("float32") * np.array([1, 5, 10], "float32")[:, None, None]
+    before = [w.detach().clone() for w in model.net.parameters()]
+    model.fit(x, np.random.rand(8, 2).astype("float32"), batch_size=8, epochs=1, shuffle=False)
+    assert all(not torch.equal(b, w) for b, w in zip(before, model.net.parameters()))
+    bn = model.layers[0].tfjs_weights(model.net.blocks[0])
+    assert np.allclose(bn["moving_mean"].numpy(), 0.01 * x.mean(axis=(0, 2, 3)), atol=1e-5)
+    assert np.allclose(bn["moving_variance"].numpy(), 0.99 + 0.01 * x.var(axis=(0, 2, 3)), atol=1e-4)
+
+
+def test_up_sampling_nearest_repeats_pixels():
+    model = Sequential([layers.up_sampling2d(size=[2, 3], input_shape=[2, 2, 1])], device="cpu")
+    x = np.arange(4, dtype="float32").reshape(1, 2, 2, 1)
+    assert np.array_equal(model.predict(x)[0, :, :, 0], np.repeat(np.repeat(x[0, :, :, 0], 2, 0), 3, 1))
+
+
+def test_separable_conv_writes_a_depth_multiplier_only_when_not_one():
+    assert "depth_multiplier" not in layers.separable_conv2d(filters=2, kernel_size=3).config()
+    assert layers.separable_conv2d(filters=2, kernel_size=3, depth_multiplier=2).config()["depth_multiplier"] == 2

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import require_node
+from conftest import run_node_script
 
 import sightsound
 from sightsound import presets
@@ -50,12 +50,8 @@ QUANTIZED = ["sharded", "float16", "uint8", "uint16"]
 # Node
 
 
-def run_node(*args) -> None:
-    node = require_node()
-    proc = subprocess.run([node, str(NODE_SCRIPT), *map(str, args)], cwd=REPO, capture_output=True, text=True,
-                          timeout=600)
-    if proc.returncode != 0:
-        pytest.fail(f"node {NODE_SCRIPT.name} {args[0]} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
+def run_node(*args, script: Path = NODE_SCRIPT) -> None:
+    run_node_script(script, *args)
 
 
 def load(path, **kwargs):
@@ -671,8 +667,11 @@ def test_unsupported_sources_and_topologies(saved, tmp_path):
     edit_json(saved, lambda doc: doc.update(format="graph-model"))
     with pytest.raises(ModelFormatError, match="not a TF.js Layers model"):
         load(saved)
-    edit_json(saved, lambda doc: doc.update(format="layers-model", modelTopology={"class_name": "Functional"}))
-    with pytest.raises(ModelFormatError, match="'Functional' is not supported"):
+    edit_json(saved, lambda doc: doc.update(format="layers-model", modelTopology={"class_name": "Bidirectional"}))
+    with pytest.raises(ModelFormatError, match="'Bidirectional' is not supported"):
+        load(saved)
+    edit_json(saved, lambda doc: doc.update(modelTopology={"class_name": "Functional"}))
+    with pytest.raises(ModelFormatError, match="the Functional config is missing"):
         load(saved)
 
 

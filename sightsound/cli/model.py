@@ -80,10 +80,13 @@ def run_summary(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from ..onnx_export import export_onnx
+    from ..onnx_export import export_onnx, onnx_names
 
     model = _load(args)
     path = export_onnx(model, args.output)
-    print(f"Wrote {path} (ONNX; input 'input' [batch,{','.join(map(str, model.input_shape))}], "
-          f"output 'output' [batch,{','.join(map(str, model.output_shape))}])")
+    names = onnx_names(model)
+    shapes = [s if isinstance(s, list) else [s] for s in (model.input_shape, model.output_shape)]
+    inputs, outputs = (", ".join(f"'{n}' [batch,{','.join(map(str, shape))}]" for n, shape in zip(n_, s_))
+                       for n_, s_ in zip(names, shapes))
+    print(f"Wrote {path} (ONNX; input {inputs}, output {outputs})")
     return 0

@@ -58,6 +58,8 @@ def normalize(spec) -> dict:
 
 
 _POSITIVE = {"scale", "stddev", "gain"}
+#: far inside float32's range, so that no draw's bounds (a uniform's high - low, say) overflow it
+_LARGEST = 1e30
 _CHOICES = {"mode": ("fan_in", "fan_out", "fan_avg"),
             "distribution": ("normal", "truncated_normal", "untruncated_normal", "uniform")}
 
@@ -74,6 +76,8 @@ def _check_config(name: str, config: dict) -> None:
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ModelFormatError(f"initializer {name}: {key} must be a finite number, got {value!r:.80}")
+        if abs(value) > _LARGEST:
+            raise ModelFormatError(f"initializer {name}: {key}={value!r} is too large for float32 weights")
         if key in _POSITIVE and value <= 0:
             raise ModelFormatError(f"initializer {name}: {key} must be positive, got {value!r}")
     if name == "RandomUniform" and config.get("minval", -0.05) >= config.get("maxval", 0.05):

@@ -23,16 +23,13 @@ Example (Listing 4.1 in short)::
 from __future__ import annotations
 
 import itertools
-from typing import Callable
-
 import torch
 from torch import nn
 
 from ..errors import ShapeError
-from ..runtime import resolve_device
 from . import layers as layers_mod
-from . import optimizers
-from .summary import summary_lines
+from .functional import Container, InputLayer, Node, apply, fuse_pool_relu, inbound_nodes, layer_module
+from .summary import sequential_lines
 from .trainer import Trainer
 
 _sequential_counter = itertools.count(1)
@@ -47,8 +44,10 @@ class _Net(nn.Module):
         self.image_input = image_input
         self.fused_softmax = fused_softmax  # the last block is a softmax that losses may skip
 
-    def forward(self, x: torch.Tensor, logits: bool = False) -> torch.Tensor:
-        if self.image_input:
+    def forward(self, x: torch.Tensor, logits: bool = False, engine_layout: bool = False) -> torch.Tensor:
+        """``engine_layout=True``: ``x`` and the result in the engine's layout (images NCHW), as when this
+        model runs inside a functional model."""
+        if self.image_input and not engine_layout:
             x = x.permute(0, 3, 1, 2)  # NHWC -> NCHW view, channels_last in memory
         blocks = self.blocks
         last = len(blocks) - 1
@@ -56,36 +55,28 @@ class _Net(nn.Module):
             if i == last and logits and self.fused_softmax:
                 return layers_mod.pre_softmax(block, x)  # logits, for numerically stable cross-entropy
             x = block(x)
-        if x.dim() == 4:
+        if x.dim() == 4 and not engine_layout:
             x = x.permute(0, 2, 3, 1)  # back to TF.js's NHWC for image-shaped outputs
         return x
 
 
-def _pool_before_relu(layers: list, blocks: list[nn.Module]) -> None:
-    """conv2d(relu) -> maxPooling2d runs as conv -> pool -> relu: the same numbers (relu and max
-    commute, gradients included), with the relu and its backward on 4x fewer elements."""
-    for i in range(len(layers) - 1):
-        conv, pool = layers[i], layers[i + 1]
-        if isinstance(conv, layers_mod.Conv2D) and conv.activation == "relu" and \
-                isinstance(pool, layers_mod.MaxPooling2D):
-            blocks[i].activation = nn.Identity()
-            blocks[i + 1].post_activation = nn.ReLU()
+class Sequential(Container, Trainer):
+    """A linear stack of layers, as ``tf.sequential()``.
 
+    Like TF.js, ``add`` calls each layer on the previous one's output, so ``model.inputs``, ``model.outputs``
+    and every layer's ``input``/``output`` are symbolic tensors, and the model can be a layer of a functional
+    model (:func:`sightsound.model`) or give it its layers (``model.layers[k].output``).
+    """
 
-class Sequential(Trainer):
-    """A linear stack of layers, as ``tf.sequential()``."""
+    class_name = "Sequential"
 
     def __init__(self, layers: list | None = None, name: str | None = None, device: str = "auto"):
         self.name = name or f"sequential_{next(_sequential_counter)}"
         self.layers: list[layers_mod.Layer] = []
-        self.device = resolve_device(device)
+        self.inputs, self.outputs = [], []
+        self.trainable = True
         self.net: _Net | None = None
-        self.optimizer: optimizers.Optimizer | None = None
-        self.loss: str | None = None
-        self.metrics: list[str] = []
-        self.stop_training = False
-        self.user_defined_metadata: dict | None = None  # saved as userDefinedMetadata, as TF.js does
-        self.dtype_policy = "float32"
+        self._init_training(device)
         for layer in layers or []:
             self.add(layer)
 
@@ -103,8 +94,30 @@ class Sequential(Trainer):
                                  f"the previous layer's output {list(expected)}")
         self.layers.append(layer)
         self._shapes = None
-        self.shapes  # validates shapes now, as TF.js does on add()
+        try:
+            self.shapes  # validates shapes now, as TF.js does on add()
+            self._connect(layer)
+        except Exception:
+            self.layers.pop()
+            self._shapes = None
+            raise
         self.net = None
+
+    def _connect(self, layer: layers_mod.Layer) -> None:
+        """Call ``layer`` on the model's output so far, as TF.js's ``add`` does; the first layer on a new
+        ``<layer name>_input`` InputLayer. The model's own node 0 links its input to its current output."""
+        if not self.inputs:
+            if isinstance(layer, InputLayer):  # an explicit input layer is the model's input, as in TF.js
+                self.inputs = self.outputs = [inbound_nodes(layer)[0].outputs[0]]
+            else:
+                source = InputLayer(batch_input_shape=layer.batch_input_shape, name=f"{layer.name}_input")
+                self.inputs = [inbound_nodes(source)[0].outputs[0]]
+                self.outputs = [apply(layer, self.inputs[0])]
+            Node(self, self.inputs, self.outputs, wrapped=False)  # TF.js records a bare shape here
+        else:
+            self.outputs = [apply(layer, self.outputs[0])]
+            node = inbound_nodes(self)[0]
+            node.outputs, node.wrapped = list(self.outputs), True
 
     @property
     def input_shape(self) -> tuple:
@@ -132,10 +145,10 @@ class Sequential(Trainer):
     def build(self) -> "Sequential":
         """Create the PyTorch modules (done automatically on first use)."""
         if self.net is None:
-            blocks = [layer.build_module(shape_in) for layer, (shape_in, _) in zip(self.layers, self.shapes)]
-            _pool_before_relu(self.layers, blocks)
+            blocks = [layer_module(layer, shape_in) for layer, (shape_in, _) in zip(self.layers, self.shapes)]
+            fuse_pool_relu(self.layers, blocks)
             for layer, block in zip(self.layers, blocks):
-                if not layer.trainable:  # frozen as in TF.js: no updates, counted as non-trainable
+                if not (layer.trainable and self.trainable):  # frozen as in TF.js: no updates, non-trainable
                     for param in block.parameters():
                         param.requires_grad_(False)
             last = self.layers[-1]
@@ -144,35 +157,9 @@ class Sequential(Trainer):
             self._place()
         return self
 
-    def _place(self) -> None:
-        self.net.to(self.device)
-        if self.net.image_input:
-            self.net.to(memory_format=torch.channels_last)
-        if self.optimizer is not None:
-            self.optimizer.bind(list(self.net.parameters()))
-
-    def to(self, device: str | torch.device) -> "Sequential":
-        """Move the model to ``"cpu"``, ``"cuda"`` or ``"auto"``."""
-        self.device = resolve_device(device)
-        if self.net is not None:
-            slots = self.optimizer.slots if self.optimizer is not None else None
-            self._place()
-            if slots and self.optimizer is not None:  # keep optimizer state across devices
-                self.optimizer.slots = {k: [t.to(self.device) for t in v] for k, v in slots.items()}
-        return self
-
     # -- description -----------------------------------------------------------
-    def count_params(self) -> int:
-        return sum(layer.count_params(shape_in) for layer, (shape_in, _) in zip(self.layers, self.shapes))
-
-    def summary(self, line_length: int | None = None, positions: list[float] | None = None,
-                print_fn: Callable[[str], None] = print) -> None:
-        """Print the table TF.js 4.22 prints for the same model."""
-        for line in self.summary_lines(line_length, positions):
-            print_fn(line)
-
     def summary_lines(self, line_length: int | None = None, positions: list[float] | None = None) -> list[str]:
-        return summary_lines(self.layers, self.shapes, line_length, positions)
+        return sequential_lines(self, line_length, positions)
 
     def get_config(self) -> dict:
         """The Sequential ``config`` TF.js writes in ``modelTopology``."""
@@ -200,28 +187,6 @@ class Sequential(Trainer):
         for layer in built:
             model.add(layer)
         return model
-
-    # -- persistence -------------------------------------------------------------
-    def save(self, path: str, include_optimizer: bool = False, user_defined_metadata: dict | None = None):
-        """Write ``model.json`` + ``weights.bin`` as TF.js's ``model.save('file://dir')``
-        (:func:`sightsound.tfjs.save_model`)."""
-        return _model_writer(self, path, include_optimizer=include_optimizer,
-                             user_defined_metadata=user_defined_metadata)
-
-
-def _no_writer(model, path, **options):
-    raise RuntimeError("no model writer: import sightsound (its tfjs package registers the TF.js writer)")
-
-
-# The TF.js format builds on the engine, never the reverse: sightsound.tfjs, which the package imports
-# first, registers its writer here for Sequential.save.
-_model_writer: Callable = _no_writer
-
-
-def register_model_writer(writer: Callable) -> None:
-    """Make ``writer(model, path, include_optimizer=, user_defined_metadata=)`` what ``Sequential.save`` calls."""
-    global _model_writer
-    _model_writer = writer
 
 
 def sequential(layers: list | None = None, name: str | None = None, device: str = "auto") -> Sequential:

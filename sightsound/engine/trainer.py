@@ -1,11 +1,13 @@
-"""The training loop of a model: compile, losses, ``fit`` (with DDP), ``evaluate``, ``predict``.
+"""The training loop of a model: compile, losses, ``fit`` (with DDP), ``evaluate``, ``predict``, device moves.
 
 :class:`Trainer` is a mixin, as Keras' ``Model`` inherits its ``Trainer``:
-:class:`sightsound.engine.sequential.Sequential` (the layer stack) inherits
+:class:`sightsound.engine.sequential.Sequential` (the layer stack) and
+:class:`sightsound.engine.model.Model` (the functional model) inherit
 these methods, so ``model.fit`` and its documentation stay where users look. The mixin
-uses only what the stack provides: ``net`` (the PyTorch module, made by ``build()``),
-``device``, ``input_shape``, ``output_shape`` and the attributes ``Sequential.__init__`` sets
-(``optimizer``, ``loss``, ``metrics``, ``stop_training``, ``dtype_policy``).
+uses only what the models provide: ``net`` (the PyTorch module, made by ``build()``, with
+``fused_softmax`` and ``image_input`` attributes), ``input_shape``, ``output_shape``, and the attributes
+:meth:`Trainer._init_training` sets (``device``, ``optimizer``, ``loss``, ``metrics``, ``stop_training``,
+``dtype_policy``, ``user_defined_metadata``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import torch.nn.functional as F
 
 from ..errors import ShapeError, TrainingError
 from ..naming import accepts_tfjs_options
-from ..runtime import cpu_heap
+from ..runtime import cpu_heap, resolve_device
 from . import distributed, optimizers
 from .callbacks import CallbackList, History
 
@@ -47,6 +49,32 @@ def bfloat16_is_fast(device: torch.device) -> bool:
 
 class Trainer:
     """compile, fit, evaluate and predict for a model that builds ``self.net`` (see the module docstring)."""
+
+    def _init_training(self, device) -> None:
+        self.device = resolve_device(device)
+        self.optimizer: optimizers.Optimizer | None = None
+        self.loss: str | None = None
+        self.metrics: list[str] = []
+        self.stop_training = False
+        self.user_defined_metadata: dict | None = None  # saved as userDefinedMetadata, as TF.js does
+        self.dtype_policy = "float32"
+
+    def _place(self) -> None:
+        self.net.to(self.device)
+        if self.net.image_input:
+            self.net.to(memory_format=torch.channels_last)
+        if self.optimizer is not None:
+            self.optimizer.bind(list(self.net.parameters()))
+
+    def to(self, device: str | torch.device):
+        """Move the model to ``"cpu"``, ``"cuda"`` or ``"auto"``."""
+        self.device = resolve_device(device)
+        if self.net is not None:
+            slots = self.optimizer.slots if self.optimizer is not None else None
+            self._place()
+            if slots and self.optimizer is not None:  # keep optimizer state across devices
+                self.optimizer.slots = {k: [t.to(self.device) for t in v] for k, v in slots.items()}
+        return self
 
     # -- training --------------------------------------------------------------
     @accepts_tfjs_options(data_args=0)
@@ -94,27 +122,24 @@ class Trainer:
                               enabled=self.dtype_policy == "mixed_bfloat16")
 
     def _loss_and_correct(self, x: torch.Tensor, y: torch.Tensor):
-        net = self.net
+        fused = self.loss != "meanSquaredError" and self.net.fused_softmax
+        with self._autocast():
+            out = self.net(x, logits=True) if fused else self.net(x)
+        return self._output_loss(out.float(), y, logits=fused)
+
+    def _output_loss(self, out: torch.Tensor, y: torch.Tensor, logits: bool):
+        """Loss and correct count of one output ``out`` for targets ``y``; ``logits``: ``out`` holds the logits
+        of a final softmax, for numerically stable cross-entropy."""
+        sparse = self.loss == "sparseCategoricalCrossentropy"
         if self.loss == "meanSquaredError":
-            with self._autocast():
-                out = net(x)
-            out = out.float()
             loss = F.mse_loss(out, y)
-        elif net.fused_softmax:
-            with self._autocast():
-                logits = net(x, logits=True)
-            logits = logits.float()
-            logp = F.log_softmax(logits, dim=-1)
-            loss = F.nll_loss(logp, y) if self.loss == "sparseCategoricalCrossentropy" \
-                else -(y * logp).sum(dim=-1).mean()
-            out = logits
+        elif logits:
+            logp = F.log_softmax(out, dim=-1)
+            loss = F.nll_loss(logp, y) if sparse else -(y * logp).sum(dim=-1).mean()
         else:
-            with self._autocast():
-                out = net(x)
-            out = out.float()
             logp = torch.log(out.clamp(_CLIP, 1 - _CLIP))
-            loss = F.nll_loss(logp.reshape(len(x), -1), y) if self.loss == "sparseCategoricalCrossentropy" \
-                else -(y * logp).reshape(len(x), -1).sum(dim=-1).mean()
+            loss = F.nll_loss(logp.reshape(len(out), -1), y) if sparse \
+                else -(y * logp).reshape(len(out), -1).sum(dim=-1).mean()
         with torch.no_grad():
             correct = self._correct(out, y)
         return loss, correct
@@ -299,10 +324,11 @@ class Trainer:
         return torch.cat(outs).float().cpu().numpy()
 
     # -- inputs ----------------------------------------------------------------
-    def _as_inputs(self, x, what: str) -> torch.Tensor:
+    def _as_inputs(self, x, what: str, expected: tuple | None = None) -> torch.Tensor:
+        """``x`` checked against ``expected`` (default: the model's input shape), as a float32 device tensor."""
         self.build()
         t = torch.as_tensor(x) if not isinstance(x, torch.Tensor) else x
-        expected = self.input_shape
+        expected = self.input_shape if expected is None else expected
         if t.dim() == len(expected) and tuple(t.shape) == expected:
             raise ShapeError(f"{what}: expected a batch [N,{','.join(map(str, expected))}], got a single example "
                              f"{list(t.shape)}; add the batch axis (image.expand_dims or x[None])")
@@ -317,12 +343,15 @@ class Trainer:
 
     def _as_tensors(self, x, y, x_what: str, y_what: str):
         xs = self._as_inputs(x, x_what)
+        return xs, self._as_targets(y, len(xs), x_what, y_what, self.output_shape)
+
+    def _as_targets(self, y, n: int, x_what: str, y_what: str, out: tuple) -> torch.Tensor:
+        """``y`` checked against the loss and the output shape ``out`` (``n`` examples), as a device tensor."""
         if self.loss is None:
             raise RuntimeError("call model.compile(...) first")
         yt = torch.as_tensor(y) if not isinstance(y, torch.Tensor) else y
-        if len(yt) != len(xs):
-            raise ShapeError(f"{x_what} has {len(xs)} examples but {y_what} has {len(yt)}")
-        out = self.output_shape
+        if len(yt) != n:
+            raise ShapeError(f"{x_what} has {n} examples but {y_what} has {len(yt)}")
         if self.loss == "sparseCategoricalCrossentropy":
             if yt.dim() != 1 or yt.is_floating_point() and not torch.equal(yt, yt.round()):
                 raise ShapeError(f"{y_what}: sparseCategoricalCrossentropy expects integer class ids [N], "
@@ -330,7 +359,7 @@ class Trainer:
             yt = yt.to(self.device, torch.int64)
             if len(yt) and (int(yt.min()) < 0 or int(yt.max()) >= out[-1]):
                 raise ShapeError(f"{y_what}: class ids must be in 0..{out[-1] - 1}, got {int(yt.min())}..{int(yt.max())}")
-            return xs, yt
+            return yt
         if tuple(yt.shape[1:]) != tuple(out):
             hint = " (one-hot encode the labels, e.g. data.mnist.one_hot, or use sparseCategoricalCrossentropy)" \
                 if yt.dim() == 1 else ""
@@ -341,7 +370,7 @@ class Trainer:
         if self.loss == "categoricalCrossentropy" and len(yt) and (yt.min() < 0 or yt.max() > 1):
             raise ShapeError(f"{y_what}: categoricalCrossentropy expects one-hot or probability rows in [0, 1], "
                              f"got values in {float(yt.min()):g}..{float(yt.max()):g}")
-        return xs, yt
+        return yt
 
 
 def training_count(n: int, validation_split: float) -> int:

@@ -168,6 +168,24 @@ def _source_positions(in_size: int, out_size: int, align_corners: bool, half_pix
     return ratio * index
 
 
+def bilinear_taps(old: int, new: int, align_corners: bool = False, half_pixel_centers: bool = False):
+    """For each of ``new`` output rows (or columns) of ``resizeBilinear`` from ``old``: the lower and upper
+    source index and the weight of the upper one (TF.js's float64 arithmetic; also UpSampling2D's)."""
+    frac = _source_positions(old, new, align_corners, half_pixel_centers, subtract_half=True)
+    low = np.maximum(0.0, np.floor(frac))
+    high = np.minimum(old - 1, np.ceil(frac)).astype(np.intp)
+    return low.astype(np.intp), high, frac - low
+
+
+def nearest_indices(old: int, new: int, align_corners: bool = False, half_pixel_centers: bool = False):
+    """The source index of each of ``new`` output rows (or columns) of ``resizeNearestNeighbor`` from ``old``."""
+    frac = _source_positions(old, new, align_corners, half_pixel_centers, subtract_half=False)
+    index = np.minimum(old - 1, _js_round(frac) if align_corners else np.floor(frac))
+    if half_pixel_centers:
+        index = np.maximum(0, index)
+    return index.astype(np.intp)
+
+
 def resize_bilinear(x, size: tuple[int, int], align_corners: bool = False,
                     half_pixel_centers: bool = False) -> np.ndarray:
     """``tf.image.resizeBilinear``: float32 output with TF.js 4.22's (CPU kernel) numbers.
@@ -187,15 +205,8 @@ def resize_bilinear(x, size: tuple[int, int], align_corners: bool = False,
     else:
         values = batch.astype(np.float32).astype(np.float64)  # TF.js holds floats as float32
     old_h, old_w = batch.shape[1], batch.shape[2]
-
-    def taps(old: int, new: int):
-        frac = _source_positions(old, new, align_corners, half_pixel_centers, subtract_half=True)
-        low = np.maximum(0.0, np.floor(frac))
-        high = np.minimum(old - 1, np.ceil(frac)).astype(np.intp)
-        return low.astype(np.intp), high, frac - low
-
-    top, bottom, row_frac = taps(old_h, new_h)
-    left, right, col_frac = taps(old_w, new_w)
+    top, bottom, row_frac = bilinear_taps(old_h, new_h, align_corners, half_pixel_centers)
+    left, right, col_frac = bilinear_taps(old_w, new_w, align_corners, half_pixel_centers)
     col_frac = col_frac[None, None, :, None]
     row_frac = row_frac[None, :, None, None]
     rows_top, rows_bottom = values[:, top], values[:, bottom]
@@ -234,14 +245,7 @@ def resize_nearest_neighbor(x, size: tuple[int, int], align_corners: bool = Fals
     else:
         batch = batch.astype(np.float32, copy=False)
     old_h, old_w = batch.shape[1], batch.shape[2]
-
-    def nearest(old: int, new: int) -> np.ndarray:
-        frac = _source_positions(old, new, align_corners, half_pixel_centers, subtract_half=False)
-        index = np.minimum(old - 1, _js_round(frac) if align_corners else np.floor(frac))
-        if half_pixel_centers:
-            index = np.maximum(0, index)
-        return index.astype(np.intp)
-
-    out = batch[:, nearest(old_h, new_h)][:, :, nearest(old_w, new_w)]
+    rows = nearest_indices(old_h, new_h, align_corners, half_pixel_centers)
+    out = batch[:, rows][:, :, nearest_indices(old_w, new_w, align_corners, half_pixel_centers)]
     out = np.ascontiguousarray(out)
     return out[0] if squeeze else out

@@ -3,8 +3,9 @@
 This package is the only place that knows the format and the layout mapping
 between the engine (PyTorch: NCHW, conv kernels ``[out, in, kh, kw]``, dense
 kernels ``[out, in]``) and TF.js (NHWC, ``[kh, kw, in, out]``, ``[in, out]``).
-It depends on the engine (:mod:`sightsound.engine.sequential`, :mod:`sightsound.engine.layers`);
-the engine does not depend on it.
+It depends on the engine (:mod:`sightsound.engine.sequential`, :mod:`sightsound.engine.model`,
+:mod:`sightsound.engine.layers`); the engine does not depend on it. Sequential and functional models
+(``tf.model``, saved as ``"Model"``; Keras' ``"Functional"`` loads too) are read and written.
 
 Saving writes what TF.js 4.22's ``model.save('file://dir')`` (tfjs-node's
 file writer) writes: ``JSON.stringify`` of ``{modelTopology, weightsManifest,

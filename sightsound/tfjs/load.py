@@ -10,7 +10,7 @@ from ..errors import ModelFormatError
 from .manifest import decode, match_weights, plan
 from .optimizer import compile_training, restore_optimizer
 from .sources import Source, open_source
-from .topology import build_topology, parse_model_json, sequential_config
+from .topology import build_topology, model_config, parse_model_json
 from .weights import model_weights, tfjs_order
 
 
@@ -80,9 +80,9 @@ def _read(source: Source, device):
     """
     where = source.where
     doc = parse_model_json(source.read_model_json(), where)
-    model = build_topology(sequential_config(doc, where), device, where)
+    model = build_topology(*model_config(doc, where), device, where)
     groups, entries = plan(doc, where)
-    expected = [(f"{layer.name}/{spec.suffix}", tuple(spec.shape)) for _, layer, spec in tfjs_order(model)]
+    expected = [(f"{layer.name}/{spec.suffix}", tuple(spec.shape)) for layer, spec in tfjs_order(model)]
     matched = match_weights(expected, [e for e in entries if e.group != "optimizer"], where)
     for paths, _ in groups:
         for path in paths:

@@ -12,7 +12,7 @@ import datetime
 import os
 from pathlib import Path
 
-from ..engine.sequential import register_model_writer
+from ..engine.functional import register_model_writer
 from ..errors import ModelFormatError, OutputError
 from .commit import commit
 from .constants import GENERATED_BY, WEIGHTS_BIN

@@ -13,7 +13,7 @@
 'use strict';
 const fs = require('fs');
 const tf = require('@tensorflow/tfjs');
-const {fileLoader} = require('./file_loader.js');
+const {fileLoader} = require('./tfjs_io.js')(tf);
 
 // A .npy file (format 1.0-3.0) of little-endian float32 in C order, as a tensor.
 function readNpy(file) {
@@ -32,7 +32,7 @@ function readNpy(file) {
 }
 
 async function run(item) {
-  const model = await tf.loadLayersModel(fileLoader(tf, item.dir));
+  const model = await tf.loadLayersModel(fileLoader(item.dir));
   const xs = item.inputs.map(readNpy);
   const ys = model.predict(xs.length === 1 ? xs[0] : xs);
   const outputs = [];

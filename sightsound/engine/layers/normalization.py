@@ -8,11 +8,16 @@ from torch import nn
 
 from ...errors import ModelFormatError, ShapeError
 from .. import initializers
-from .base import Layer, WeightSpec, base_kwargs, init_params, no_extras, shape_text
+from .base import Layer, WeightSpec, base_kwargs, engine_axis, init_params, no_extras, shape_text
 
 
 class BatchNormalization(Layer):
-    """Batch normalisation over the channel (last) axis, TF.js defaults."""
+    """Batch normalisation over one feature axis, TF.js defaults (``tf.layers.batchNormalization``).
+
+    ``axis`` counts the batch (TF.js and Keras): -1, the channels of ``[h, w, c]`` images, by default; 3 for
+    those too; 1 for the first axis after the batch (the channels of channels-first data). Keras 2 writes a
+    list of one axis, such as ``[3]``: TF.js takes that for 3 and so does this layer, saving it as given.
+    """
 
     class_name = "BatchNormalization"
 
@@ -20,9 +25,7 @@ class BatchNormalization(Layer):
                  beta_initializer=None, gamma_initializer=None, moving_mean_initializer=None,
                  moving_variance_initializer=None, **base):
         super().__init__(**base)
-        if axis not in (-1, [-1]):
-            raise ModelFormatError(f"{self.name}: only axis -1 (channels_last) is supported, got {axis!r}")
-        self.axis = -1
+        self.axis = _check_axis(axis, self.name)
         self.momentum, self.epsilon = float(momentum), float(epsilon)
         self.center, self.scale = bool(center), bool(scale)
         self.beta_initializer = initializers.normalize(beta_initializer or "zeros")
@@ -49,8 +52,23 @@ class BatchNormalization(Layer):
                    moving_mean_initializer=c.get("moving_mean_initializer"),
                    moving_variance_initializer=c.get("moving_variance_initializer"), **base_kwargs(c))
 
+    @property
+    def _axis(self) -> int:
+        return self.axis[0] if isinstance(self.axis, list) else self.axis
+
+    def _features(self, input_shape) -> int:
+        """The size of the normalised axis of ``input_shape`` (ShapeError if it has no such feature axis)."""
+        rank, axis = len(input_shape), self._axis
+        if not -rank <= axis <= rank or axis == 0:
+            raise ShapeError(f"{self.name}: axis {self.axis} is not a feature axis of input {shape_text(input_shape)}")
+        return input_shape[axis - 1 if axis > 0 else axis]
+
+    def compute_output_shape(self, input_shape):
+        self._features(input_shape)
+        return tuple(input_shape)
+
     def weight_specs(self, input_shape):
-        c = (input_shape[-1],)
+        c = (self._features(input_shape),)
         specs = []
         if self.scale:
             specs.append(WeightSpec("gamma", c, True, self.gamma_initializer))
@@ -61,10 +79,8 @@ class BatchNormalization(Layer):
         return specs
 
     def build_module(self, input_shape):
-        if len(input_shape) not in (1, 3):
-            raise ShapeError(f"{self.name}: supports inputs [null,features] or [null,h,w,c], "
-                             f"got {shape_text(input_shape)}")
-        bn = _BatchNorm(input_shape[-1], eps=self.epsilon, momentum=1.0 - self.momentum)
+        bn = _BatchNorm(self._features(input_shape), eps=self.epsilon, momentum=1.0 - self.momentum,
+                        axis=engine_axis(self._axis, len(input_shape), self.name))
         if not self.scale:
             bn.weight.requires_grad_(False)
         if not self.center:
@@ -81,21 +97,40 @@ class BatchNormalization(Layer):
         return tensors
 
 
+def _check_axis(axis, name: str):
+    """An int, or a list of one int as Keras 2 writes it; a negative one in a list is kept as the int
+    (TF.js 4.22 misreads ``[-1]``, and -1 is what this layer has always saved for it)."""
+    value = axis[0] if isinstance(axis, (list, tuple)) and len(axis) == 1 else axis
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ModelFormatError(f"{name}: axis must be an int or a list of one int, got {axis!r:.80}")
+    return [value] if value >= 0 and isinstance(axis, (list, tuple)) else value
+
+
 class _BatchNorm(nn.BatchNorm1d):
     """Batch norm whose moving variance tracks the *biased* batch variance, as TF.js's does.
 
     (``torch.nn.BatchNorm*`` feeds the unbiased variance into its running average.)
-    Works on [N, C] and NCHW tensors alike.
+    ``axis`` is the engine dimension of the features: 1 for [N, C] and NCHW images; any other is moved
+    to 1 for PyTorch's batch norm and back.
     """
 
+    def __init__(self, num_features: int, eps: float, momentum: float, axis: int = 1):
+        super().__init__(num_features, eps=eps, momentum=momentum)
+        self.axis = axis
+
     def _check_input_dim(self, x):
-        if x.dim() not in (2, 4):
-            raise ValueError(f"expected a 2-D or 4-D input, got {x.dim()}-D")
+        if x.dim() < 2:
+            raise ValueError(f"expected an input of at least 2 dimensions, got {x.dim()}-D")
 
     def forward(self, x):
+        if self.axis != 1:
+            return self._forward(x.movedim(self.axis, 1)).movedim(1, self.axis)
+        return self._forward(x)
+
+    def _forward(self, x):
         if not self.training:
             return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
-        dims = [0] if x.dim() == 2 else [0, 2, 3]
+        dims = [d for d in range(x.dim()) if d != 1]
         with torch.no_grad():
             var, mean = torch.var_mean(x, dim=dims, unbiased=False)
             self.running_mean.lerp_(mean, self.momentum)
