@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import sightsound
 from conftest import REPO, require, require_node
+import sightsound
 from sightsound import layers, paths
 from sightsound.tfjs.dialects import tfjs_document
 

@@ -13,11 +13,11 @@ import subprocess
 import numpy as np
 import pytest
 
+from conftest import REPO, require_node
 import sightsound
 from sightsound import layers
 from sightsound.errors import ModelFormatError
 from sightsound.tfjs import GENERATED_BY
-from conftest import REPO, require_node
 from sightsound.tfjs.dialects import keras3_weight_names, tfjs_document, tfjs_topology
 
 POLICY = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}, "registered_name": None}
