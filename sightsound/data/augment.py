@@ -147,7 +147,7 @@ def active_spans(frames: np.ndarray, within_db: float = 30.0) -> np.ndarray:
     power is within ``within_db`` of the clip's loudest frame."""
     spans = np.empty((len(frames), 2), dtype=np.int64)
     for start in range(0, len(frames), 2048):
-        power = torch.from_numpy(np.ascontiguousarray(frames[start:start + 2048])).float()
+        power = torch.tensor(frames[start:start + 2048], dtype=torch.float32)  # a copy: the caller's frames stay
         power = power.mul_(_DB_TO_LN).exp_().sum(dim=2)
         level = power.clamp_(min=1e-30).log10_().mul_(10.0)
         on = level >= level.amax(dim=1, keepdim=True) - within_db
