@@ -4,10 +4,13 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The real TF.js converter and Keras 2/3, apart from .venv (their pins clash with ours): requirements/converter.txt
+CONVERTER_VENV := .venv-converter
+CONVERTER_STAMP := $(CONVERTER_VENV)/.installed
 SIGHTSOUND_DATA ?= $(abspath ../shared/datasets)
 export SIGHTSOUND_DATA
 
-.PHONY: setup voices demo test lint bench clean speech-model
+.PHONY: setup voices demo test lint bench clean speech-model converter
 
 setup: $(STAMP) node_modules/.installed voices
 
@@ -25,6 +28,18 @@ $(STAMP): pyproject.toml
 voices: $(STAMP)
 	$(PY) -m sightsound.data.voices
 
+# tensorflowjs_converter 4.22.0 in its own venv, every package pinned and installed without resolution
+# (requirements/converter.txt says why); rebuilt from nothing when the pins change. tests/test_keras_converter.py
+# converts Keras models with it and converts sightsound's models back to Keras.
+converter: $(CONVERTER_STAMP)
+
+$(CONVERTER_STAMP): requirements/converter.txt
+	rm -rf $(CONVERTER_VENV)
+	$(PYTHON) -m venv $(CONVERTER_VENV)
+	$(CONVERTER_VENV)/bin/python -m pip install -q --no-deps -r requirements/converter.txt
+	$(CONVERTER_VENV)/bin/tensorflowjs_converter --version
+	touch $@
+
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
@@ -34,7 +49,7 @@ demo: setup
 
 # tests/, then the docstring examples in sightsound/ (pyproject: testpaths, --doctest-modules);
 # first the structure checks: no import cycle, no copied code (pylint)
-test: setup lint
+test: setup lint converter
 	$(PY) -m pytest -q
 
 lint: setup
@@ -45,4 +60,4 @@ speech-model: setup
 	$(PY) scripts/build_speech_model.py
 
 clean:
-	rm -rf $(VENV) node_modules runs
+	rm -rf $(VENV) $(CONVERTER_VENV) node_modules runs

@@ -141,7 +141,7 @@ RECIPES = {
                         "unknown_share": 0.2, "noise_share": 0.1,
                         "augmentation": {"noise_probability": 0.8, "snr_db": [0.0, 30.0],
                                          "fragment_probability": 0.1, "partial_probability": 0.15,
-                                         "placement_probability": 0.7, "tempo_probability": 0.5, "warp_probability": 0.6,
+                                         "tempo_probability": 0.5, "warp_probability": 0.6,
                                          "reverb_probability": 0.4, "microphone_probability": 0.6,
                                          "time_masks": 2, "freq_masks": 2}},
     },

@@ -215,6 +215,10 @@ def _split_with_words_at(positions: list[tuple[int, int]], words=("yes", "no")) 
 def test_active_spans_find_the_loud_frames():
     split = _split_with_words_at([(10, 30), (0, 5), (44, 51)])
     assert sc.active_spans(split.clip_frames).tolist() == [[10, 30], [0, 5], [44, 51]]
+    frames = split.clip_frames.astype(np.float32)  # the front end's own dtype: read, never changed
+    before = frames.copy()
+    assert sc.active_spans(frames).tolist() == [[10, 30], [0, 5], [44, 51]]
+    assert np.array_equal(frames, before)
 
 
 def test_fragment_and_partial_augmentation_cut_the_word_at_a_window_edge():

@@ -95,7 +95,7 @@ def _add_train(commands) -> None:
                             "their label (default 0; robust: 0.15)")
     train.add_argument("--placement-probability", type=float, default=None, metavar="P",
                        help="share of training clips heard anywhere in the window that keeps their whole word, "
-                            "as a streaming recognizer's windows fall (default 0; people: 0.7)")
+                            "as a streaming recognizer's windows fall (default 0)")
     train.add_argument("--dtype-policy", default="float32", choices=["float32", "mixed_bfloat16"],
                        help="float32 = TF.js's numerics (default); mixed_bfloat16 = layers in bfloat16, weights "
                             "float32: faster on CPUs with AVX512-BF16/AMX and on recent GPUs")

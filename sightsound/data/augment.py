@@ -147,7 +147,7 @@ def active_spans(frames: np.ndarray, within_db: float = 30.0) -> np.ndarray:
     power is within ``within_db`` of the clip's loudest frame."""
     spans = np.empty((len(frames), 2), dtype=np.int64)
     for start in range(0, len(frames), 2048):
-        power = torch.from_numpy(np.ascontiguousarray(frames[start:start + 2048])).float()
+        power = torch.tensor(frames[start:start + 2048], dtype=torch.float32)  # a copy: the caller's frames stay
         power = power.mul_(_DB_TO_LN).exp_().sum(dim=2)
         level = power.clamp_(min=1e-30).log10_().mul_(10.0)
         on = level >= level.amax(dim=1, keepdim=True) - within_db
@@ -212,21 +212,7 @@ class SpeechSplit:
         for start in range(0, n_clips, block):
             stop = min(start + block, n_clips)
             size = stop - start
-            shifts = rng.integers(-aug.shift_frames, aug.shift_frames + 1, size) if aug.shift_frames else np.zeros(size, int)
-            starts = CONTEXT_FRAMES - shifts
-            taken = np.zeros(size, dtype=bool)
-            if fragments:
-                cut = np.flatnonzero(rng.random(size) < aug.fragment_probability)
-                starts[cut] = self._edge_starts(start + cut, aug.fragment_visible, rng)
-                labels[start + cut] = self.words.index(UNKNOWN)
-                taken[cut] = True
-            if partials:
-                cut = np.flatnonzero((rng.random(size) < aug.partial_probability) & ~taken)
-                starts[cut] = self._edge_starts(start + cut, aug.partial_visible, rng)
-                taken[cut] = True
-            if placements:
-                cut = np.flatnonzero((rng.random(size) < aug.placement_probability) & ~taken)
-                starts[cut] = self._whole_word_starts(start + cut, rng)
+            starts = self._window_starts(start, size, aug, rng, labels, (fragments, partials, placements))
             frames = _float32(_windows(self.clip_frames[start:stop], starts))
             frames = _voice_and_room(frames, rng, aug)
             if aug.noise_probability > 0 and self.epoch_noise:
@@ -257,6 +243,29 @@ class SpeechSplit:
         y = np.zeros((n, len(self.words)), dtype=np.float32)
         y[np.arange(n), labels] = 1.0
         return x, y
+
+    def _window_starts(self, start: int, size: int, aug: Augmentation, rng: np.random.Generator,
+                       labels: np.ndarray, cuts: tuple[bool, bool, bool]) -> np.ndarray:
+        """Where the windows of clips ``start .. start + size`` begin in their cached frames: a random
+        shift, or for some clips a cut word (relabelled ``_unknown_`` in ``labels`` when only a
+        fragment stays) or a placement anywhere around the whole word."""
+        fragments, partials, placements = cuts
+        shifts = rng.integers(-aug.shift_frames, aug.shift_frames + 1, size) if aug.shift_frames else np.zeros(size, int)
+        starts = CONTEXT_FRAMES - shifts
+        taken = np.zeros(size, dtype=bool)
+        if fragments:
+            cut = np.flatnonzero(rng.random(size) < aug.fragment_probability)
+            starts[cut] = self._edge_starts(start + cut, aug.fragment_visible, rng)
+            labels[start + cut] = self.words.index(UNKNOWN)
+            taken[cut] = True
+        if partials:
+            cut = np.flatnonzero((rng.random(size) < aug.partial_probability) & ~taken)
+            starts[cut] = self._edge_starts(start + cut, aug.partial_visible, rng)
+            taken[cut] = True
+        if placements:
+            cut = np.flatnonzero((rng.random(size) < aug.placement_probability) & ~taken)
+            starts[cut] = self._whole_word_starts(start + cut, rng)
+        return starts
 
     def _edge_starts(self, clips: np.ndarray, visible_share: tuple[float, float],
                      rng: np.random.Generator) -> np.ndarray:

@@ -14,7 +14,8 @@ with JavaScript's number formatting, and ``weights.bin``: every weight's
 little-endian float32 values in TF.js's order (all trainable weights first, then
 the non-trainable ones; with ``include_optimizer=True`` the optimizer's
 ``iter`` and slots follow, marked ``"group": "optimizer"``). Only
-``generatedBy`` differs, saying honestly that sightsound wrote the file.
+``generatedBy`` differs, saying honestly that sightsound wrote the file (a
+loaded model keeps the ``generatedBy`` and ``convertedBy`` of its file).
 
 Saving is crash-safe: the weights are written under a fresh name and synced,
 then ``model.json`` is atomically replaced, so a kill at any moment leaves the

@@ -47,6 +47,7 @@ def load_layers_model(url_or_path, request_options: dict | None = None, device="
             restore_optimizer(model, weights, optimizer_entries, data, where)
     metadata = doc.get("userDefinedMetadata")
     model.user_defined_metadata = metadata if isinstance(metadata, dict) else None
+    model.generated_by, model.converted_by = doc.get("generatedBy"), doc.get("convertedBy")  # kept by save
     return model
 
 

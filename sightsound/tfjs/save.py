@@ -2,7 +2,8 @@
 
 The bytes are tfjs-node's (``JSON.stringify`` of the artifacts, weights as
 little-endian float32 in TF.js's order, optimizer state after them); only
-``generatedBy`` differs. The write itself is :func:`sightsound.tfjs.commit.commit`.
+``generatedBy`` differs (a loaded model keeps its file's ``generatedBy`` and
+``convertedBy``). The write itself is :func:`sightsound.tfjs.commit.commit`.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ def save_model(model, path, include_optimizer: bool = False, user_defined_metada
 
     def model_json(weights_path: str) -> bytes:
         doc = {"modelTopology": topology, "weightsManifest": [{"paths": [weights_path], "weights": specs}],
-               "format": "layers-model", "generatedBy": GENERATED_BY, "convertedBy": None}
+               "format": "layers-model", "generatedBy": getattr(model, "generated_by", None) or GENERATED_BY,
+               "convertedBy": getattr(model, "converted_by", None)}
         if training is not None:
             doc["trainingConfig"] = training
         if user_defined_metadata is not None:

@@ -19,6 +19,7 @@ from ..engine.model_config import FUNCTIONAL_CLASS_NAMES
 from ..engine.sequential import Sequential
 from ..errors import ModelFormatError, SightsoundError
 from .constants import BACKEND, KERAS_VERSION
+from .dialects import tfjs_document
 from .sources import LocalSource
 
 
@@ -48,7 +49,7 @@ def parse_model_json(raw: bytes, where: str) -> dict:
     if not isinstance(doc, dict):
         raise ModelFormatError(f"{where}: expected a JSON object with modelTopology and weightsManifest, "
                                f"got {type(doc).__name__}")
-    return doc
+    return tfjs_document(doc, where)
 
 
 def model_config(doc: dict, where: str) -> tuple[str, dict | list]:

@@ -276,10 +276,7 @@ def train_speech(data_dir: str | os.PathLike, model_dir: str | os.PathLike | Non
     folder = Path(model_dir) / CHECKPOINT_DIR if model_dir is not None else None
     model, parts, spent, peak = _resumed(folder, run, rng, device)
     if model is None:
-        model = _initial_model(s, data, device)
-        model.compile(optimizer=s.optimizer, loss="categoricalCrossentropy", metrics=["accuracy"],
-                      learning_rate=s.learning_rate, dtype_policy=s.dtype_policy)
-        peak = model.optimizer.learning_rate  # a schedule's top rate: the compiled one, not a scheduled one
+        model, peak = _initial_model(s, data, device)
     steps = math.ceil(len(train) / s.batch_size)
     extra = _callbacks(s, peak, steps, len(train), progress, callbacks)
     checkpoint = (lambda epoch: save_checkpoint(model, folder, {
@@ -338,14 +335,18 @@ def _fit_epochs(model, s: SpeechSettings, train: sc.SpeechSplit, val: sc.SpeechS
 
 
 def _initial_model(s: SpeechSettings, data: sc.SpeechCommandsData, device: str):
-    """A fresh model of the settings' preset, or the saved one to fine-tune (which must know the same words)."""
+    """A fresh model of the settings' preset, or the saved one to fine-tune (which must know the same words),
+    compiled with the settings, and its peak learning rate (the compiled one, a schedule's top)."""
     if s.initial_model is None:
-        return presets.build(s.model, num_classes=len(data.words), device=device)
-    model, known = load_speech_model(s.initial_model, device=device)
-    if known != data.words:
-        raise ModelFormatError(f"{s.initial_model} knows the words {list(known)} but {data.root} has "
-                               f"{list(data.words)}; fine-tuning needs the same word list")
-    return model
+        model = presets.build(s.model, num_classes=len(data.words), device=device)
+    else:
+        model, known = load_speech_model(s.initial_model, device=device)
+        if known != data.words:
+            raise ModelFormatError(f"{s.initial_model} knows the words {list(known)} but {data.root} has "
+                                   f"{list(data.words)}; fine-tuning needs the same word list")
+    model.compile(optimizer=s.optimizer, loss="categoricalCrossentropy", metrics=["accuracy"],
+                  learning_rate=s.learning_rate, dtype_policy=s.dtype_policy)
+    return model, model.optimizer.learning_rate
 
 
 def _callbacks(s: SpeechSettings, peak: float, steps: int, examples: int, progress: bool, callbacks) -> list:
