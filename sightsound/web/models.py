@@ -109,8 +109,9 @@ class ModelStore:
                                     f"(--no-builtin-speech)")
             folder = model_files.pretrained_model_dir().resolve()
             if not (folder / tfjs.MODEL_JSON).is_file():
-                raise ModelNotFound(f"the {BUILTIN_SPEECH_MODEL} speech model is missing from this sightsound "
-                                    f"install (reinstall it, or train a speech model into {self.root.name}/)")
+                raise ModelNotFound(f"the {BUILTIN_SPEECH_MODEL} speech model is missing: this sightsound install "
+                                    f"is incomplete (reinstall it, or train a speech model into {self.root.name}/)",
+                                    code="no_model")
             return folder
         folder = (self.root / name).resolve()
         if folder.parent != self.root:
@@ -171,6 +172,8 @@ class ModelStore:
         usable = [info for info in (self.list() if infos is None else infos) if info.kind == kind]
         if usable:
             return sorted(usable, key=lambda info: info.stopped)[0].name  # stable: newest first in each group
+        if kind == "speech" and self.builtin_speech:
+            self.path(BUILTIN_SPEECH_MODEL)  # says what is wrong with the shipped model, if it is missing
         raise ModelNotFound(f"no {kind} model saved yet in {self.root.name}/", code="no_model")
 
     def _readable(self, names: list[str]) -> list[ModelInfo]:
