@@ -176,6 +176,20 @@ class Recognizer:
         return ClipRecognition(path=path, top=[(self.words[i], float(p[i])) for i in order], window=choice,
                                windows=len(scores))
 
+    def create_transfer(self, name: str):
+        """``createTransfer(name)``: a :class:`~sightsound.speech.transfer.TransferRecognizer` that learns
+        new words on this model (frozen); names are unique per base recognizer, as in the package."""
+        from .transfer import TransferRecognizer  # transfer builds on this module
+
+        transfers = self.__dict__.setdefault("_transfers", {})
+        if not isinstance(name, str) or len(name) < 2:
+            raise ValueError(f"Expected the name for a transfer-learning recognizer to be a string of at least "
+                             f"two characters, but got {name!r}")
+        if name in transfers:
+            raise ValueError(f"There is already a transfer-learning model named '{name}'")
+        transfers[name] = TransferRecognizer(name, self)
+        return transfers[name]
+
     # -- streaming ------------------------------------------------------------------------------------------
 
     def listen(self, callback: Callable[[RecognitionResult], object], probability_threshold: float = 0,
