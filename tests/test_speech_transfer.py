@@ -168,3 +168,31 @@ def test_bad_datasets_are_refused_naming_what_is_wrong():
     with pytest.raises(DataError, match="example 0: spectrogramNumFrames must be a positive integer"):
         bad = good.replace(b'"spectrogramNumFrames":43', b'"spectrogramNumFrames":-3')
         Dataset.from_bytes(bad, "x.bin")
+
+
+@ESPEAK
+def test_cli_teaches_words_from_folders_and_from_a_bin(tmp_path, capsys):
+    from transfer_words import write_example_folders
+
+    from sightsound.cli import main
+
+    examples = write_example_folders(tmp_path / "examples", per_word=3, noise_files=2)
+    out = tmp_path / "out"
+    assert main(["speech", "transfer", str(out), "--examples", str(examples), "--epochs", "3", "--seed", "0",
+                 "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "Examples: _background_noise_ 2, banana 3, teapot 3, violin 3" in printed
+    assert "Accuracy per word (training windows):" in printed and all(f"  {w} " in printed for w in WORDS)
+    for name in ("model.json", "weights.bin", "metadata.json", "examples.bin", "history.json", "curves.png"):
+        assert (out / name).is_file(), name
+    assert json.loads((out / "metadata.json").read_text())["wordLabels"] == [NOISE, *WORDS]
+    assert len(json.loads((out / "history.json").read_text())["epochs"]) == 3
+    assert speech.create("BROWSER_FFT", model=out, device="cpu").word_labels() == [NOISE, *WORDS]
+    again = tmp_path / "again"
+    assert main(["speech", "transfer", str(again), "--examples", str(out / "examples.bin"), "--epochs", "2",
+                 "--validation-split", "0.3", "--fine-tuning-epochs", "1", "--device", "cpu"]) == 0
+    assert "Accuracy per word (validation windows):" in capsys.readouterr().out
+    assert len(json.loads((again / "history.json").read_text())["epochs"]) == 3  # 2 + 1 fine-tuning
+    (tmp_path / "bad.bin").write_bytes(b"TFJSSCDX" + (out / "examples.bin").read_bytes()[8:])
+    assert main(["speech", "transfer", str(tmp_path / "o3"), "--examples", str(tmp_path / "bad.bin")]) == 2
+    assert "bad.bin: wrong descriptor" in capsys.readouterr().err

@@ -27,7 +27,7 @@ import math
 
 import numpy as np
 
-from ..errors import ModelFormatError, TrainingError
+from ..errors import DataError, ModelFormatError, TrainingError
 from . import frontend, model_files
 from .dataset import Dataset, Example, balanced_split, training_windows
 from .recognizer import Recognizer
@@ -56,6 +56,7 @@ class TransferRecognizer(Recognizer):
         self.words = []
         self.dataset = Dataset()
         self.second_last_dense = None
+        self.validation_data = None  #: the validation windows ``(xs, ys)`` of the last ``train()``, if any
 
     # -- examples -------------------------------------------------------------------------------------
 
@@ -212,6 +213,7 @@ class TransferRecognizer(Recognizer):
         if validation_split is not None:
             train, val = balanced_split(ys.argmax(axis=1), validation_split, rng)
             xs, ys, validation = xs[train], ys[train], (xs[val], ys[val])
+        self.validation_data = validation
         self.second_last_dense.trainable = False
         history = self._fit(optimizer, xs, ys, validation, epochs or DEFAULT_EPOCHS, batch_size, callbacks)
         if not fine_tuning_epochs:
@@ -258,6 +260,31 @@ class TransferRecognizer(Recognizer):
             if i:
                 auc += abs(curve[i - 1]["fpr"] - curve[i]["fpr"]) * (curve[i - 1]["tpr"] + curve[i]["tpr"]) / 2
         return {"roc_curve": curve, "auc": auc}
+
+    def word_accuracy(self, xs: np.ndarray, ys: np.ndarray) -> dict[str, float | None]:
+        """Accuracy per word of the windows ``xs`` with one-hot ``ys`` (None: no window of that word)."""
+        predicted = self._predict(xs).argmax(axis=1)
+        truth = ys.argmax(axis=1)
+        return {word: float((predicted[truth == i] == i).mean()) if (truth == i).any() else None
+                for i, word in enumerate(self.words)}
+
+    def collect_folder(self, folder, include_raw_audio: bool = False) -> dict[str, int]:
+        """One example per WAV of ``folder/<word>/`` (``_background_noise_`` included), each as long
+        as its file (at least one model input): training then keeps the windows around a word's
+        loudest frame and every window of noise. Returns the examples added per word."""
+        from pathlib import Path
+
+        added = {}
+        for word_dir in sorted(p for p in Path(folder).iterdir() if p.is_dir()):
+            for wav in sorted(word_dir.glob("*.wav")):
+                samples, rate = read_wav(wav)
+                seconds = max(samples.size / rate, self.num_frames * frontend.FRAME_SECONDS)
+                self.collect_example(word_dir.name, samples, sample_rate=rate, include_raw_audio=include_raw_audio,
+                                     duration_sec=seconds)
+                added[word_dir.name] = added.get(word_dir.name, 0) + 1
+        if not added:
+            raise DataError(f"{folder}: no examples: expected a folder per word holding WAV files")
+        return added
 
     def save(self, folder) -> None:
         """Write the model (``model.json`` + weights) and ``metadata.json`` into ``folder``: what
