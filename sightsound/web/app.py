@@ -1,7 +1,7 @@
 """The web app behind ``sightsound serve``: the chapter's browser demos, with Python doing the work.
 
 Pages (HTML + plain JS modules under ``static/``): ``/train``, ``/test``,
-``/draw``, ``/speech``. JSON API:
+``/draw``, ``/speech``, ``/teach`` (its API: :mod:`sightsound.web.teach`). JSON API:
 
 ===============================  ==================================================================
 ``GET  /api/info``               version, the models folder's name and the trainable models
@@ -45,7 +45,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..version import __version__
 from ..errors import DataError, ModelFormatError, SightsoundError
 from ..presets import MNIST_MODELS
-from . import assets, audio_stream
+from . import assets, audio_stream, teach
 from .jobs import TRAIN_LIMITS, JobError, JobManager, TrainParams, train_options
 from .models import MNIST_INPUT, ModelNotFound, ModelStore
 from .pool import WorkPool
@@ -53,7 +53,8 @@ from .predict import MAX_UPLOAD_BYTES, NoDigit, UploadRejected, check_content_ty
 from .security import DEFAULT_MAX_AUDIO_SESSIONS, INTERNAL_ERROR, BrowserGuard, redact_paths
 
 STATIC_DIR = Path(__file__).parent / "static"
-PAGES = {"train": "train.html", "test": "test.html", "draw": "draw.html", "speech": "speech.html"}
+PAGES = {"train": "train.html", "test": "test.html", "draw": "draw.html", "speech": "speech.html",
+         "teach": "teach.html"}
 MAX_BODY_BYTES = MAX_UPLOAD_BYTES + 64 * 1024  # an upload plus its multipart envelope
 MAX_TEST_RESULTS = 500
 WS_MAX_TEXT = 1024  # bytes of a control message on /ws/train
@@ -281,6 +282,7 @@ def create_app(models_dir: str | Path, data_dir: str | Path | None = None,
     _add_model_routes(app, state)
     _add_training_routes(app, state)
     audio_stream.add_routes(app, state, max_audio_sessions)
+    teach.add_routes(app, state)  # the Teach words page's API (web/teach.py)
     return app
 
 
