@@ -167,7 +167,7 @@ async function start() {
   sid = (await fetchJSON("/api/teach", { method: "POST" })).id;
   $("download").href = `/api/teach/${sid}/examples.bin`;
   $("record").onclick = () => run(async () => {
-    const word = $("word").value.trim();
+    const word = $("new-word").value.trim();
     if (!word) throw new Error("Type the word first.");
     say(statusLine, `Say "${word}" now…`);
     await addExample(word, await recordWav(1));
