@@ -123,14 +123,25 @@ def test_collect_example_durations_snippets_and_files(tmp_path, base):
     sf.write(tmp_path / "c.wav", x, RATE, subtype="FLOAT")
     from_file = t.collect_example("c", str(tmp_path / "c.wav"))
     assert np.allclose(from_file.data, raw.data, atol=1e-3)
-    assert t.count_examples() == {"a": 3, "b": 1, "c": 1}
+    # a stream (the microphone's path): read until enough audio has come, then stop reading
+    served = []
+
+    def chunks():
+        for start in range(0, 3 * RATE, 1600):
+            served.append(start)
+            yield np.tile(x, 3)[start:start + 1600]
+
+    streamed = t.collect_example("c", speech.ChunkSource(chunks(), RATE))
+    # frames 0-41 lie inside the clip's second; the 43rd reaches past it (the stream goes on, the array is padded)
+    assert np.allclose(streamed.data[:42], raw.data[:42], atol=1e-3) and len(served) < 12  # 1.02 s of 3 s
+    assert t.count_examples() == {"a": 3, "b": 1, "c": 2}
     with pytest.raises(ValueError, match="mutually exclusive"):
         t.collect_example("a", x, duration_sec=1, duration_multiplier=2)
     with pytest.raises(ValueError, match="duration multiplier to be >= 1"):
         t.collect_example("a", x, duration_multiplier=0.5)
-    uid = t.get_examples("c")[0][0]
-    t.remove_example(uid)
-    assert t.word_labels() == ["a", "b"]
+    for uid, _ in t.get_examples("c"):
+        t.remove_example(uid)
+    assert t.word_labels() == ["a", "b"]  # the word goes with its last example
     t.clear_examples()
     assert t.is_dataset_empty() and t.word_labels() == []
 
