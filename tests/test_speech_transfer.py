@@ -207,3 +207,10 @@ def test_cli_teaches_words_from_folders_and_from_a_bin(tmp_path, capsys):
     (tmp_path / "bad.bin").write_bytes(b"TFJSSCDX" + (out / "examples.bin").read_bytes()[8:])
     assert main(["speech", "transfer", str(tmp_path / "o3"), "--examples", str(tmp_path / "bad.bin")]) == 2
     assert "bad.bin: wrong descriptor" in capsys.readouterr().err
+    assert main(["speech", "transfer", str(tmp_path / "o4"), "--examples", str(tmp_path / "missing")]) == 2
+    assert "--examples" in capsys.readouterr().err
+    only = tmp_path / "only"
+    (only / "banana").mkdir(parents=True)
+    (only / "banana" / "1.wav").write_bytes((examples / "banana" / "0.wav").read_bytes())
+    assert main(["speech", "transfer", str(tmp_path / "o"), "--examples", str(only), "--epochs", "1"]) == 2
+    assert "Requires at least 2" in capsys.readouterr().err

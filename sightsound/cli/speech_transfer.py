@@ -61,16 +61,25 @@ def add_transfer_command(commands) -> None:
 
 
 def run_transfer(args: argparse.Namespace) -> int:
-    from ..plots import plot_curves
-    from ..engine.callbacks import concat_histories
-    from ..errors import DataError
-    from ..fileio import write_json_atomic
+    from ..errors import DataError, SightsoundError
 
-    out = Path(args.out)
-    t = speech_recognizer(args).create_transfer(args.name or out.resolve().name or "transfer")
     source = Path(args.examples)
     if not source.exists():
         raise DataError(f"--examples {source}: no such folder or file")
+    try:
+        return _transfer(args, source)
+    except ValueError as err:  # the API's checks of the options and examples, said as the package says them
+        raise SightsoundError(str(err)) from None
+
+
+def _transfer(args: argparse.Namespace, source: Path) -> int:
+    from ..engine.callbacks import concat_histories
+    from ..fileio import write_json_atomic
+    from ..plots import plot_curves
+
+    out = Path(args.out)
+    name = args.name or out.resolve().name
+    t = speech_recognizer(args).create_transfer(name if len(name) > 1 else "transfer")
     if source.is_dir():
         t.collect_folder(source)
     else:
