@@ -25,11 +25,13 @@ def base():
 
 @pytest.fixture(scope="module")
 def trained(base):
-    """Three new words, four examples each, and room noise; trained for a few epochs."""
+    """Three new words, four examples each, and room noise; trained for a few epochs. The examples are
+    1.5 s long, so that training also sees windows where the word is off-centre (as ``listen`` does)."""
     t = base.create_transfer("three-words")
     for word in WORDS:
         for i, (pitch, rate) in enumerate(SETTINGS[:4]):
-            t.collect_example(word, word_clip(word, pitch, rate, i), sample_rate=RATE, include_raw_audio=i == 0)
+            t.collect_example(word, word_clip(word, pitch, rate, i, seconds=1.5), sample_rate=RATE,
+                              duration_multiplier=1.5, include_raw_audio=i == 0)
     for i in range(3):
         t.collect_example(NOISE, noise_clip(2, i), sample_rate=RATE, duration_sec=2)
     t.train(epochs=50, optimizer="adam", seed=0)
@@ -92,7 +94,8 @@ def test_a_dataset_serialized_here_loads_in_the_package_and_the_model_gives_the_
     assert out["counts"] == {NOISE: 3, **{w: 4 for w in WORDS}} and out["transferWords"] == [NOISE, *WORDS]
     loaded = np.fromfile(tmp_path / "out.json.f32", dtype="<f4")
     assert loaded.tobytes() == flat(trained.dataset).tobytes()  # the same spectrograms, bit-exact
-    assert [e["rawAudioSamples"] for e in out["examples"]].count(frontend.CLIP_SAMPLES) == len(WORDS)
+    raw_samples = frontend.FFT_SIZE + (round(1.5 * frontend.NUM_FRAMES) - 1) * frontend.HOP
+    assert [e["rawAudioSamples"] for e in out["examples"]].count(raw_samples) == len(WORDS)
 
 
 @ESPEAK
@@ -214,3 +217,18 @@ def test_cli_teaches_words_from_folders_and_from_a_bin(tmp_path, capsys):
     (only / "banana" / "1.wav").write_bytes((examples / "banana" / "0.wav").read_bytes())
     assert main(["speech", "transfer", str(tmp_path / "o"), "--examples", str(only), "--epochs", "1"]) == 2
     assert "Requires at least 2" in capsys.readouterr().err
+
+
+@ESPEAK
+def test_the_transfer_recognizer_listens_to_a_stream(trained, tmp_path):
+    import soundfile as sf
+
+    gap = noise_clip(1, 4)  # a room's floor between the words (digital silence is no room the model learnt)
+    said = [WORDS[2], WORDS[0]]
+    x = np.concatenate([gap] + [part for w in said for part in (word_clip(w, 45, 180, 3), gap)])
+    sf.write(tmp_path / "long.wav", x, RATE, subtype="FLOAT")
+    heard = []
+    trained.listen(heard.append, probability_threshold=0.75, source=str(tmp_path / "long.wav"))
+    trained.wait()
+    words = [r.word for r in heard]
+    assert [w for i, w in enumerate(words) if i == 0 or words[i - 1] != w] == said  # each word once or more

@@ -86,7 +86,8 @@ def test_teach_three_words_then_recognise_a_new_example(teach_server, chromium, 
             tab.click("#train")
             expect(tab.locator("#train-status")).to_have_attribute("data-done", "1", timeout=180_000)
             for word in WORDS:
-                tab.evaluate("(b) => teach.recognizeWav(new Uint8Array(b).buffer)", wav_bytes(word_clip(word, 60, 165, 7)))
+                tab.evaluate("(b) => teach.recognizeWav(new Uint8Array(b).buffer)",
+                             wav_bytes(word_clip(word, 60, 165, 7)))
                 expect(tab.locator("#heard")).to_have_attribute("data-word", word)
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)
             tab.screenshot(path=str(SCREENSHOTS / f"{request.node.name}.png"), full_page=True)

@@ -17,13 +17,14 @@ VOICE = "gmw/en-US"
 SETTINGS = ((30, 150), (50, 175), (70, 200), (40, 190), (60, 165))  #: (pitch, words per minute)
 
 
-def word_clip(word: str, pitch: int, rate: int, seed: int = 0) -> np.ndarray:
-    """``word`` centred in one second, at 16 kHz, with faint white noise."""
-    x = espeak.speak(word, VOICE, pitch, rate)[:RATE]
-    out = np.zeros(RATE)
-    start = (RATE - x.size) // 2
+def word_clip(word: str, pitch: int, rate: int, seed: int = 0, seconds: float = 1.0) -> np.ndarray:
+    """``word`` centred in one second (or ``seconds``), at 16 kHz, with faint white noise."""
+    n = int(seconds * RATE)
+    x = espeak.speak(word, VOICE, pitch, rate)[:n]
+    out = np.zeros(n)
+    start = (n - x.size) // 2
     out[start:start + x.size] = 0.5 * x
-    return out + 0.003 * np.random.default_rng(seed).standard_normal(RATE)
+    return out + 0.003 * np.random.default_rng(seed).standard_normal(n)
 
 
 def noise_clip(seconds: float, seed: int) -> np.ndarray:

@@ -28,6 +28,7 @@ import math
 import numpy as np
 
 from ..errors import DataError, ModelFormatError, TrainingError
+from ..runtime import set_seed
 from . import frontend, model_files
 from .dataset import Dataset, Example, balanced_split, training_windows
 from .recognizer import Recognizer
@@ -196,13 +197,15 @@ class TransferRecognizer(Recognizer):
 
         As the package's ``train``: categorical cross-entropy, ``sgd`` by default, the windows of
         :meth:`training_data` shuffled, a class-balanced validation split when ``validation_split`` is
-        given. Returns the :class:`~sightsound.engine.callbacks.History`, or ``[history,
+        given; ``seed`` makes a run repeat. Returns the :class:`~sightsound.engine.callbacks.History`, or ``[history,
         fine_tuning_history]`` after fine-tuning. Fewer than two words: :class:`TrainingError`.
         """
         self._check_words()
         if fine_tuning_epochs is not None and (not isinstance(fine_tuning_epochs, int) or fine_tuning_epochs < 0):
             raise ValueError(f"If specified, fineTuningEpochs must be a non-negative integer, but received "
                              f"{fine_tuning_epochs}")
+        if seed is not None:  # the new head's initial weights, dropout and the shuffles repeat
+            set_seed(seed)
         if self.model is None or self._model_words != self.words:
             self._build_model()
         rng = np.random.default_rng(seed)
