@@ -14,7 +14,10 @@ spectrograms (:mod:`sightsound.speech.dataset`, whose binary format the package
 reads and writes); the words are the examples' labels, sorted; the model is a
 new softmax head (a one-layer Sequential named ``NewHeadDense``) on the output
 of the base model's second-last dense layer, with the whole base frozen; the
-optional fine-tuning unfreezes that dense layer. Two deliberate differences:
+optional fine-tuning unfreezes that dense layer. The transfer model shares the
+base model's layers, so training moves the base's batch-normalisation
+statistics, as it does in TF.js (create another base for an untouched one).
+Two deliberate differences:
 the package keeps a model built for an older word list after new words are
 collected (and then fails on the shapes), here the head is rebuilt; and the
 package trains through ``fitDataset`` once the examples exceed a minute, which

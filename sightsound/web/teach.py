@@ -62,24 +62,23 @@ class _Progress(Callback):
 
 
 class Sessions:
-    """The sessions of one app, on one base recognizer loaded when first needed."""
+    """The sessions of one app, each on its own copy of the shipped model: training a head moves the base's
+    batch-normalisation statistics (as in TF.js), which must not change another session's model."""
 
     def __init__(self):
-        self._base = None
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
 
     def create(self) -> str:
         from .. import speech
 
+        sid = uuid.uuid4().hex
+        session = Session(speech.create("BROWSER_FFT", device="cpu").create_transfer(f"teach-{sid[:8]}"))
         with self._lock:
-            if self._base is None:
-                self._base = speech.create("BROWSER_FFT", device="cpu")
-            sid = uuid.uuid4().hex
             while len(self._sessions) >= MAX_SESSIONS:
                 self._sessions.pop(next(iter(self._sessions)))
-            self._sessions[sid] = Session(self._base.create_transfer(f"teach-{sid[:8]}"))
-            return sid
+            self._sessions[sid] = session
+        return sid
 
     def get(self, sid: str) -> Session:
         session = self._sessions.get(sid)
