@@ -122,7 +122,9 @@ def teach(base, name: str, train: dict, k: int, args) -> speech.TransferRecogniz
             dataset.add_example(Example(word, frontend.normalize(f)))
     for example in noise_examples(8, args.seed):
         dataset.add_example(example)
-    t = base.create_transfer(name)
+    # a fresh base each time: training moves the base's batch-normalisation statistics (as in TF.js), and one
+    # run must not start from another's
+    t = speech.create("BROWSER_FFT", model=base, device="cpu").create_transfer(name)
     t.load_examples(dataset.serialize())
     t.train(epochs=args.epochs, optimizer="adam", augment_by_mixing_noise_ratio=0.3, seed=args.seed)
     return t
@@ -178,7 +180,7 @@ def main() -> None:
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    base = speech.create("BROWSER_FFT", model=args.model, device="cpu")
+    base = args.model  # None: the shipped model; loaded afresh for every run (see teach)
     tts = KokoroVoices()
     voices = held_out_voices()[:1 if args.quick else None]
     rows = [row for voice in voices for row in run_voice(base, tts, voice, args, work)]
