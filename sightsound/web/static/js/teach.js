@@ -4,6 +4,7 @@ import { chartLibrary, fetchJSON, markNav, say } from "/static/js/common.js";
 
 const $ = (id) => document.getElementById(id);
 const NOISE = "_background_noise_";
+const UNKNOWN = "_unknown_";
 const statusLine = $("status");
 let sid = null;
 let chart = null;
@@ -175,6 +176,11 @@ async function start() {
   $("record-noise").onclick = () => run(async () => {
     say(statusLine, "Recording the room's noise: stay quiet for 3 seconds…");
     await addExample(NOISE, await recordWav(3));
+  });
+  $("record-other").onclick = () => run(async () => {
+    // other words, taught as _unknown_ (listening does not report it): the model then fires less on other speech
+    say(statusLine, "Say any other word now…");
+    await addExample(UNKNOWN, await recordWav(1));
   });
   $("train").onclick = () => run(train);
   $("test").onclick = () => run(async () => recognizeWav(await recordWav(1)));
