@@ -8,6 +8,7 @@
     sightsound speech spectrogram clip1.wav -o clip1.png
     sightsound speech download            # the real Speech Commands v0.02, into the data dir
     sightsound speech listen --file long.wav   # streaming (cli/speech_listen.py)
+    sightsound speech transfer runs/my-words --examples my-examples/   # new words (cli/speech_transfer.py)
 
 ``train`` takes the data first (as the chapter's ``yarn train DATA MODEL``);
 ``evaluate`` takes the model first; ``recognize`` and ``listen`` take
@@ -23,6 +24,7 @@ import sys
 from .. import presets
 from .common import add_data_dir, add_device, add_seed, add_speech_model, speech_recognizer
 from .speech_listen import add_listen_command
+from .speech_transfer import add_transfer_command
 
 
 def register(sub) -> None:
@@ -38,6 +40,7 @@ def register(sub) -> None:
     _add_synth(commands)
     _add_download(commands)
     add_listen_command(commands)  # `speech listen` (streaming recognition) lives in its own module
+    add_transfer_command(commands)  # `speech transfer` (new words), likewise
 
 
 def _speech_recipes() -> list[str]:

@@ -25,6 +25,7 @@ How ``listen`` works, and where it differs from the browser on purpose, is in
 
 from __future__ import annotations
 
+import importlib
 import os
 import threading
 from pathlib import Path
@@ -175,6 +176,20 @@ class Recognizer:
         order = np.argsort(-p, kind="stable")[:top]
         return ClipRecognition(path=path, top=[(self.words[i], float(p[i])) for i in order], window=choice,
                                windows=len(scores))
+
+    def create_transfer(self, name: str):
+        """``createTransfer(name)``: a :class:`~sightsound.speech.transfer.TransferRecognizer` that learns
+        new words on this model (frozen); names are unique per base recognizer, as in the package."""
+        # transfer.py subclasses Recognizer: importing it by name here keeps the modules from importing each other
+        transfer_class = importlib.import_module(".transfer", __package__).TransferRecognizer
+        transfers = self.__dict__.setdefault("_transfers", {})
+        if not isinstance(name, str) or len(name) < 2:
+            raise ValueError(f"Expected the name for a transfer-learning recognizer to be a string of at least "
+                             f"two characters, but got {name!r}")
+        if name in transfers:
+            raise ValueError(f"There is already a transfer-learning model named '{name}'")
+        transfers[name] = transfer_class(name, self)
+        return transfers[name]
 
     # -- streaming ------------------------------------------------------------------------------------------
 

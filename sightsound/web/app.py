@@ -1,7 +1,8 @@
 """The web app behind ``sightsound serve``: the chapter's browser demos, with Python doing the work.
 
 Pages (HTML + plain JS modules under ``static/``, in the chapter's order,
-see :mod:`.pages`): ``/train``, ``/test``, ``/draw``, ``/speech``. JSON API:
+see :mod:`.pages`): ``/train``, ``/test``, ``/draw``, ``/speech``, ``/teach``
+(its API: :mod:`sightsound.web.teach`). JSON API:
 
 ===============================  ==================================================================
 ``GET  /api/info``               version, the models folder's name and the trainable models
@@ -49,7 +50,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..version import __version__
 from ..errors import SightsoundError
 from ..presets import MNIST_MODELS
-from . import assets, audio_stream, pages
+from . import assets, audio_stream, pages, teach
 from .errors import INTERNAL, WebError, error_fields
 from .jobs import TRAIN_LIMITS, JobError, JobManager, TrainParams, train_options
 from .models import MNIST_INPUT, ModelStore
@@ -279,6 +280,7 @@ def create_app(models_dir: str | Path, data_dir: str | Path | None = None,
     _add_model_file_routes(app, state)
     _add_training_routes(app, state)
     audio_stream.add_routes(app, state, max_audio_sessions)
+    teach.add_routes(app, state)  # the Teach words page's API (web/teach.py)
     return app
 
 

@@ -1,13 +1,14 @@
 """The pages' HTML: each ``static/NAME.html`` with the shared header and "Next" link filled in.
 
 :data:`PAGES` lists the pages in the order a reader of the chapter follows
-them (train a model, look at its test results, draw for it, then speech). The
+them (train a model, look at its test results, draw for it, then speech, then teaching it
+your own words). The
 header's navigation, each page's link to the next one and the "page not
 found" page are made from it here, so the order and the titles have one home
 and the HTML files only mark where they go.
 
 >>> [link for link in PAGES]
-['train', 'test', 'draw', 'speech']
+['train', 'test', 'draw', 'speech', 'teach']
 >>> wants_page("/nope", "text/html,application/xhtml+xml"), wants_page("/api/nope", "text/html")
 (True, False)
 """
@@ -21,7 +22,8 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 #: URL name -> (title in the navigation, HTML file), in the chapter's order.
 PAGES = {"train": ("Train", "train.html"), "test": ("Test results", "test.html"),
-         "draw": ("Draw", "draw.html"), "speech": ("Speech", "speech.html")}
+         "draw": ("Draw", "draw.html"), "speech": ("Speech", "speech.html"),
+         "teach": ("Teach words", "teach.html")}
 FIRST_PAGE = f"/{next(iter(PAGES))}"
 HEADER_MARK = "<!-- header -->"
 FOOTER_MARK = "<!-- footer -->"

@@ -1,0 +1,96 @@
+"""The Teach words page in headless Chromium (Playwright) with a fake microphone.
+
+Three new words, four examples each, sent from WAV files through the page's own upload path
+(``window.teach.addExample``: what a recording sends); background noise recorded by clicking the
+page's button, from Chromium's fake microphone playing a noise file; then Train (its live curve), and
+a new example of each word recognised.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+import soundfile as sf
+from conftest import needs_espeak
+from test_web_browser import CHROMIUM_ARGS, REPO, SCREENSHOTS, TIMEOUT_MS, _read_url, chromium  # noqa: F401
+from transfer_words import RATE, SETTINGS, WORDS, noise_clip, word_clip
+
+pytestmark = needs_espeak()
+
+
+def wav_bytes(samples) -> list[int]:
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, RATE, format="WAV", subtype="PCM_16")
+    return list(buffer.getvalue())
+
+
+@pytest.fixture(scope="module")
+def teach_server(tmp_path_factory):
+    """``sightsound serve`` on a free port with an empty models folder."""
+    models = tmp_path_factory.mktemp("teach-models")
+    process = subprocess.Popen([sys.executable, "-m", "sightsound", "serve", "--host", "127.0.0.1", "--port", "0",
+                                "--models", str(models)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, cwd=REPO)
+    try:
+        url = _read_url(process, timeout=60)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(url + "api/info", timeout=2).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def test_teach_three_words_then_recognise_a_new_example(teach_server, chromium, tmp_path, request):  # noqa: F811
+    from playwright.sync_api import expect, sync_playwright
+
+    room = tmp_path / "room.wav"
+    sf.write(room, noise_clip(4, 3), RATE, subtype="PCM_16")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium, headless=True,
+            args=CHROMIUM_ARGS + ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                                  f"--use-file-for-fake-audio-capture={room}",
+                                  "--autoplay-policy=no-user-gesture-required"])
+        try:
+            tab = browser.new_context(viewport={"width": 1280, "height": 1000}, permissions=["microphone"]).new_page()
+            tab.set_default_timeout(TIMEOUT_MS)
+            errors: list[str] = []
+            tab.on("pageerror", lambda error: errors.append(str(error)))
+            tab.goto(teach_server + "teach")
+            tab.wait_for_selector("body[data-ready='1']")
+            for word in WORDS:
+                for i, (pitch, rate) in enumerate(SETTINGS[:4]):
+                    tab.evaluate("([w, b]) => teach.addExample(w, new Uint8Array(b).buffer)",
+                                 [word, wav_bytes(word_clip(word, pitch, rate, i))])
+            tab.click("#record-noise")
+            expect(tab.locator(".word-examples[data-word='_background_noise_']")).to_contain_text(
+                "_background_noise_: 1", timeout=20_000)
+            expect(tab.locator(".word-examples button")).to_have_count(13)
+            tab.fill("#epochs", "50")
+            tab.click("#train")
+            expect(tab.locator("#train-status")).to_have_attribute("data-done", "1", timeout=180_000)
+            for word in WORDS:
+                tab.evaluate("(b) => teach.recognizeWav(new Uint8Array(b).buffer)",
+                             wav_bytes(word_clip(word, 60, 165, 7)))
+                expect(tab.locator("#heard")).to_have_attribute("data-word", word)
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            tab.screenshot(path=str(SCREENSHOTS / f"{request.node.name}.png"), full_page=True)
+            assert not errors, errors
+        finally:
+            browser.close()
