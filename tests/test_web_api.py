@@ -19,10 +19,12 @@ from starlette.websockets import WebSocketDisconnect
 
 import sightsound.speech  # noqa: F401  (the audio socket serves it: a broken import must fail, not skip)
 from sightsound import presets
-from sightsound.web import create_app
+from sightsound.web import create_app, pages
 from web_helpers import SPEECH_WORDS, TESTCLIENT_HOST, png_bytes, save_speech_model, write_synthetic_mnist
 from sightsound.web.predict import MAX_UPLOAD_BYTES
 from sightsound.web.security import INTERNAL_ERROR
+
+PAGE_ORDER = [f"/{name}" for name in pages.PAGES]
 
 MODEL = "conv-random"
 
@@ -94,7 +96,7 @@ def test_a_broken_model_json_is_named_without_its_path_and_left_out_of_the_list(
 
 
 def test_pages_and_vendor_files_are_served(client):
-    for page in ("/train", "/test", "/draw", "/speech"):
+    for page in PAGE_ORDER:
         response = client.get(page)
         assert response.status_code == 200 and "<html" in response.text
     assert client.get("/").status_code == 200  # redirects to /draw
@@ -106,11 +108,12 @@ def test_pages_and_vendor_files_are_served(client):
 
 
 def test_pages_share_one_navigation_in_the_chapters_order(client):
-    for page, following in [("/train", "/test"), ("/test", "/draw"), ("/draw", "/speech"), ("/speech", None)]:
+    assert PAGE_ORDER == ["/train", "/test", "/draw", "/speech", "/teach"]
+    for page, following in zip(PAGE_ORDER, PAGE_ORDER[1:] + [None]):
         html = client.get(page).text
-        assert re.findall(r'<nav aria-label="Pages">(.*?)</nav>', html)[0].count("<a ") == 4
+        assert re.findall(r'<nav aria-label="Pages">(.*?)</nav>', html)[0].count("<a ") == len(PAGE_ORDER)
         assert re.findall(r'href="(/\w+)"', html.split('<nav aria-label="Pages">')[1].split("</nav>")[0]) == \
-            ["/train", "/test", "/draw", "/speech"]
+            PAGE_ORDER
         assert f'<a href="{page}" aria-current="page">' in html
         assert (f'class="next" href="{following}"' in html) if following else 'class="next"' not in html
     assert client.get("/", follow_redirects=False).headers["location"] == "/train"

@@ -26,10 +26,12 @@ import pytest
 from conftest import NPM_FIX, require, require_node
 from web_helpers import BROWSER_MODEL, REPO, png_bytes, save_speech_model, serve
 
+from sightsound.web import pages
+
 SCREENSHOTS = REPO / "runs" / "screenshots"
 AXE = REPO / "node_modules" / "axe-core" / "axe.min.js"
 VIEWPORTS = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
-PAGE_ORDER = ["/train", "/test", "/draw", "/speech"]  # the chapter's order (sightsound/web/pages.py)
+PAGE_ORDER = [f"/{name}" for name in pages.PAGES]  # the chapter's order, from its one home
 TIMEOUT_MS = 30_000
 SPEECH_MODEL = "speech-pages"
 
@@ -110,7 +112,7 @@ def serious_violations(page, axe_source: str) -> list[str]:
 #: Per page: what must sit in a live region (read out when it changes), canvases read back often, and
 #: buttons that belong side by side.
 LIVE = {"/train": ["#status"], "/test": ["#summary", "#model-status"], "/draw": ["#message", "#top-label"],
-        "/speech": ["#status", "#word"]}
+        "/speech": ["#status", "#word"], "/teach": ["#status", "#train-status", "#heard"]}
 READ_BACK = {"/draw": ["#pad"], "/speech": ["#spectrogram"]}
 SIDE_BY_SIDE = {"/train": ("#start", "#stop"), "/speech": ("#listen", "#stop")}
 

@@ -9,15 +9,12 @@ a new example of each word recognised.
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 import soundfile as sf
 from conftest import needs_espeak
-from test_web_browser import CHROMIUM_ARGS, REPO, SCREENSHOTS, TIMEOUT_MS, _read_url, chromium  # noqa: F401
+from test_web_browser import SCREENSHOTS, TIMEOUT_MS
+from web_helpers import CHROMIUM_ARGS, serve
 from transfer_words import RATE, SETTINGS, WORDS, noise_clip, word_clip
 
 pytestmark = needs_espeak()
@@ -32,31 +29,11 @@ def wav_bytes(samples) -> list[int]:
 @pytest.fixture(scope="module")
 def teach_server(tmp_path_factory):
     """``sightsound serve`` on a free port with an empty models folder."""
-    models = tmp_path_factory.mktemp("teach-models")
-    process = subprocess.Popen([sys.executable, "-m", "sightsound", "serve", "--host", "127.0.0.1", "--port", "0",
-                                "--models", str(models)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, cwd=REPO)
-    try:
-        url = _read_url(process, timeout=60)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(url + "api/info", timeout=2).read()
-                break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise
-                time.sleep(0.2)
+    with serve(tmp_path_factory.mktemp("teach-models")) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
-def test_teach_three_words_then_recognise_a_new_example(teach_server, chromium, tmp_path, request):  # noqa: F811
+def test_teach_three_words_then_recognise_a_new_example(teach_server, chromium, tmp_path, request):
     from playwright.sync_api import expect, sync_playwright
 
     room = tmp_path / "room.wav"

@@ -1,6 +1,6 @@
 // The Teach words page: record examples (microphone -> WAV -> the server's collect_example), delete bad
 // ones, record background noise, train with a live curve, test a new word, save or load the examples.
-import { chartLibrary, fetchJSON, markNav, say } from "/static/js/common.js";
+import { chartLibrary, fetchJSON, say } from "/static/js/common.js";
 
 const $ = (id) => document.getElementById(id);
 const NOISE = "_background_noise_";
@@ -118,7 +118,7 @@ function plot(epochs) {
     chart = new Chart($("curve"), {
       type: "line",
       data: { labels, datasets: [{ label: "loss", data: [] }, { label: "accuracy", data: [] }] },
-      options: { animation: false, responsive: false },
+      options: { animation: false, responsive: true, maintainAspectRatio: false },
     });
   }
   chart.data.labels = labels;
@@ -164,7 +164,6 @@ async function run(action) {
 }
 
 async function start() {
-  markNav();
   sid = (await fetchJSON("/api/teach", { method: "POST" })).id;
   $("download").href = `/api/teach/${sid}/examples.bin`;
   $("record").onclick = () => run(async () => {
