@@ -10,12 +10,15 @@ CONVERTER_STAMP := $(CONVERTER_VENV)/.installed
 SIGHTSOUND_DATA ?= $(abspath ../shared/datasets)
 export SIGHTSOUND_DATA
 
-.PHONY: setup voices demo test lint bench clean speech-model converter
+.PHONY: system setup voices demo test lint bench clean speech-model converter
 
 setup: $(STAMP) node_modules/.installed voices
 
-$(STAMP): pyproject.toml
+# the Debian packages (apt-packages.txt) before anything that needs them: python3 -m venv, npm
+system:
 	./scripts/setup-system.sh
+
+$(STAMP): pyproject.toml | system
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# the CPU wheel of torch first, so that no CUDA build is pulled in
@@ -33,14 +36,14 @@ voices: $(STAMP)
 # converts Keras models with it and converts sightsound's models back to Keras.
 converter: $(CONVERTER_STAMP)
 
-$(CONVERTER_STAMP): requirements/converter.txt
+$(CONVERTER_STAMP): requirements/converter.txt | system
 	rm -rf $(CONVERTER_VENV)
 	$(PYTHON) -m venv $(CONVERTER_VENV)
 	$(CONVERTER_VENV)/bin/python -m pip install -q --no-deps -r requirements/converter.txt
 	$(CONVERTER_VENV)/bin/tensorflowjs_converter --version
 	touch $@
 
-node_modules/.installed: package.json package-lock.json
+node_modules/.installed: package.json package-lock.json | system
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
@@ -49,7 +52,10 @@ demo: setup
 
 # tests/, then the docstring examples in sightsound/ (pyproject: testpaths, --doctest-modules);
 # first the structure checks: no import cycle, no copied code (pylint)
-test: setup lint converter
+# the two environments install side by side (downloads and unpacking, not CPU, are what they wait on)
+test:
+	$(MAKE) --no-print-directory --jobs=2 setup converter
+	$(MAKE) --no-print-directory lint
 	$(PY) -m pytest -q
 
 lint: setup
