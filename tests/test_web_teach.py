@@ -50,7 +50,9 @@ def train(client, sid, epochs):
 
 def test_teach_words_from_examples_then_recognise_save_and_reload(client, tmp_path):
     assert client.get("/teach").status_code == 200
-    sid = client.post("/api/teach").json()["id"]
+    session = client.post("/api/teach").json()
+    assert (session["noise_label"], session["unknown_label"]) == ("_background_noise_", "_unknown_")
+    sid = session["id"]
     first = post_example(client, sid, WORDS[0], word_clip(WORDS[0], *SETTINGS[0]))
     assert np.array(first["spectrogram"]).shape == (43, 232)
     reply = client.post(f"/api/teach/{sid}/train", json={"epochs": 2})

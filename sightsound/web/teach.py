@@ -32,6 +32,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..engine.callbacks import Callback
 from ..errors import DataError, SightsoundError
+from ..speech.model_files import BACKGROUND_NOISE_TAG, UNKNOWN_TAG
 from ..speech.wav import read_wav
 from .models import NAME_PATTERN
 
@@ -131,7 +132,9 @@ def add_routes(app: FastAPI, state) -> None:
 
     @app.post("/api/teach")
     async def new_session():
-        return {"id": await run_in_threadpool(sessions.create)}
+        # the page records noise and other speech under these labels: theirs to ask, not to know
+        return {"id": await run_in_threadpool(sessions.create), "noise_label": BACKGROUND_NOISE_TAG,
+                "unknown_label": UNKNOWN_TAG}
 
     @app.get("/api/teach/{sid}")
     async def show(sid: str):

@@ -3,8 +3,7 @@
 import { chartLibrary, fetchJSON, say } from "/static/js/common.js";
 
 const $ = (id) => document.getElementById(id);
-const NOISE = "_background_noise_";
-const UNKNOWN = "_unknown_";
+let NOISE, UNKNOWN;  // the labels of noise and other speech, as the server names them
 const statusLine = $("status");
 let sid = null;
 let chart = null;
@@ -164,7 +163,8 @@ async function run(action) {
 }
 
 async function start() {
-  sid = (await fetchJSON("/api/teach", { method: "POST" })).id;
+  const session = await fetchJSON("/api/teach", { method: "POST" });
+  ({ id: sid, noise_label: NOISE, unknown_label: UNKNOWN } = session);
   $("download").href = `/api/teach/${sid}/examples.bin`;
   $("record").onclick = () => run(async () => {
     const word = $("new-word").value.trim();
