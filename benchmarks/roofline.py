@@ -30,7 +30,10 @@ import time
 import torch
 import torch.nn.functional as F
 
+from sightsound.engine.trainer import bfloat16_is_fast
 from sightsound.runtime import tune_cpu_heap
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 #: (kind, in_channels, out_channels, kernel, input height/width) per layer with multiply-adds
 LAYERS = {
@@ -97,6 +100,9 @@ def main() -> None:
                         help="conv = Listing 4.1, enhanced = Listing 4.5 (default)")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: PyTorch's)")
+    parser.add_argument("--dtypes", nargs="+", choices=sorted(DTYPES), default=None,
+                        help="kernel precisions to measure (default: float32, and bfloat16 where this CPU has "
+                        "bfloat16 instructions; emulated bfloat16 runs at a few GFLOP/s and takes many minutes)")
     parser.add_argument("--compare", nargs="*", default=[], metavar="NAME=SAMPLES_PER_S",
                         help="throughput figures to express as GFLOP/s")
     args = parser.parse_args()
@@ -105,12 +111,16 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, "
           f"model {args.model}")
+    names = args.dtypes or ["float32"] + (["bfloat16"] if bfloat16_is_fast(torch.device("cpu")) else [])
+    dtypes = [DTYPES[name] for name in names]
+    if "bfloat16" not in names:
+        print("bfloat16: not measured (this CPU has no bfloat16 instructions; --dtypes bfloat16 forces it)")
     peaks = {}
-    for dtype in (torch.float32, torch.bfloat16):
+    for dtype in dtypes:
         peaks[dtype] = matmul_peak(dtype)
         print(f"matmul 2048x2048 {str(dtype)[6:]:9s} {peaks[dtype]:7.1f} GFLOP/s  (practical peak)")
     ceilings = {}
-    for dtype in (torch.float32, torch.bfloat16):
+    for dtype in dtypes:
         rows, per_sample = layer_rows(args.model, args.batch, dtype)
         print(f"\n{str(dtype)[6:]}: layer                      forward GFLOP/s   backward GFLOP/s")
         for name, f, b, _ in rows:
@@ -123,9 +133,9 @@ def main() -> None:
     for item in args.compare:
         name, _, rate = item.partition("=")
         rate = float(rate)
-        print(f"{name}: {rate:,.0f} samples/s = {rate * per_sample / 1e9:.0f} GFLOP/s "
-              f"({rate / ceilings[torch.float32]:.0%} of the float32 kernel ceiling, "
-              f"{rate / ceilings[torch.bfloat16]:.0%} of the bfloat16 one)")
+        shares = ", ".join(f"{rate / ceiling:.0%} of the {str(dtype)[6:]} kernel ceiling"
+                           for dtype, ceiling in ceilings.items())
+        print(f"{name}: {rate:,.0f} samples/s = {rate * per_sample / 1e9:.0f} GFLOP/s ({shares})")
 
 
 if __name__ == "__main__":

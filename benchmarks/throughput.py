@@ -58,11 +58,12 @@ JS_SCRIPT = HERE / "js" / "tfjs_throughput.js"
 RESULT_MARK = "@@RESULT "
 
 MODELS = {"conv": {"title": "Listing 4.1", "batch": 320}, "enhanced": {"title": "Listing 4.5", "batch": 64}}
-ENGINES = ["sightsound", "torch", "torch-cl", "keras-torch", "tensorflow", "tfjs",
+ENGINES = ["sightsound", "torch", "torch-heap", "torch-cl", "keras-torch", "tensorflow", "tfjs",
            "sightsound-bf16", "torch-bf16", "tensorflow-bf16"]
 LABELS = {
     "sightsound": "sightsound (model.fit / predict)",
     "torch": "plain PyTorch eager loop, NCHW (reference)",
+    "torch-heap": "plain PyTorch eager loop, NCHW, sightsound's heap settings",
     "torch-cl": "plain PyTorch eager loop, channels_last",
     "keras-torch": "Keras 3 on the PyTorch backend",
     "tensorflow": "TensorFlow CPU + Keras 3",
@@ -283,7 +284,7 @@ def run_worker(a) -> int:
     a.worker = a.worker.removesuffix("-bf16")
     if a.worker == "sightsound":
         res = worker_sightsound(a, x, y, px)
-    elif a.worker in ("torch", "torch-cl"):
+    elif a.worker in ("torch", "torch-heap", "torch-cl"):
         res = worker_torch(a, x, y, px, channels_last=a.worker == "torch-cl")
     elif a.worker in ("keras-torch", "tensorflow"):
         res = worker_keras(a, x, y, px)
@@ -375,6 +376,10 @@ def run_engine(engine: str, model: str, a, tmp: Path) -> dict:
                "--predict-samples", str(min(a.predict_samples, a.tfjs_predict_samples)),
                "--predict-batch", str(a.predict_batch)]
         return _run(cmd, env, a.timeout, ROOT)
+    if engine.startswith("torch-heap"):
+        from sightsound.runtime import heap_environment
+
+        env.update(heap_environment())
     if engine == "keras-torch":
         env["KERAS_BACKEND"] = "torch"
     elif engine in ("tensorflow", "tensorflow-bf16"):

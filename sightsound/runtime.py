@@ -106,6 +106,12 @@ def _glibc_mallopt(param: int, value: int) -> bool:
     return libc is not None and bool(libc.mallopt(param, value))
 
 
+def heap_environment() -> dict[str, str]:
+    """The environment variables that give another process the heap :func:`tune_cpu_heap` sets up in this
+    one (glibc reads them at start-up): for benchmarks that run a plain PyTorch loop on the same heap."""
+    return {"MALLOC_TOP_PAD_": str(HEAP_TOP_PAD_BYTES), "MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD_BYTES)}
+
+
 def _users_own_heap_settings() -> bool:
     """True when the user chose the heap themselves: environment, tunables, another allocator, or opted out."""
     preload, tunables = os.environ.get("LD_PRELOAD", ""), os.environ.get("GLIBC_TUNABLES", "")
