@@ -61,6 +61,12 @@ test:
 lint: setup
 	$(PY) -m pylint --disable=all --enable=duplicate-code,cyclic-import --score=n sightsound
 
+# every performance figure in one run, then the goals beside the measured figures (benchmarks/bench.py);
+# TensorFlow and Keras 3 run from .venv-converter, Keras 3 on PyTorch from .venv with the bench extra
+bench: setup converter
+	$(PY) -m pip install -q -e ".[bench]"
+	$(PY) benchmarks/bench.py
+
 # the shipped speech model from nothing (corpus, training, held-out figures, model card); resumable
 speech-model: setup
 	$(PY) scripts/build_speech_model.py

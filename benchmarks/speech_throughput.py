@@ -1,9 +1,11 @@
 """Training samples/s of Listing 4.8 (speech convnet, input [43, 232, 1], 20 classes, batch 64, sgd 0.01).
 
 sightsound's model.fit against a plain PyTorch eager loop of the same network, in one run, on random
-spectrogram-shaped inputs (throughput does not depend on the values). Median of --repeats timed epochs,
-each in a fresh process (interleaved), so that process-wide settings sightsound makes (its CPU heap
-tuning) never reach the plain loop.
+spectrogram-shaped inputs (throughput does not depend on the values): the plain loop as written, and
+again with the heap settings sightsound makes in its own process (``plain-heap``: glibc's
+MALLOC_TOP_PAD_/MALLOC_MMAP_THRESHOLD_ from sightsound.runtime.heap_environment), so that the ratio
+compares engines, not allocators. Median of --repeats timed epochs, each in a fresh process
+(interleaved). JSON goes to benchmarks/results/speech_throughput.json.
 
     python benchmarks/speech_throughput.py --samples 1280 --repeats 3
 """
@@ -11,6 +13,7 @@ tuning) never reach the plain loop.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import statistics
@@ -24,6 +27,10 @@ import torch
 from torch import nn
 
 from sightsound import presets
+from sightsound.runtime import heap_environment
+
+ENGINES = {"sightsound": "sightsound (model.fit)", "plain": "plain PyTorch eager loop (as written)",
+           "plain-heap": "plain PyTorch eager loop, sightsound's heap settings"}
 
 
 def plain_loop_net() -> nn.Module:
@@ -73,7 +80,7 @@ def one_epoch(engine: str, samples: int, batch: int) -> float:
     rng = np.random.default_rng(0)
     x = rng.standard_normal((samples, 43, 232, 1), dtype=np.float32)
     labels = rng.integers(0, 20, samples)
-    if engine == "plain":
+    if engine.startswith("plain"):
         time_plain(x[:batch * 2], labels[:batch * 2], batch)  # warm-up
         return time_plain(x, labels, batch)
     return time_sightsound(x, np.eye(20, dtype=np.float32)[labels], batch)
@@ -82,6 +89,8 @@ def one_epoch(engine: str, samples: int, batch: int) -> float:
 def in_fresh_process(engine: str, args) -> tuple[float, float]:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
                                                                     os.environ.get("PYTHONPATH")])))
+    if engine == "plain-heap":
+        env.update(heap_environment())
     out = subprocess.run([sys.executable, __file__, "--worker", engine, "--samples", str(args.samples),
                           "--batch-size", str(args.batch_size)], env=env, capture_output=True, text=True, check=False)
     if out.returncode != 0:
@@ -95,24 +104,34 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=1280)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--worker", choices=["sightsound", "plain"], help=argparse.SUPPRESS)
+    parser.add_argument("--json", default=str(Path(__file__).resolve().parent / "results" / "speech_throughput.json"))
+    parser.add_argument("--worker", choices=list(ENGINES), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print(one_epoch(args.worker, args.samples, args.batch_size))
         return
-    runs = {"sightsound": [], "plain": []}
-    for _ in range(args.repeats):  # interleaved so drifting load hits both alike
+    runs = {engine: [] for engine in ENGINES}
+    for _ in range(args.repeats):  # interleaved so drifting load hits every engine alike
         for engine, results in runs.items():
             results.append(in_fresh_process(engine, args))
-    (ours_median, ours_faults), (plain_median, plain_faults) = (
-        [statistics.median(column) for column in zip(*runs[engine])] for engine in ("sightsound", "plain"))
+    medians = {engine: [statistics.median(column) for column in zip(*runs[engine])] for engine in ENGINES}
     print(f"Listing 4.8 training, batch {args.batch_size}, {args.samples} samples, median of {args.repeats} "
           f"(one process each), {torch.get_num_threads()} threads")
-    print("| engine | samples/s | × plain |\n|---|---:|---:|")
-    print(f"| sightsound | {ours_median:,.0f} | {ours_median / plain_median:.2f}× |")
-    print(f"| plain PyTorch eager loop | {plain_median:,.0f} | 1.00× |")
-    print(f"page faults per training step, median: sightsound {ours_faults:,.0f}, plain loop {plain_faults:,.0f}; "
-          f"plain loop samples/s per run: {', '.join(f'{r:,.0f}' for r, _ in runs['plain'])}")
+    print("| engine | samples/s | × plain | × plain, same heap | page faults per step |\n|---|---:|---:|---:|---:|")
+    for engine, label in ENGINES.items():
+        rate, faults = medians[engine]
+        print(f"| {label} | {rate:,.0f} | {rate / medians['plain'][0]:.2f}× | "
+              f"{rate / medians['plain-heap'][0]:.2f}× | {faults:,.0f} |")
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"when": time.strftime("%Y-%m-%d %H:%M:%S"), "samples": args.samples,
+                               "batch": args.batch_size, "repeats": args.repeats,
+                               "threads": torch.get_num_threads(), "load_average_end": os.getloadavg(),
+                               "results": {engine: {"train_per_s": [r for r, _ in runs[engine]],
+                                                    "train_median": medians[engine][0],
+                                                    "faults_per_step": medians[engine][1]}
+                                           for engine in ENGINES}}, indent=1))
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

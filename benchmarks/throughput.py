@@ -6,19 +6,26 @@ memory never mix):
   sightsound   model.fit / model.predict of the presets (the engine under test)
   torch        a plain PyTorch eager loop written here: NCHW nn.Sequential,
                torch.optim.RMSprop, index batching without a DataLoader, no
-               tricks (the reference every ratio is taken against)
+               tricks, run as written
+  torch-heap   the same loop with the glibc heap settings sightsound makes in
+               its own process (MALLOC_TOP_PAD_ and MALLOC_MMAP_THRESHOLD_ in
+               its environment, from sightsound.runtime.heap_environment): the
+               reference every ratio is taken against, so that ratios compare
+               engines, not allocators (without it: the loop as written)
   torch-cl     the same loop with the model and batches in channels_last memory
                (an extra reference row: shows what the memory format alone buys)
   keras-torch  Keras 3 on the PyTorch backend (KERAS_BACKEND=torch), eager
   tensorflow   TensorFlow CPU + Keras 3 (KERAS_BACKEND=tensorflow), tf.function
-               without XLA: the C++ kernels tfjs-node uses (--tf-xla to allow XLA)
+               without XLA: the C++ kernels tfjs-node uses (--tf-xla to allow XLA);
+               run by --tf-python when this interpreter has no TensorFlow
   tfjs         TF.js in Node, pure-JS CPU backend (benchmarks/js/tfjs_throughput.js),
                on a small sample; Listing 4.5 only with --tfjs-enhanced (too slow)
   *-bf16       sightsound, the plain loop and TensorFlow again in mixed precision:
                sightsound's dtype_policy="mixed_bfloat16", the plain loop's
                forward under torch.autocast(bfloat16), Keras' mixed_bfloat16
                policy (weights and optimizer stay float32 in all three; the
-               kernels need AVX512-BF16/AMX to pay off)
+               kernels need AVX512-BF16/AMX to pay off; skipped on a CPU
+               without bfloat16 instructions unless --force-bf16)
 
 Listing 4.1 trains at batch 320, Listing 4.5 at batch 64, rmsprop, categorical
 cross-entropy (+ accuracy where the engine's API computes it). Every worker
@@ -56,6 +63,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 JS_SCRIPT = HERE / "js" / "tfjs_throughput.js"
 RESULT_MARK = "@@RESULT "
+DEFAULT_TF_PYTHON = ROOT / ".venv-converter" / "bin" / "python"
 
 MODELS = {"conv": {"title": "Listing 4.1", "batch": 320}, "enhanced": {"title": "Listing 4.5", "batch": 64}}
 ENGINES = ["sightsound", "torch", "torch-heap", "torch-cl", "keras-torch", "tensorflow", "tfjs",
@@ -301,12 +309,30 @@ def run_worker(a) -> int:
 
 # =============================================================================== parent
 
-def engine_missing(engine: str) -> str | None:
+def engine_python(engine: str, a) -> str:
+    """The interpreter that runs ``engine``'s worker: TensorFlow's from --tf-python when this one has no
+    TensorFlow (the project's .venv-converter has TensorFlow and Keras 3), else this one."""
+    if engine.startswith("tensorflow") and importlib.util.find_spec("tensorflow") is None and a.tf_python:
+        return a.tf_python
+    return sys.executable
+
+
+def _has_modules(python: str, *modules: str) -> bool:
+    if python == sys.executable:
+        return all(importlib.util.find_spec(m) is not None for m in modules)
+    probe = "import importlib.util, sys; sys.exit(any(importlib.util.find_spec(m) is None for m in sys.argv[1:]))"
+    return subprocess.run([python, "-c", probe, *modules], capture_output=True, check=False).returncode == 0
+
+
+def engine_missing(engine: str, a) -> str | None:
     """Why ``engine`` cannot run here, or None."""
-    if engine.startswith(("keras-torch", "tensorflow")) and importlib.util.find_spec("keras") is None:
+    python = engine_python(engine, a)
+    if engine.endswith("-bf16") and not a.force_bf16 and not _cpu_has_bfloat16():
+        return "skipped: this CPU has no bfloat16 instructions, so mixed precision is emulated (--force-bf16)"
+    if engine.startswith(("keras-torch", "tensorflow")) and not _has_modules(python, "keras"):
         return "not installed (pip install keras)"
-    if engine.startswith("tensorflow") and importlib.util.find_spec("tensorflow") is None:
-        return "not installed (pip install tensorflow-cpu)"
+    if engine.startswith("tensorflow") and not _has_modules(python, "tensorflow"):
+        return "not installed (pip install tensorflow-cpu, or make converter for .venv-converter)"
     if engine == "tfjs":
         node = shutil.which("node")
         if node is None:
@@ -316,6 +342,14 @@ def engine_missing(engine: str) -> str | None:
         if found.returncode != 0:
             return "not installed (npm install @tensorflow/tfjs)"
     return None
+
+
+def _cpu_has_bfloat16() -> bool:
+    import torch
+
+    from sightsound.engine.trainer import bfloat16_is_fast
+
+    return bfloat16_is_fast(torch.device("cpu"))
 
 
 def prepare_data(a, tmp: Path) -> dict:
@@ -384,7 +418,7 @@ def run_engine(engine: str, model: str, a, tmp: Path) -> dict:
         env["KERAS_BACKEND"] = "torch"
     elif engine in ("tensorflow", "tensorflow-bf16"):
         env["KERAS_BACKEND"] = "tensorflow"
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", engine, "--model", model, "--data", str(tmp),
+    cmd = [engine_python(engine, a), str(Path(__file__).resolve()), "--worker", engine, "--model", model, "--data", str(tmp),
            "--samples", str(a.samples), "--batch", str(batch), "--repeats", str(a.repeats),
            "--predict-samples", str(a.predict_samples), "--predict-batch", str(a.predict_batch)]
     if a.threads:
@@ -417,13 +451,21 @@ def _fmt_ratio(r: dict | None, ref: dict | None, key: str) -> str:
     return f"{ratio:.2f}×" if ratio >= 0.1 else f"{ratio:.2g}×"
 
 
+def reference_engine(engines: list[str]) -> str:
+    """The row every ratio is taken against: the plain loop on sightsound's heap settings when it ran (engines
+    compared, not allocators), else the plain loop as written."""
+    return "torch-heap" if "torch-heap" in engines else "torch"
+
+
 def print_table(results: dict, engines: list[str], models: list[str]) -> None:
+    ref_engine = reference_engine(engines)
     cols = []
     for m in models:
         cols.append((m, "train_median", f"{MODELS[m]['title']} train (batch {MODELS[m]['batch']})"))
     for m in models:
         cols.append((m, "predict_median", f"{MODELS[m]['title']} predict"))
-    head = "| engine | " + " | ".join(f"{title}, samples/s | × plain" for _, _, title in cols)
+    ratio = "× plain, same heap" if ref_engine == "torch-heap" else "× plain"
+    head = "| engine | " + " | ".join(f"{title}, samples/s | {ratio}" for _, _, title in cols)
     if "enhanced" in models:
         head += " | peak RSS, training 4.5 (MB)"
     print(head + " |")
@@ -433,7 +475,7 @@ def print_table(results: dict, engines: list[str], models: list[str]) -> None:
         cells = [LABELS[e]]
         for m, key, _ in cols:
             r = results.get(e, {}).get(m)
-            ref = results.get("torch", {}).get(m)
+            ref = results.get(ref_engine, {}).get(m)
             cells += [_fmt_rate(r, key), _fmt_ratio(r, ref, key)]
         if "enhanced" in models:
             r = results.get(e, {}).get("enhanced")
@@ -500,6 +542,11 @@ def main(argv=None) -> int:
     p.add_argument("--tfjs-predict-samples", type=int, default=2048)
     p.add_argument("--tfjs-enhanced", action="store_true", help="also run Listing 4.5 in TF.js (minutes)")
     p.add_argument("--tf-xla", action="store_true", help="let Keras compile the TensorFlow step with XLA")
+    p.add_argument("--tf-python", default=str(DEFAULT_TF_PYTHON) if DEFAULT_TF_PYTHON.exists() else None,
+                   help="interpreter for the TensorFlow engines when this one has no TensorFlow "
+                   "(default: .venv-converter/bin/python, made by make converter)")
+    p.add_argument("--force-bf16", action="store_true", help="run the -bf16 engines on a CPU without bfloat16 "
+                   "instructions too (emulated: slow)")
     p.add_argument("--threads", type=int, help="intra-op threads for every engine (default: each one's own)")
     p.add_argument("--rounds", type=int, default=1, help="run the whole engine sequence this many times and "
                    "pool the repeats (interleaves engines, so drifting machine load hits all of them alike)")
@@ -527,12 +574,12 @@ def main(argv=None) -> int:
     biggest = max(MODELS[m]["batch"] for m in a.models)
     if a.samples < biggest or a.repeats < 1 or a.predict_samples < 1 or a.rounds < 1:
         p.error(f"--samples must be at least one batch ({biggest}); --repeats, --rounds and --predict-samples >= 1")
-    if "torch" not in engines:
-        print("note: the plain loop (torch) is not among --engines, so no ratios", file=sys.stderr)
+    if "torch" not in engines and "torch-heap" not in engines:
+        print("note: no plain loop (torch, torch-heap) among --engines, so no ratios", file=sys.stderr)
     load_start = os.getloadavg()
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     raw: dict[str, dict[str, list]] = {e: {m: [] for m in a.models} for e in engines}
-    missing = {e: engine_missing(e) for e in engines}
+    missing = {e: engine_missing(e, a) for e in engines}
     with tempfile.TemporaryDirectory(prefix="sightsound-bench-") as tmpdir:
         tmp = Path(tmpdir)
         try:
@@ -548,7 +595,8 @@ def main(argv=None) -> int:
                     if missing[engine]:
                         if rnd == 0:
                             print(f"{tag}: {missing[engine]}", file=sys.stderr, flush=True)
-                        raw[engine][model] = [{"status": "not installed", "reason": missing[engine]}]
+                        status = "skipped" if missing[engine].startswith("skipped") else "not installed"
+                        raw[engine][model] = [{"status": status, "reason": missing[engine]}]
                         continue
                     if engine == "tfjs" and rnd > 0:  # minutes per run: once is enough
                         continue

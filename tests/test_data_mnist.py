@@ -529,3 +529,22 @@ def test_real_mnist():
     assert np.bincount(data.test_labels, minlength=10).sum() == 10000
     assert data.train_labels[0] == 5 and data.test_labels[0] == 7  # well-known first labels
     assert elapsed < 1.5
+
+
+def test_random_shift_moves_each_image_by_its_own_offset_within_bounds():
+    from sightsound.data.mnist import random_shift
+
+    rng = np.random.default_rng(0)
+    images = np.zeros((200, 28, 28, 1), np.float32)
+    images[:, 13, 13, 0] = 1.0  # one lit pixel in the middle of each image
+    moved = random_shift(images, 2, rng)
+    assert moved.shape == images.shape and moved.dtype == images.dtype
+    rows, cols = np.nonzero(moved[..., 0].reshape(200, -1) > 0)[1] // 28, np.nonzero(moved[..., 0] > 0)[2]
+    assert len(rows) == 200 and set(rows - 13) <= set(range(-2, 3)) and set(cols - 13) <= set(range(-2, 3))
+    assert len(set(zip(rows, cols))) > 15  # offsets vary from image to image
+    edge = np.ones((1, 28, 28, 1), np.float32)
+    shifted = random_shift(np.repeat(edge, 50, axis=0), 2, rng)
+    assert shifted.sum() < 50 * 28 * 28  # the space an image leaves is filled with 0
+    assert np.array_equal(random_shift(images, 0, rng), images)
+    with pytest.raises(ValueError, match="max_shift must be >= 0"):
+        random_shift(images, -1, rng)

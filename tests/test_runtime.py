@@ -234,3 +234,29 @@ def test_the_command_line_tunes_the_heap_at_start_unless_told_not_to(flag, tuned
     out = subprocess.run([sys.executable, "-c", code], env=_clean_env(), capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split()[-1] == tuned
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's heap: Linux only")
+def test_the_heap_environment_gives_a_plain_pytorch_process_the_tuned_heap():
+    # benchmarks run plain PyTorch loops with runtime.heap_environment(): without sightsound in the process,
+    # its convolutions must stop faulting their outputs in, as a tuned sightsound process does.
+    from sightsound.runtime import heap_environment
+
+    code = textwrap.dedent("""
+        import resource, torch, torch.nn.functional as F
+        x, w = torch.randn(1024, 1, 28, 28), torch.randn(32, 1, 3, 3)
+        for _ in range(5):
+            F.conv2d(x, w)
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(20):
+            F.conv2d(x, w)
+        print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 20)
+    """)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "GLIBC_TUNABLES", "SIGHTSOUND_TUNE"))}
+    faults = {}
+    for name, extra in (("plain", {}), ("tuned", heap_environment())):
+        out = subprocess.run([sys.executable, "-c", code], env=dict(env, **extra), capture_output=True, text=True,
+                             timeout=120)
+        assert out.returncode == 0, out.stderr
+        faults[name] = float(out.stdout)
+    assert faults["tuned"] < 100 < faults["plain"], faults

@@ -159,3 +159,36 @@ def test_a_job_takes_one_settings_object(real_mnist):
         train_mnist(settings, data=real_mnist, epochs=2)
     with pytest.raises(ValueError, match="batch_size must be a positive int, got 0"):
         MnistSettings.of("conv", batch_size=0)
+
+
+def test_fast_99_5_recipe_trains_the_batch_normalised_model_on_shifted_images(tmp_path, real_mnist):
+    from sightsound.training.mnist import MnistSettings
+
+    settings = MnistSettings.of("conv", "fast-99.5")
+    assert (settings.preset, settings.augmentation, settings.validation_split) == ("mnist-bn", {"shift": 2}, 0.0)
+    seen = []
+
+    class Inputs(sightsound.engine.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            seen.append(epoch)
+
+    small = {"train_limit": 600, "test_limit": 200, "batch_size": 100, "device": "cpu", "recipe": "fast-99.5"}
+    result = train_mnist("conv", data=real_mnist, epochs=2, seed=3, out_dir=tmp_path / "run", callbacks=[Inputs()],
+                         **small)
+    assert result.preset == "mnist-bn" and result.model.count_params() == 165_890
+    assert seen == [0, 1]
+    assert [e["epoch"] for e in result.history["epochs"]] == [1, 2]
+    assert [b["batch"] for b in result.history["batches"]] == list(range(1, 13))  # one fit per epoch, one history
+    assert result.model.optimizer.get_config()["learningRate"] == pytest.approx(1e-5)  # the schedule spans both
+    saved = json.loads((tmp_path / "run" / "checkpoint" / "model.json").read_text())
+    assert saved["userDefinedMetadata"]["sightsound_checkpoint"]["settings"]["augmentation"] == {"shift": 2}
+    resumed = train_mnist(data=real_mnist, resume=tmp_path / "run", epochs=3, device="cpu")
+    assert [e["epoch"] for e in resumed.history["epochs"]] == [1, 2, 3]
+
+
+def test_a_shift_augmentation_out_of_range_is_refused():
+    from sightsound.training.mnist import MnistSettings
+
+    for bad in ({"shift": 14}, {"shift": -1}, {"shift": 1.5}, {"rotate": 10}):
+        with pytest.raises(ValueError, match="augmentation must be"):
+            MnistSettings.of("conv", "fast-99.5", augmentation=bad)

@@ -300,6 +300,29 @@ def one_hot(labels: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:
     return encoded
 
 
+def random_shift(images: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.ndarray:
+    """``images`` ``[N, H, W, C]``, each moved by its own random whole-pixel offset of at most ``max_shift``
+    pixels up or down and left or right, the space it leaves filled with 0 (MNIST's background).
+
+    >>> random_shift(np.ones((2, 3, 3, 1), np.float32), 0, np.random.default_rng(0)).sum()
+    18.0
+    """
+    if max_shift < 0:
+        raise ValueError(f"max_shift must be >= 0, got {max_shift!r}")
+    if max_shift == 0 or len(images) == 0:
+        return images.copy()
+    n, height, width = images.shape[:3]
+    padded = np.pad(images, ((0, 0), (max_shift, max_shift), (max_shift, max_shift)) + ((0, 0),) * (images.ndim - 3))
+    down, right = (rng.integers(-max_shift, max_shift + 1, n) for _ in range(2))
+    out = np.empty_like(images)
+    for dy in range(-max_shift, max_shift + 1):  # one slice per offset: (2 * max_shift + 1)² copies in all
+        for dx in range(-max_shift, max_shift + 1):
+            chosen = (down == dy) & (right == dx)
+            top, left = max_shift - dy, max_shift - dx
+            out[chosen] = padded[chosen, top:top + height, left:left + width]
+    return out
+
+
 __all__ = ["FILES", "SHA256_RAW", "MIRRORS", "SUBDIR", "NPZ_NAME", "NPZ_KEYS", "IMAGE_SIZE", "NUM_CLASSES",
            "IDX_DTYPES", "MAX_PAYLOAD_BYTES", "MAX_ITEMS", "GZIP_MAGIC", "MnistData", "read_idx", "load_mnist",
-           "load_mnist_npz", "to_float_images", "one_hot"]
+           "load_mnist_npz", "to_float_images", "one_hot", "random_shift"]

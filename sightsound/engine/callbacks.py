@@ -60,6 +60,13 @@ class History(Callback):
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(value)
 
+    def extend(self, later: "History") -> None:
+        """Append the epochs and batches of a later ``fit`` of the same run (one ``fit`` per epoch)."""
+        for i, epoch in enumerate(later.epoch):
+            self.on_epoch_end(epoch, {key: values[i] for key, values in later.history.items()})
+        for entry in later.batches:
+            self.on_batch_end(None, entry)
+
     def to_json(self) -> dict:
         """The ``history.json`` layout: epochs (1-based) and per-batch figures."""
         epochs = []

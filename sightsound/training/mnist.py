@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from .. import presets
 from ..data import mnist
@@ -80,10 +81,11 @@ class MnistSettings:
     train_limit: int | None = None
     test_limit: int | None = None
     dtype_policy: str = "float32"
+    augmentation: dict | None = None  # {"shift": k}: training images moved by up to k pixels, anew each epoch
 
     #: What a checkpoint keeps (the optimizer itself is saved with the model).
     CHECKPOINT_FIELDS = ("preset", "epochs", "batch_size", "validation_split", "train_limit", "test_limit",
-                         "keep_best", "recipe", "label_smoothing", "dtype_policy", "schedule")
+                         "keep_best", "recipe", "label_smoothing", "dtype_policy", "schedule", "augmentation")
 
     @classmethod
     def of(cls, model: str = "conv", recipe: str = "chapter", **overrides) -> "MnistSettings":
@@ -92,6 +94,7 @@ class MnistSettings:
         preset = presets.mnist_preset(model)
         values = {**presets.training_defaults(preset, recipe),
                   **{key: value for key, value in overrides.items() if value is not None}}
+        preset = values.pop("model", preset)  # a recipe may train another model for the job (fast-99.5)
         settings = cls(preset=preset, recipe=recipe, **values)
         settings.check()
         return settings
@@ -113,6 +116,11 @@ class MnistSettings:
             raise ValueError(f"validation_split must be in [0, 1), got {self.validation_split!r}")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
+        shift = (self.augmentation or {}).get("shift", 0)
+        if set(self.augmentation or {}) - {"shift"} or isinstance(shift, bool) or not isinstance(shift, int) \
+                or not 0 <= shift < min(mnist.IMAGE_SIZE) // 2:
+            raise ValueError(f"augmentation must be {{'shift': pixels}} with 0 <= pixels < {min(mnist.IMAGE_SIZE) // 2}, "
+                             f"got {self.augmentation!r}")
 
 
 def train_mnist(model="conv", *, data_dir=None, epochs: int | None = None, batch_size: int | None = None,
@@ -201,8 +209,7 @@ def _fit_and_finish(net, preset: str, settings: MnistSettings, data: mnist.Mnist
         from ..engine.callbacks import ProgressBar
 
         extra.append(ProgressBar(math.ceil(n_fit / batch_size), epochs, n_fit))
-    history = net.fit(train_x, train_y, batch_size=batch_size, epochs=epochs, validation_split=validation_split,
-                      callbacks=extra, initial_epoch=initial_epoch)
+    history = fit_mnist(net, settings, train_x, train_y, extra, initial_epoch)
     if best and best.state is not None:
         net.net.load_state_dict(best.state)
     test_loss, test_acc = net.evaluate(test_x, mnist.one_hot(test_y))
@@ -213,6 +220,29 @@ def _fit_and_finish(net, preset: str, settings: MnistSettings, data: mnist.Mnist
         result.out_dir = Path(out_dir)
         result.files = save_run(net, result, test_x, test_y)
     return result
+
+
+def fit_mnist(net, settings: MnistSettings, train_x, train_y, callbacks: list, initial_epoch: int = 0):
+    """``net.fit`` with the settings; with a shift augmentation, one ``fit`` per epoch on freshly shifted
+    training images (the validation images stay as they are). Returns the run's :class:`History` as one."""
+    shift = (settings.augmentation or {}).get("shift", 0)
+    if not shift:
+        return net.fit(train_x, train_y, batch_size=settings.batch_size, epochs=settings.epochs,
+                       validation_split=settings.validation_split, callbacks=callbacks, initial_epoch=initial_epoch)
+    from ..engine.callbacks import History
+
+    n_fit = training_count(len(train_x), settings.validation_split) if settings.validation_split else len(train_x)
+    val = (train_x[n_fit:], train_y[n_fit:]) if n_fit < len(train_x) else None
+    history = History()
+    for epoch in range(initial_epoch, settings.epochs):
+        rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,))))  # follows the run's seed
+        part = net.fit(mnist.random_shift(train_x[:n_fit], shift, rng), train_y[:n_fit],
+                       batch_size=settings.batch_size, epochs=epoch + 1, initial_epoch=epoch, validation_data=val,
+                       callbacks=callbacks)
+        history.extend(part)
+        if net.stop_training:
+            break
+    return history
 
 
 def _check_writable(out: Path) -> None:
