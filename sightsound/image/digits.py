@@ -7,6 +7,7 @@ a readable image with no digit on it raises :class:`NoDigitFound`.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -50,6 +51,26 @@ def _otsu(values: np.ndarray) -> tuple[float, float]:
     between = weight_low * weight_high * (mean_low - mean_high) ** 2 / weight_low[-1] ** 2
     best = int(np.argmax(between))
     return best + 0.5, float(between[best])  # "low" class: values <= best
+
+
+def _order_stats(values: np.ndarray, percents: tuple[float, ...] = ()) -> tuple[list[float], float]:
+    """``np.percentile(values, p)`` for each of ``percents`` and ``np.median(values)``: the same numbers
+    (NumPy's linear interpolation, its median of the middle pair) from one partial sort, where NumPy's
+    functions each copy and sort again and spend more time checking arguments than sorting small arrays.
+    NaN for empty ``values``, as NumPy gives."""
+    flat = np.asarray(values).ravel()
+    n = flat.size
+    if n == 0:
+        return [math.nan] * len(percents), math.nan
+    virtual = (n - 1) * (np.asarray(percents, dtype=np.float64) / 100)
+    low = np.floor(virtual).astype(np.intp)
+    high = np.minimum(low + 1, n - 1)
+    part = np.partition(flat, np.concatenate([low, high, [(n - 1) // 2, n // 2]]))
+    below, above, gamma = part[low], part[high], virtual - low
+    step = above - below  # NumPy's lerp, from the nearer end
+    quantiles = np.where(gamma >= 0.5, above - step * (1 - gamma), below + step * gamma)
+    middle = part[n // 2] if n % 2 else (part[n // 2 - 1] + part[n // 2]) / 2
+    return [float(q) for q in quantiles], float(middle)
 
 
 def _sample(values: np.ndarray, limit: int = 8192) -> np.ndarray:
@@ -106,11 +127,12 @@ def _ink_image(colour: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
 
 def _flatten_background(ink: np.ndarray) -> np.ndarray:
     """Subtract the background level; uneven lighting (a gradient along the border) is estimated and removed."""
-    border = _border(ink)
-    low, high = np.percentile(border, [10, 90])
-    spread = float(np.percentile(_sample(ink), 99.5) - np.median(border))
+    (low, high), level = _order_stats(_border(ink), (10, 90))
+    (top,), _ = _order_stats(_sample(ink), (99.5,))
+    spread = top - level
     if high - low <= 0.15 * max(spread, _MIN_CONTRAST) or min(ink.shape) < 16:
-        return np.maximum(ink - float(np.median(border)), 0)
+        flat = ink - level
+        return np.maximum(flat, 0, out=flat)
     # Uneven background: a grey opening (wider than any stroke) at low resolution keeps the lighting only.
     small_side = 48
     scale = small_side / max(ink.shape)
@@ -128,7 +150,7 @@ def _ink_mask(ink: np.ndarray, name: str) -> tuple[np.ndarray, tuple[int, int, i
     sample = _sample(ink)
     threshold, _ = _otsu(sample)
     above, below = sample[sample > threshold], sample[sample <= threshold]
-    if above.size == 0 or float(np.median(above)) - float(np.median(below)) < _MIN_CONTRAST:
+    if above.size == 0 or _order_stats(above)[1] - _order_stats(below)[1] < _MIN_CONTRAST:
         raise NoDigitFound(f"{name}: no digit found (the image is blank: almost no contrast)")
     if _neighbour_correlation(ink) < _MIN_NEIGHBOUR_CORRELATION:
         raise NoDigitFound(f"{name}: no digit found (the image is noise: neighbouring pixels are unrelated)")
@@ -154,7 +176,8 @@ def _ink_mask(ink: np.ndarray, name: str) -> tuple[np.ndarray, tuple[int, int, i
     left, right = min(b[1].start for b in boxes), max(b[1].stop for b in boxes)
     crop = labels[top:bottom, left:right]
     mask = crop > 0 if keep.all() else np.concatenate([[False], keep])[crop]
-    return mask, (top, bottom, left, right), float(np.percentile(ink[top:bottom, left:right][mask], 90))
+    (ink_level,), _ = _order_stats(ink[top:bottom, left:right][mask], (90,))
+    return mask, (top, bottom, left, right), ink_level
 
 
 def _neighbour_correlation(values: np.ndarray) -> float:
@@ -231,7 +254,7 @@ def _digit_window(ink: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, i
     src_bottom, src_right = min(ink.shape[0], bottom + margin), min(ink.shape[1], right + margin)
     window[src_top - (top - margin):src_bottom - (top - margin),
            src_left - (left - margin):src_right - (left - margin)] = ink[src_top:src_bottom, src_left:src_right]
-    mask = np.pad(mask, margin)
+    mask = _padded(mask, margin)
     longer = max(window.shape)
     if longer > 1.5 * _DETAIL_SIDE:  # a 20-px digit needs no more detail than this: shrink first (speed)
         size = (max(1, round(window.shape[1] * _DETAIL_SIDE / longer)),
@@ -248,8 +271,16 @@ def _thicken_strokes(digit: np.ndarray, mask: np.ndarray) -> np.ndarray:
     if width * scale >= _TARGET_STROKE:
         return digit
     grow = math.ceil((_TARGET_STROKE / scale - width) / 2)
-    yy, xx = np.mgrid[-grow:grow + 1, -grow:grow + 1]
-    return ndimage.grey_dilation(np.pad(digit, grow), footprint=(yy ** 2 + xx ** 2) <= grow ** 2 + 0.5)
+    return ndimage.grey_dilation(_padded(digit, grow), footprint=_disk(grow))
+
+
+@functools.lru_cache(maxsize=16)
+def _disk(radius: int) -> np.ndarray:
+    """A disk-shaped footprint of ``radius`` pixels (read-only: it is shared)."""
+    yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
+    disk = (yy ** 2 + xx ** 2) <= radius ** 2 + 0.5
+    disk.flags.writeable = False
+    return disk
 
 
 def _place_in_mnist(digit: np.ndarray, name: str) -> np.ndarray:
@@ -264,11 +295,26 @@ def _place_in_mnist(digit: np.ndarray, name: str) -> np.ndarray:
         raise NoDigitFound(f"{name}: no digit found (the ink vanished when scaled to 20 px)")
     box = box / peak  # MNIST digits reach full intensity
 
-    centre_row, centre_col = ndimage.center_of_mass(box)
+    centre_row, centre_col = _centre_of_mass(box)
     place_row = min(max(round(MNIST_CENTRE - centre_row), 0), MNIST_SIZE - new_h)
     place_col = min(max(round(MNIST_CENTRE - centre_col), 0), MNIST_SIZE - new_w)
     out = np.zeros((MNIST_SIZE, MNIST_SIZE, 1), dtype=np.float32)
     out[place_row:place_row + new_h, place_col:place_col + new_w, 0] = box
+    return out
+
+
+def _centre_of_mass(values: np.ndarray) -> tuple[float, float]:
+    """``scipy.ndimage.center_of_mass`` of a 2-D array, computed the same way without its argument handling."""
+    total = values.sum()
+    rows = np.arange(values.shape[0], dtype=np.float64)[:, None]
+    cols = np.arange(values.shape[1], dtype=np.float64)[None, :]
+    return (values * rows).sum() / total, (values * cols).sum() / total
+
+
+def _padded(values: np.ndarray, width: int) -> np.ndarray:
+    """``np.pad(values, width)`` (zeros around a 2-D array) without np.pad's general machinery."""
+    out = np.zeros((values.shape[0] + 2 * width, values.shape[1] + 2 * width), dtype=values.dtype)
+    out[width:width + values.shape[0], width:width + values.shape[1]] = values
     return out
 
 
