@@ -33,6 +33,7 @@ _MIN_NEIGHBOUR_CORRELATION = 0.2  # below this the "image" is noise (digits: > 0
 _DETAIL_SIDE = 80  # crops with a longer side above 1.5x this are shrunk to it before the last steps
 _TARGET_STROKE = 2.0  # MNIST strokes are about this wide (px) at 20-px scale; thinner ones are thickened
 _MARGIN = 1  # the crop keeps this many pixels around the ink's box, for soft edges
+_EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)  # ink pixels touching by an edge or a corner are one component
 
 
 class NoDigitFound(ImageError):
@@ -163,14 +164,11 @@ def _ink_mask(ink: np.ndarray, name: str) -> tuple[np.ndarray, tuple[int, int, i
     if _neighbour_correlation(ink) < _MIN_NEIGHBOUR_CORRELATION:
         raise NoDigitFound(f"{name}: no digit found (the image is noise: neighbouring pixels are unrelated)")
     mask = ink > threshold
-    labels, count = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
+    labels, count, (row0, col0), touches_edge = _components(mask)
     if count == 0:
         raise NoDigitFound(f"{name}: no digit found (only isolated noise pixels)")
     areas = np.bincount(labels.ravel(), minlength=count + 1)[1:]
     keep = areas >= max(2, 0.03 * areas.max())
-    edge_labels = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-    touches_edge = np.zeros(count, dtype=bool)
-    touches_edge[edge_labels[edge_labels > 0] - 1] = True
     inner = keep & ~touches_edge
     if inner.any() and areas[inner].max() >= 0.25 * areas[keep].max():
         keep &= ~touches_edge  # clutter along the edges (table, shadow, paper edge) is not the digit
@@ -184,8 +182,31 @@ def _ink_mask(ink: np.ndarray, name: str) -> tuple[np.ndarray, tuple[int, int, i
     left, right = min(b[1].start for b in boxes), max(b[1].stop for b in boxes)
     crop = labels[top:bottom, left:right]
     mask = crop > 0 if keep.all() else np.concatenate([[False], keep])[crop]
+    top, bottom, left, right = top + row0, bottom + row0, left + col0, right + col0
     (ink_level,), _ = _order_stats(ink[top:bottom, left:right][mask], (90,), one_q=True)
     return mask, (top, bottom, left, right), ink_level
+
+
+def _components(mask: np.ndarray):
+    """``ndimage.label`` of ``mask`` (8-connected) on the box around its pixels only: the labels, their
+    count, the box's (row, column) offset in ``mask``, and for each label whether it touches ``mask``'s edge.
+
+    Labels number the components in raster order, which the box keeps, so they are the labels of the whole
+    mask; labelling, counting and boxing then skip the empty margin, most of a drawing canvas.
+    """
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return np.zeros((0, 0), dtype=np.int32), 0, (0, 0), np.zeros(0, dtype=bool)
+    cols = np.flatnonzero(mask.any(axis=0))
+    top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    labels, count = ndimage.label(mask[top:bottom, left:right], structure=_EIGHT_NEIGHBOURS)
+    edges = [line for line, at_edge in ((labels[0], top == 0), (labels[-1], bottom == mask.shape[0]),
+                                        (labels[:, 0], left == 0), (labels[:, -1], right == mask.shape[1]))
+             if at_edge]
+    touches_edge = np.zeros(count + 1, dtype=bool)
+    if edges:
+        touches_edge[np.concatenate(edges)] = True
+    return labels, count, (top, left), touches_edge[1:]
 
 
 def _neighbour_correlation(values: np.ndarray) -> float:
@@ -281,16 +302,26 @@ def _thicken_strokes(digit: np.ndarray, mask: np.ndarray) -> np.ndarray:
     if width * scale >= _TARGET_STROKE:
         return digit
     grow = math.ceil((_TARGET_STROKE / scale - width) / 2)
-    return ndimage.grey_dilation(_padded(digit, grow), footprint=_disk(grow))
+    return _disk_dilation(digit, grow)
 
 
 @functools.lru_cache(maxsize=16)
-def _disk(radius: int) -> np.ndarray:
-    """A disk-shaped footprint of ``radius`` pixels (read-only: it is shared)."""
+def _disk(radius: int) -> list[tuple[int, int]]:
+    """The (row, column) offsets of a disk of ``radius`` pixels."""
     yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
-    disk = (yy ** 2 + xx ** 2) <= radius ** 2 + 0.5
-    disk.flags.writeable = False
-    return disk
+    return [(int(y), int(x)) for y, x in zip(*np.nonzero((yy ** 2 + xx ** 2) <= radius ** 2 + 0.5))]
+
+
+def _disk_dilation(digit: np.ndarray, radius: int) -> np.ndarray:
+    """``ndimage.grey_dilation(np.pad(digit, radius), footprint=disk)`` for a ``digit`` >= 0: the maximum
+    over the disk's offsets, each a shifted view (the footprint reaches only the zero padding, which is
+    what SciPy's border reflects too); SciPy's per-call set-up costs more than the work on a digit."""
+    height, width = digit.shape[0] + 2 * radius, digit.shape[1] + 2 * radius
+    source = _padded(digit, 2 * radius)
+    out = source[radius:radius + height, radius:radius + width].copy()
+    for row, col in _disk(radius):
+        np.maximum(out, source[row:row + height, col:col + width], out=out)
+    return out
 
 
 def _place_in_mnist(digit: np.ndarray, name: str) -> np.ndarray:
