@@ -177,11 +177,14 @@ def _ink_mask(ink: np.ndarray, name: str) -> tuple[np.ndarray, tuple[int, int, i
         raise NoDigitFound(f"{name}: no digit found (only a speck of ink)")
     if ink_pixels > _MAX_INK_FRACTION * mask.size:
         raise NoDigitFound(f"{name}: no digit found (ink and background cannot be told apart)")
-    boxes = [box for box, kept in zip(ndimage.find_objects(labels), keep) if kept]
-    top, bottom = min(b[0].start for b in boxes), max(b[0].stop for b in boxes)
-    left, right = min(b[1].start for b in boxes), max(b[1].stop for b in boxes)
-    crop = labels[top:bottom, left:right]
-    mask = crop > 0 if keep.all() else np.concatenate([[False], keep])[crop]
+    if keep.all():  # the labels' box is the box of all the ink
+        top, bottom, left, right = 0, labels.shape[0], 0, labels.shape[1]
+        mask = labels > 0
+    else:
+        kept = np.concatenate([[False], keep])[labels]
+        rows, cols = np.flatnonzero(kept.any(axis=1)), np.flatnonzero(kept.any(axis=0))
+        top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+        mask = kept[top:bottom, left:right]
     top, bottom, left, right = top + row0, bottom + row0, left + col0, right + col0
     (ink_level,), _ = _order_stats(ink[top:bottom, left:right][mask], (90,), one_q=True)
     return mask, (top, bottom, left, right), ink_level
