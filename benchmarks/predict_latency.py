@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -123,8 +124,6 @@ def single_image_rows(runs: int, warmup: int) -> list[dict]:
 
 def batch_rows(batch: int, batch_threads: int | None) -> list[dict]:
     """Batch throughput rows: ``batch`` images per predict call, on prepared arrays and from PNG bytes."""
-    import torch
-
     print(f"\nBatch throughput ({batch} images per predict call; median of 5 repetitions)\n")
     header = f"{'model':<16}{'threads':>8}  {'stage':<40}{'images/s':>12}{'ms/image':>10}"
     print(header)
@@ -170,9 +169,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-threads", type=int, default=None, help="torch threads for batches (default: 1 and all)")
     parser.add_argument("--json", default="benchmarks/results/predict_latency.json", help="where to write the figures")
     args = parser.parse_args(argv)
-
-    import torch
-
     torch.set_num_threads(args.threads)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"torch {torch.__version__}, {os.cpu_count()} CPUs visible, load average {load:.1f} at start; "
@@ -190,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps({"when": time.strftime("%Y-%m-%d %H:%M"), "torch": torch.__version__,
                                "cpus": os.cpu_count(), "load_average": load, "threads": args.threads,
                                "runs": args.runs, "warmup": args.warmup, "rows": single, "batch_rows": batches,
-                               "goals": verdicts}, indent=1))
+                               "goals": verdicts}, indent=1), encoding="utf-8")
     print(f"\nwrote {out}")
     return 0
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import weakref
 
 import numpy as np
 import torch
@@ -299,12 +300,13 @@ class Trainer:
                 module.training = was_training
 
     def _mode_dependent_modules(self) -> list:
-        """The modules of ``self.net`` that compute differently in training (cached for this net)."""
-        cached = getattr(self, "_mode_dependent_cache", None)
-        if cached is None or cached[0] is not self.net:
-            cached = (self.net, [m for m in self.net.modules() if reads_training_mode(m)])
-            self._mode_dependent_cache = cached
-        return cached[1]
+        """The modules of ``self.net`` that compute differently in training (looked up once per net)."""
+        net = self.net
+        modules = _MODE_DEPENDENT.get(net)
+        if modules is None:
+            modules = [m for m in net.modules() if m is not net and reads_training_mode(m)]
+            _MODE_DEPENDENT[net] = modules
+        return modules
 
     @accepts_tfjs_options(data_args=2)
     def evaluate(self, x, y, batch_size: int | None = None, verbose: int = 0) -> tuple[float, float]:
@@ -409,6 +411,8 @@ def training_count(n: int, validation_split: float) -> int:
     return count
 
 
+#: For each net, its modules that read the training mode (the net itself never does: it is the engine's).
+_MODE_DEPENDENT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 #: PyTorch modules the engine's blocks are made of that compute the same in training and inference mode.
 _MODE_FREE_TORCH_MODULES = (nn.Conv1d, nn.Conv2d, nn.Linear, nn.ReLU, nn.Identity, nn.ModuleList, nn.ModuleDict)
 

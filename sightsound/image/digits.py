@@ -63,22 +63,21 @@ def _order_stats(values: np.ndarray, percents: tuple[float, ...] = (), *,
     NumPy interpolates from the nearer neighbour, in float64 for a list of percents but in the array's
     precision for one Python number (``np.percentile(values, 90)``): ``one_q`` asks for the latter.
     """
-    flat = np.asarray(values).ravel()
-    n = flat.size
+    values = np.asarray(values).ravel()
+    n = values.size
     if n == 0:
         return [math.nan] * len(percents), math.nan
     positions = [(n - 1) * (p / 100) for p in percents]
-    lows = [math.floor(v) for v in positions]
-    part = np.partition(flat, lows + [min(i + 1, n - 1) for i in lows] + [(n - 1) // 2, n // 2])
+    neighbours = [(math.floor(v), min(math.floor(v) + 1, n - 1)) for v in positions]
+    part = np.partition(values, [i for pair in neighbours for i in pair] + [(n - 1) // 2, n // 2])
     quantiles = []
-    for position, low in zip(positions, lows):
-        below, above = part[low], part[min(low + 1, n - 1)]
-        step, gamma = above - below, position - low
+    for position, (low, high) in zip(positions, neighbours):
+        below, above, gamma = part[low], part[high], position - low
+        step = above - below  # in the array's precision, as NumPy subtracts
         if not one_q:
             below, above, step = float(below), float(above), float(step)
         quantiles.append(float(above - step * (1 - gamma) if gamma >= 0.5 else below + step * gamma))
-    middle = part[n // 2] if n % 2 else (part[n // 2 - 1] + part[n // 2]) / 2
-    return quantiles, float(middle)
+    return quantiles, float(part[n // 2] if n % 2 else (part[n // 2 - 1] + part[n // 2]) / 2)
 
 
 def _sample(values: np.ndarray, limit: int = 8192) -> np.ndarray:
@@ -177,17 +176,20 @@ def _ink_mask(ink: np.ndarray, name: str) -> tuple[np.ndarray, tuple[int, int, i
         raise NoDigitFound(f"{name}: no digit found (only a speck of ink)")
     if ink_pixels > _MAX_INK_FRACTION * mask.size:
         raise NoDigitFound(f"{name}: no digit found (ink and background cannot be told apart)")
-    if keep.all():  # the labels' box is the box of all the ink
-        top, bottom, left, right = 0, labels.shape[0], 0, labels.shape[1]
-        mask = labels > 0
-    else:
-        kept = np.concatenate([[False], keep])[labels]
-        rows, cols = np.flatnonzero(kept.any(axis=1)), np.flatnonzero(kept.any(axis=0))
-        top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-        mask = kept[top:bottom, left:right]
+    mask, (top, bottom, left, right) = _kept_pixels(labels, keep)
     top, bottom, left, right = top + row0, bottom + row0, left + col0, right + col0
     (ink_level,), _ = _order_stats(ink[top:bottom, left:right][mask], (90,), one_q=True)
     return mask, (top, bottom, left, right), ink_level
+
+
+def _kept_pixels(labels: np.ndarray, keep: np.ndarray):
+    """The pixels of the kept labels in their box, and the box (top, bottom, left, right) in ``labels``."""
+    if keep.all():  # the labels' box is the box of all the ink
+        return labels > 0, (0, labels.shape[0], 0, labels.shape[1])
+    kept = np.concatenate([[False], keep])[labels]
+    rows, cols = np.flatnonzero(kept.any(axis=1)), np.flatnonzero(kept.any(axis=0))
+    top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    return kept[top:bottom, left:right], (top, bottom, left, right)
 
 
 def _components(mask: np.ndarray):
