@@ -33,6 +33,7 @@ _MIN_NEIGHBOUR_CORRELATION = 0.2  # below this the "image" is noise (digits: > 0
 _DETAIL_SIDE = 80  # crops with a longer side above 1.5x this are shrunk to it before the last steps
 _TARGET_STROKE = 2.0  # MNIST strokes are about this wide (px) at 20-px scale; thinner ones are thickened
 _MARGIN = 1  # the crop keeps this many pixels around the ink's box, for soft edges
+_LEVELS = np.arange(256, dtype=np.float64)  # the 0-255 grey levels of a histogram
 _EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)  # ink pixels touching by an edge or a corner are one component
 
 
@@ -43,10 +44,9 @@ class NoDigitFound(ImageError):
 def _otsu(values: np.ndarray) -> tuple[float, float]:
     """Otsu's threshold of 0-255 values and its between-class variance (the separation it achieves)."""
     hist = np.bincount(np.clip(values, 0, 255).astype(np.uint8).ravel(), minlength=256).astype(np.float64)
-    levels = np.arange(256, dtype=np.float64)
     weight_low = np.cumsum(hist)
     weight_high = weight_low[-1] - weight_low
-    mass_low = np.cumsum(hist * levels)
+    mass_low = np.cumsum(hist * _LEVELS)
     mean_low = mass_low / np.maximum(weight_low, 1)
     mean_high = (mass_low[-1] - mass_low) / np.maximum(weight_high, 1)
     between = weight_low * weight_high * (mean_low - mean_high) ** 2 / weight_low[-1] ** 2
@@ -225,11 +225,11 @@ def _neighbour_correlation(values: np.ndarray) -> float:
     right, below = values[:-1:step, 1::step][:, :centre.shape[1]], values[1::step, :-1:step][:centre.shape[0]]
     if centre.size == 0:  # one pixel wide or high: no neighbour pairs, nothing that looks like noise
         return 1.0
-    deviation = centre - centre.mean()
+    mean = centre.mean()
+    deviation = centre - mean
     variance = (deviation * deviation).mean()  # centre.var(), computed the same way
     if variance <= 0:
         return 1.0
-    mean = centre.mean()
     return float((deviation * (right - mean)).mean() + (deviation * (below - mean)).mean()) / (2 * variance)
 
 
