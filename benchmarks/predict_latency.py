@@ -15,13 +15,18 @@ Single images run on one torch thread (``--threads``): a batch of one gains noth
 on a shared machine waking a second thread for every call costs far more than the call itself.
 Batches run on 1 thread and on every CPU (or ``--batch-threads``).
 
-    nice -n 10 python benchmarks/predict_latency.py            # goal: p50 <= 2 ms for Listing 4.1
+Goals for Listing 4.1, PNG bytes -> label (:data:`GOALS_P50_MS`): p50 <= 0.5 ms for the 28x28 grey PNG
+and <= 2 ms for the 280x280 RGB canvas PNG. The figures and the verdicts also go to ``--json``
+(default ``benchmarks/results/predict_latency.json``) for summary scripts.
+
+    nice -n 10 python benchmarks/predict_latency.py
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import statistics
 import sys
@@ -29,6 +34,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -36,7 +42,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sightsound import image as ssimage  # noqa: E402
 from sightsound import presets  # noqa: E402
 
-GOAL_P50_MS = 2.0
+INPUTS = ("28x28 grey PNG", "280x280 RGB canvas PNG")
+#: Listing 4.1's wall-clock p50 goal for PNG bytes -> label, per input.
+GOALS_P50_MS = {"28x28 grey PNG": 0.5, "280x280 RGB canvas PNG": 2.0}
+ROW_FIELDS = ("model", "input", "path", "p50_ms", "p99_ms", "mean_ms", "cpu_p50_ms")
 
 
 def mnist_like_png() -> bytes:
@@ -82,27 +91,13 @@ def time_calls(call, runs: int, warmup: int) -> tuple[list[float], list[float]]:
     return wall, cpu
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=1000, help="timed single-image runs per row (default 1000)")
-    parser.add_argument("--warmup", type=int, default=100, help="untimed runs first (default 100)")
-    parser.add_argument("--batch", type=int, default=256, help="images per predict call for throughput")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads for single images (default 1)")
-    parser.add_argument("--batch-threads", type=int, default=None, help="torch threads for batches (default: 1 and all)")
-    args = parser.parse_args(argv)
-
-    import torch
-
-    torch.set_num_threads(args.threads)
-    inputs = {"28x28 grey PNG": mnist_like_png(), "280x280 RGB canvas PNG": canvas_png()}
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs visible, load average {load:.1f} at start; "
-          f"single images on {torch.get_num_threads()} torch thread(s), {args.runs} runs after {args.warmup} "
-          f"warm-up runs; wall-clock ms\n")
+def single_image_rows(runs: int, warmup: int) -> list[dict]:
+    """One row per model, input and path of the single-image table (printed as they come)."""
+    inputs = dict(zip(INPUTS, (mnist_like_png(), canvas_png())))
     header = f"{'model':<16}{'input':<25}{'path':<26}{'p50 ms':>9}{'p99 ms':>9}{'mean ms':>9}{'CPU p50':>9}"
     print(header)
     print("-" * len(header))
-    single_rows = []
+    rows = []
     for preset, title in (("mnist-conv", "Listing 4.1"), ("mnist-enhanced", "Listing 4.5")):
         model = presets.build(preset, device="cpu")
         model.build()
@@ -117,20 +112,26 @@ def main(argv: list[str] | None = None) -> int:
                      ("  predict (1 image)", lambda: model.predict(prepared)),
                      ("PNG -> label, --raw", lambda: end_to_end(raw=True))]
             for path_name, call in paths:
-                times, cpu_times = time_calls(call, args.runs, args.warmup)
-                row = (title, input_name, path_name, statistics.median(times), percentile(times, 99),
-                       statistics.fmean(times), statistics.median(cpu_times))
-                single_rows.append(row)
-                print(f"{row[0]:<16}{row[1]:<25}{row[2]:<26}{row[3]:>9.3f}{row[4]:>9.3f}{row[5]:>9.3f}"
-                      f"{row[6]:>9.3f}")
+                times, cpu_times = time_calls(call, runs, warmup)
+                row = dict(zip(ROW_FIELDS, (title, input_name, path_name.strip(), statistics.median(times),
+                                            percentile(times, 99), statistics.fmean(times),
+                                            statistics.median(cpu_times))))
+                rows.append(row)
+                print(f"{title:<16}{input_name:<25}{path_name:<26}{row['p50_ms']:>9.3f}{row['p99_ms']:>9.3f}"
+                      f"{row['mean_ms']:>9.3f}{row['cpu_p50_ms']:>9.3f}")
+    return rows
 
-    print(f"\nBatch throughput ({args.batch} images per predict call; median of 5 repetitions)\n")
+
+def batch_rows(batch: int, batch_threads: int | None) -> list[dict]:
+    """Batch throughput rows: ``batch`` images per predict call, on prepared arrays and from PNG bytes."""
+    print(f"\nBatch throughput ({batch} images per predict call; median of 5 repetitions)\n")
     header = f"{'model':<16}{'threads':>8}  {'stage':<40}{'images/s':>12}{'ms/image':>10}"
     print(header)
     print("-" * len(header))
-    batch_pngs = [inputs["28x28 grey PNG"]] * args.batch
+    batch_pngs = [mnist_like_png()] * batch
     prepared = np.stack([ssimage.model_input(p) for p in batch_pngs])
-    thread_counts = [args.batch_threads] if args.batch_threads else sorted({1, os.cpu_count() or 1})
+    thread_counts = [batch_threads] if batch_threads else sorted({1, os.cpu_count() or 1})
+    rows = []
     for preset, title in (("mnist-conv", "Listing 4.1"), ("mnist-enhanced", "Listing 4.5")):
         model = presets.build(preset, device="cpu")
         model.build()
@@ -141,15 +142,52 @@ def main(argv: list[str] | None = None) -> int:
                        lambda: model.predict(np.stack([ssimage.model_input(p) for p in batch_pngs])).argmax(axis=1))]
             for stage_name, call in stages:
                 seconds = statistics.median(t / 1e3 for t in time_calls(call, 5, 1)[0])
-                print(f"{title:<16}{threads:>8}  {stage_name:<40}{args.batch / seconds:>12,.0f}"
-                      f"{seconds / args.batch * 1e3:>10.3f}")
+                rows.append({"model": title, "threads": threads, "stage": stage_name,
+                             "images_per_s": batch / seconds, "ms_per_image": seconds / batch * 1e3})
+                print(f"{title:<16}{threads:>8}  {stage_name:<40}{batch / seconds:>12,.0f}"
+                      f"{seconds / batch * 1e3:>10.3f}")
+    return rows
 
-    goal_rows = [r for r in single_rows if r[0] == "Listing 4.1" and r[2] == "PNG -> label"]
+
+def goal_verdicts(rows: list[dict]) -> list[dict]:
+    """Listing 4.1's PNG -> label rows against :data:`GOALS_P50_MS` (wall-clock p50)."""
+    verdicts = []
+    for row in rows:
+        goal = GOALS_P50_MS.get(row["input"])
+        if row["model"] == "Listing 4.1" and row["path"] == "PNG -> label" and goal is not None:
+            verdicts.append({"model": row["model"], "input": row["input"], "goal_p50_ms": goal,
+                             "p50_ms": row["p50_ms"], "cpu_p50_ms": row["cpu_p50_ms"], "met": row["p50_ms"] <= goal})
+    return verdicts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=1000, help="timed single-image runs per row (default 1000)")
+    parser.add_argument("--warmup", type=int, default=100, help="untimed runs first (default 100)")
+    parser.add_argument("--batch", type=int, default=256, help="images per predict call for throughput")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for single images (default 1)")
+    parser.add_argument("--batch-threads", type=int, default=None, help="torch threads for batches (default: 1 and all)")
+    parser.add_argument("--json", default="benchmarks/results/predict_latency.json", help="where to write the figures")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs visible, load average {load:.1f} at start; "
+          f"single images on {torch.get_num_threads()} torch thread(s), {args.runs} runs after {args.warmup} "
+          f"warm-up runs; wall-clock ms\n")
+    single = single_image_rows(args.runs, args.warmup)
+    batches = batch_rows(args.batch, args.batch_threads)
+    verdicts = goal_verdicts(single)
     print()
-    for row in goal_rows:
-        verdict = "meets" if row[3] <= GOAL_P50_MS else "misses"
-        print(f"Listing 4.1, {row[1]}: p50 {row[3]:.3f} ms wall-clock ({row[6]:.3f} ms CPU) {verdict} the goal "
-              f"of <= {GOAL_P50_MS} ms")
+    for v in verdicts:
+        print(f"{v['model']}, {v['input']}: p50 {v['p50_ms']:.3f} ms wall-clock ({v['cpu_p50_ms']:.3f} ms CPU) "
+              f"{'meets' if v['met'] else 'misses'} the goal of <= {v['goal_p50_ms']} ms")
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"when": time.strftime("%Y-%m-%d %H:%M"), "torch": torch.__version__,
+                               "cpus": os.cpu_count(), "load_average": load, "threads": args.threads,
+                               "runs": args.runs, "warmup": args.warmup, "rows": single, "batch_rows": batches,
+                               "goals": verdicts}, indent=1), encoding="utf-8")
+    print(f"\nwrote {out}")
     return 0
 
 

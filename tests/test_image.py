@@ -627,3 +627,41 @@ def test_prepare_digit_on_slivers_answers_without_numpy_warnings(shape):
             except image.NoDigitFound:
                 continue
         assert out.shape == (28, 28, 1) and np.isfinite(out).all()
+
+
+# -- prepare_digit's fast helpers compute what the NumPy/SciPy functions they replace compute -------------------
+
+def test_order_stats_are_numpys_percentiles_and_median_to_the_bit():
+    from sightsound.image.digits import _order_stats
+
+    rng = np.random.default_rng(5)
+    for n in [1, 2, 3, 10, 11, 112, 257]:
+        for values in (rng.random(n, dtype=np.float32) * 255, np.round(rng.random(n) * 255).astype(np.float32)):
+            quantiles, median = _order_stats(values, (10, 90))
+            assert quantiles == np.percentile(values, [10, 90]).tolist() and median == float(np.median(values))
+            for q in (90, 99.5):  # one Python number: NumPy interpolates in float32
+                assert _order_stats(values, (q,), one_q=True)[0] == [float(np.percentile(values, q))]
+    assert np.isnan(_order_stats(np.zeros(0, dtype=np.float32))[1])
+
+
+def test_mask_filters_and_components_are_scipys():
+    from sightsound.image.digits import _components, _cross_filter, _disk_dilation
+
+    rng = np.random.default_rng(6)
+    for _ in range(40):
+        shape = tuple(rng.integers(1, 40, 2))
+        mask = rng.random(shape) > rng.random() ** 0.3
+        assert np.array_equal(_cross_filter(mask, np.logical_and), ndimage.binary_erosion(mask, border_value=0))
+        assert np.array_equal(_cross_filter(mask, np.logical_or), ndimage.binary_dilation(mask))
+        labels, count = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
+        boxed, boxed_count, (top, left), touches_edge = _components(mask)
+        whole = np.zeros_like(labels)
+        whole[top:top + boxed.shape[0], left:left + boxed.shape[1]] = boxed
+        on_edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+        assert boxed_count == count and np.array_equal(whole, labels)
+        assert touches_edge.tolist() == [k in on_edge for k in range(1, count + 1)]
+        radius = int(rng.integers(1, 5))
+        ink = rng.random(shape, dtype=np.float32) * mask
+        yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
+        expected = ndimage.grey_dilation(np.pad(ink, radius), footprint=yy ** 2 + xx ** 2 <= radius ** 2 + 0.5)
+        assert np.array_equal(_disk_dilation(ink, radius), expected)

@@ -39,7 +39,7 @@ from .functional import (Container, InputLayer, Node, SymbolicTensor, built_modu
                          inbound_nodes, layer_module, weight_split)
 from .model_config import FUNCTIONAL_CLASS_NAMES, rebuild
 from .summary import graph_lines
-from .trainer import DEFAULT_INFERENCE_BATCH, Trainer, _check_batch_size
+from .trainer import DEFAULT_INFERENCE_BATCH, Trainer, _check_batch_size, own_output
 
 _model_counter = itertools.count(1)  # TF.js names models model1, model2, ...
 
@@ -158,14 +158,20 @@ class Model(Container, Trainer):
             outs = self._predict_all(xs, batch_size or DEFAULT_INFERENCE_BATCH)
         return outs[0] if len(outs) == 1 else outs
 
-    @torch.inference_mode()
     def _predict_all(self, xs: list[torch.Tensor], step: int) -> list[np.ndarray]:
         n = len(xs[0])
-        with self._inference(), self._autocast():
+        if n == 0:
+            return [np.zeros((0, *t.shape[1:]), dtype=np.float32) for t in self.outputs]
+        with torch.inference_mode(), self._inference(), self._autocast():
+            if n <= step:  # one pass: no slices to join
+                outs = self.net(*xs)
+                owned = list(xs)
+                for out in outs if isinstance(outs, tuple) else (outs,):
+                    owned.append(own_output(out, owned))
+                return [out.float().cpu().numpy() for out in owned[len(xs):]]
             batches = [self.net(*[x[i:i + step] for x in xs]) for i in range(0, n, step)]
-        batches = [b if isinstance(b, tuple) else (b,) for b in batches]
-        return [torch.cat([b[k] for b in batches]).float().cpu().numpy() if batches else
-                np.zeros((0, *t.shape[1:]), dtype=np.float32) for k, t in enumerate(self.outputs)]
+            batches = [b if isinstance(b, tuple) else (b,) for b in batches]
+            return [torch.cat([b[k] for b in batches]).float().cpu().numpy() for k in range(len(self.outputs))]
 
     # -- training with several inputs or outputs ---------------------------------------------
     def _several(self) -> bool:

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import math
+import weakref
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ..errors import ShapeError, TrainingError
 from ..naming import accepts_tfjs_options
@@ -282,13 +284,29 @@ class Trainer:
     @contextlib.contextmanager
     def _inference(self):
         """Dropout off and BatchNorm on running statistics, then back to the mode before: a callback
-        that predicts in the middle of ``fit`` must not switch training off for the batches after it."""
+        that predicts in the middle of ``fit`` must not switch training off for the batches after it.
+
+        Only the modules whose results depend on the mode are switched: switching every module of the
+        net costs more than the forward pass of a small batch, and the others compute the same either way.
+        """
         was_training = self.net.training
-        self.net.eval()
+        switched = self._mode_dependent_modules()
+        for module in switched:
+            module.training = False
         try:
             yield
         finally:
-            self.net.train(was_training)
+            for module in switched:
+                module.training = was_training
+
+    def _mode_dependent_modules(self) -> list:
+        """The modules of ``self.net`` that compute differently in training (looked up once per net)."""
+        net = self.net
+        modules = _MODE_DEPENDENT.get(net)
+        if modules is None:
+            modules = [m for m in net.modules() if m is not net and reads_training_mode(m)]
+            _MODE_DEPENDENT[net] = modules
+        return modules
 
     @accepts_tfjs_options(data_args=2)
     def evaluate(self, x, y, batch_size: int | None = None, verbose: int = 0) -> tuple[float, float]:
@@ -315,13 +333,14 @@ class Trainer:
         with cpu_heap(self.device, tune=False):
             return self._predict(self._as_inputs(x, "x"), batch_size or DEFAULT_INFERENCE_BATCH)
 
-    @torch.inference_mode()
     def _predict(self, xs: torch.Tensor, step: int) -> np.ndarray:
-        with self._inference(), self._autocast():
-            outs = [self.net(xs[i:i + step]) for i in range(0, len(xs), step)]
-        if not outs:
+        if len(xs) == 0:
             return np.zeros((0, *self.output_shape), dtype=np.float32)
-        return torch.cat(outs).float().cpu().numpy()
+        with torch.inference_mode(), self._inference(), self._autocast():
+            if len(xs) <= step:  # one pass: no slices to join
+                return own_output(self.net(xs), [xs]).float().cpu().numpy()
+            outs = [self.net(xs[i:i + step]) for i in range(0, len(xs), step)]
+            return torch.cat(outs).float().cpu().numpy()
 
     # -- inputs ----------------------------------------------------------------
     def _as_inputs(self, x, what: str, expected: tuple | None = None) -> torch.Tensor:
@@ -336,8 +355,9 @@ class Trainer:
             raise ShapeError(f"{what}: expected shape [N,{','.join(map(str, expected))}], got {list(t.shape)}")
         if not (t.is_floating_point() or t.dtype in (torch.uint8, torch.int32, torch.int64)):
             raise ShapeError(f"{what}: expected numbers, got dtype {t.dtype}")
+        floating = t.is_floating_point()  # integers are finite once they are float32
         t = t.to(self.device, torch.float32)
-        if not torch.isfinite(t).all():
+        if floating and not _all_finite(t):
             raise ShapeError(f"{what}: contains NaN or infinite values")
         return t
 
@@ -389,6 +409,40 @@ def training_count(n: int, validation_split: float) -> int:
         raise ValueError(f"validation_split {validation_split} leaves no training or no validation "
                          f"examples out of {n}")
     return count
+
+
+#: For each net, its modules that read the training mode (the net itself never does: it is the engine's).
+_MODE_DEPENDENT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+#: PyTorch modules the engine's blocks are made of that compute the same in training and inference mode.
+_MODE_FREE_TORCH_MODULES = (nn.Conv1d, nn.Conv2d, nn.Linear, nn.ReLU, nn.Identity, nn.ModuleList, nn.ModuleDict)
+
+
+def reads_training_mode(module: nn.Module) -> bool:
+    """Whether ``module`` may compute differently in training mode: the engine's modules that do say so
+    (``reads_training_mode = True``: dropout, batch normalization); a module from elsewhere is assumed to,
+    unless it is one of the plain PyTorch modules in :data:`_MODE_FREE_TORCH_MODULES`."""
+    if getattr(module, "reads_training_mode", False):
+        return True
+    kind = type(module)
+    return not (kind.__module__.startswith("sightsound.") or kind in _MODE_FREE_TORCH_MODULES)
+
+
+def own_output(out: torch.Tensor, others) -> torch.Tensor:
+    """``out`` as ``torch.cat([out])`` would give it: a tensor of its own, sharing memory with none of the
+    tensors ``others`` (the inputs, which may be the caller's arrays, and the outputs before it), in the layout
+    ``cat`` picks; without the copy when ``out`` already is such a tensor."""
+    storage = out.untyped_storage().data_ptr()
+    if out.is_contiguous() and all(t.untyped_storage().data_ptr() != storage for t in others):
+        return out
+    return torch.cat([out])
+
+
+def _all_finite(t: torch.Tensor) -> bool:
+    """No NaN or infinity in the float32 tensor ``t``; NumPy checks a CPU tensor in one pass, where
+    ``torch.isfinite`` runs several kernels."""
+    if t.device.type == "cpu":
+        return bool(np.isfinite(t.detach().numpy()).all())
+    return bool(torch.isfinite(t).all())
 
 
 def _check_batch_size(batch_size, optional: bool = False) -> None:

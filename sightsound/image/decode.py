@@ -151,10 +151,9 @@ def _load(img: Image.Image, name: str, orient: bool) -> Image.Image:
         with warnings.catch_warnings():  # Pillow warns about odd-but-readable files (TIFF tags, EXIF)
             warnings.simplefilter("ignore")
             img.load()
-            if not orient:
-                return img
-            oriented = ImageOps.exif_transpose(img)
-        return img if oriented is None else oriented
+            if orient:  # in place: this image is ours, and a copy of every upright image costs a full pass
+                ImageOps.exif_transpose(img, in_place=True)
+        return img
     except MemoryError:
         raise ImageError(f"{name}: not enough memory to decode the image") from None
     except Exception as err:  # truncated data, bad compression streams, broken EXIF, ...

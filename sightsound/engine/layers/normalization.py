@@ -114,6 +114,8 @@ class _BatchNorm(nn.BatchNorm1d):
     to 1 for PyTorch's batch norm and back.
     """
 
+    reads_training_mode = True  # batch statistics in training, the moving ones in inference
+
     def __init__(self, num_features: int, eps: float, momentum: float, axis: int = 1):
         super().__init__(num_features, eps=eps, momentum=momentum)
         self.axis = axis

@@ -43,6 +43,8 @@ class _Dropout(nn.Module):
     generator, so ``torch.manual_seed`` repeats a run.
     """
 
+    reads_training_mode = True  # drops values in training only
+
     def __init__(self, rate: float):
         super().__init__()
         self.rate = rate
