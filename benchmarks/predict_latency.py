@@ -167,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=256, help="images per predict call for throughput")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for single images (default 1)")
     parser.add_argument("--batch-threads", type=int, default=None, help="torch threads for batches (default: 1 and all)")
-    parser.add_argument("--json", default="benchmarks/results/predict_latency.json", help="where to write the figures")
+    parser.add_argument("--json", default=str(Path(__file__).resolve().parent / "results" / "predict_latency.json"),
+                        help="where to write the figures")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

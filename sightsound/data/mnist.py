@@ -304,7 +304,7 @@ def random_shift(images: np.ndarray, max_shift: int, rng: np.random.Generator) -
     """``images`` ``[N, H, W, C]``, each moved by its own random whole-pixel offset of at most ``max_shift``
     pixels up or down and left or right, the space it leaves filled with 0 (MNIST's background).
 
-    >>> random_shift(np.ones((2, 3, 3, 1), np.float32), 0, np.random.default_rng(0)).sum()
+    >>> float(random_shift(np.ones((2, 3, 3, 1), np.float32), 0, np.random.default_rng(0)).sum())
     18.0
     """
     if max_shift < 0:
