@@ -143,7 +143,7 @@ RECIPES = {
     # pixels each epoch (sightsound.data.mnist.random_shift).
     "fast-99.5": {
         "mnist-conv": {"model": "mnist-bn", "optimizer": "adam", "learning_rate": 0.01, "batch_size": 256,
-                       "validation_split": 0.0, "epochs": 8, "schedule": {"class_name": "OneCycle", "warmup": 0.2},
+                       "validation_split": 0.0, "epochs": 10, "schedule": {"class_name": "OneCycle", "warmup": 0.2},
                        "label_smoothing": 0.1, "augmentation": {"shift": 2}},
     },
     # ``robust``: Listing 4.8 for a recognizer that listens in noisy rooms (measured by

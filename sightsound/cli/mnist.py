@@ -39,7 +39,7 @@ def register(sub) -> None:
                        help="chapter = the chapter's settings (default); fast = Listing 4.1 with Adam, a "
                             "one-cycle learning rate and label smoothing on all 60,000 images: 99%% in 2-3 epochs; "
                             "fast-99.5 = the same for a batch-normalised convnet (mnist-bn) on images shifted by "
-                            "up to 2 pixels, 8 epochs, for 99.5%%")
+                            "up to 2 pixels, 10 epochs, for 99.5%%")
     add_data_dir(train)
     train.add_argument("--epochs", type=int, default=None, help=f"default: {_chapter_default('epochs')}")
     train.add_argument("--batch-size", type=int, default=None,
