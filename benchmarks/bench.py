@@ -69,6 +69,11 @@ def _load(name: str) -> dict | None:
         return None
 
 
+def _result(results: dict, engine: str, model: str) -> dict:
+    """throughput.py's figures for ``engine`` and ``model`` ({} when it did not run)."""
+    return (results.get(engine) or {}).get(model) or {}
+
+
 def _verdict(ok: bool | None) -> str:
     return "–" if ok is None else ("met" if ok else "**not met**")
 
@@ -84,9 +89,8 @@ def throughput_rows() -> list[tuple[str, str, str, str]]:
             ours, plain = (speech.get("sightsound") or {}), (speech.get("plain-heap") or {})
             precisions = {"float32": (ours, plain)}
         else:
-            get = lambda engine: (mnist.get(engine) or {}).get(model) or {}  # noqa: E731
-            precisions = {"float32": (get("sightsound"), get("torch-heap")),
-                          "bfloat16": (get("sightsound-bf16"), get("torch-bf16"))}
+            precisions = {"float32": (_result(mnist, "sightsound", model), _result(mnist, "torch-heap", model)),
+                          "bfloat16": (_result(mnist, "sightsound-bf16", model), _result(mnist, "torch-bf16", model))}
         for precision, (ours, plain) in precisions.items():
             rate = ours.get("train_median")
             ceiling = (roof.get("kernel_ceiling_per_s") or {}).get(precision)

@@ -70,8 +70,8 @@ ENGINES = ["sightsound", "torch", "torch-heap", "torch-cl", "keras-torch", "tens
            "sightsound-bf16", "torch-bf16", "tensorflow-bf16"]
 LABELS = {
     "sightsound": "sightsound (model.fit / predict)",
-    "torch": "plain PyTorch eager loop, NCHW (reference)",
-    "torch-heap": "plain PyTorch eager loop, NCHW, sightsound's heap settings",
+    "torch": "plain PyTorch eager loop, NCHW, as written",
+    "torch-heap": "plain PyTorch eager loop, NCHW, sightsound's heap settings (reference)",
     "torch-cl": "plain PyTorch eager loop, channels_last",
     "keras-torch": "Keras 3 on the PyTorch backend",
     "tensorflow": "TensorFlow CPU + Keras 3",
