@@ -66,11 +66,11 @@ def _library_recipe(name: str) -> dict:
     """``sightsound.presets.RECIPES[name]`` for the MNIST job, in this script's knob names."""
     from sightsound.presets import training_defaults
 
-    fast = training_defaults("mnist-conv", name)
-    return {"optimizer": fast["optimizer"], "lr": fast["learning_rate"], "batch_size": fast["batch_size"],
-            "epochs": fast["epochs"], "schedule": "onecycle", "warmup": fast["schedule"]["warmup"],
-            "label_smoothing": fast["label_smoothing"], "validation_split": fast["validation_split"],
-            "preset": fast.get("model", "mnist-conv"), "shift": (fast.get("augmentation") or {}).get("shift", 0)}
+    defaults = training_defaults("mnist-conv", name)
+    return {"optimizer": defaults["optimizer"], "lr": defaults["learning_rate"], "batch_size": defaults["batch_size"],
+            "epochs": defaults["epochs"], "schedule": "onecycle", "warmup": defaults["schedule"]["warmup"],
+            "label_smoothing": defaults["label_smoothing"], "validation_split": defaults["validation_split"],
+            "preset": defaults.get("model", "mnist-conv"), "shift": (defaults.get("augmentation") or {}).get("shift", 0)}
 
 
 RECIPES["fast"] = _library_recipe("fast")
