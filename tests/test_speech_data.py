@@ -158,6 +158,46 @@ def test_load_small_corpus_counts_and_shares(small_corpus):
         sc.load_speech_commands(small_corpus, unknown_share=0.6, noise_share=0.5)
 
 
+def test_engine_repeats_hear_one_synthesisers_clips_more_often(tmp_path):
+    root = make_fake_dataset(tmp_path / "data")
+    data = sc.load_speech_commands(root, progress=False, splits=("training",))
+    train = data.split("training")
+    assert sc.repeat_engines(train, root, {"kokoro": 3}) is train  # no manifest: nothing to repeat
+    kokoro = {f"{c.path.parent.name}/{c.path.name}" for c in train.clips[::2]}
+    (root / sc.MANIFEST).write_text("".join(json.dumps({"path": f"{c.path.parent.name}/{c.path.name}",
+                                                        "engine": "kokoro" if f"{c.path.parent.name}/{c.path.name}"
+                                                        in kokoro else "espeak"}) + "\n" for c in train.clips))
+    more = sc.repeat_engines(train, root, {"kokoro": 3})
+    assert len(more.clips) == len(train.clips) + 2 * len(kokoro)
+    assert len(more) == len(more.clips) + train.noise_examples  # the noise examples stay as they were
+    for clip, frames in zip(more.clips, more.clip_frames):
+        original = train.clips.index(clip)
+        np.testing.assert_array_equal(frames, train.clip_frames[original])
+    names = [f"{c.path.parent.name}/{c.path.name}" for c in more.clips]
+    assert all(names.count(n) == (3 if n in kokoro else 1) for n in set(names))
+    x, y = more.arrays(sc.Augmentation(), np.random.default_rng(0))
+    assert x.shape[0] == y.shape[0] == len(more)
+    with pytest.raises(ValueError, match="count >= 1"):
+        train.repeated(np.zeros(len(train.clips), dtype=int))
+    (root / sc.MANIFEST).write_text('{"path": "yes/a.wav", "engine": "kokoro"}\nnot json\n')
+    with pytest.raises(DataError, match="line 2: not JSON"):
+        sc.repeat_engines(train, root, {"kokoro": 3})
+
+
+def test_engine_repeats_are_checked_where_they_are_given():
+    import argparse
+
+    from sightsound.cli.speech import _engine_repeats
+    from sightsound.training.speech import SpeechSettings
+
+    assert SpeechSettings.of("people", engine_repeats={"espeak": 2}).engine_repeats == {"espeak": 2}
+    with pytest.raises(ValueError, match="engine_repeats"):
+        SpeechSettings.of("people", engine_repeats={"kokoro": 0})
+    assert _engine_repeats("kokoro=3, espeak=1") == {"kokoro": 3, "espeak": 1}
+    with pytest.raises(argparse.ArgumentTypeError, match="ENGINE=N"):
+        _engine_repeats("kokoro=three")
+
+
 @needs_espeak()
 def test_cached_frames_match_the_spectrogram_and_are_not_recomputed(small_corpus, monkeypatch):
     data = sc.load_speech_commands(small_corpus, splits=("testing",), progress=False)

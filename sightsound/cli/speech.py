@@ -83,6 +83,9 @@ def _add_train(commands) -> None:
                        help="fraction of each split that is _unknown_ (default 0.05; robust: 0.2)")
     train.add_argument("--noise-share", type=float, default=None, metavar="F",
                        help="fraction of each split that is _background_noise_ (default 0.05; robust: 0.1)")
+    train.add_argument("--engine-repeats", default=None, metavar="ENGINE=N[,...]", type=_engine_repeats,
+                       help="each epoch hears every clip of these synthesisers N times, freshly augmented each time "
+                            "(from the corpus's manifest.jsonl; default: once; people: kokoro=3)")
     train.add_argument("--no-augment", action="store_true", help="train on the clips as they are")
     train.add_argument("--noise-probability", type=float, default=None, metavar="P",
                        help="share of training clips mixed with background noise (default 0.7; robust: 0.85)")
@@ -180,6 +183,17 @@ def _add_download(commands) -> None:
     download.set_defaults(func=run_download)
 
 
+def _engine_repeats(text: str) -> dict[str, int]:
+    """``kokoro=3,espeak=1`` -> ``{"kokoro": 3, "espeak": 1}``."""
+    repeats = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        engine, _, count = part.partition("=")
+        if not engine or not count.isdigit() or int(count) < 1:
+            raise argparse.ArgumentTypeError(f"{part!r}: write ENGINE=N with a whole number N >= 1, e.g. kokoro=3")
+        repeats[engine.strip()] = int(count)
+    return repeats
+
+
 def run_train(args: argparse.Namespace) -> int:
     from .. import presets
     from ..errors import SightsoundError
@@ -205,7 +219,8 @@ def run_train(args: argparse.Namespace) -> int:
                           optimizer=args.optimizer, learning_rate=args.learning_rate, device=args.device,
                           seed=args.seed, augmentation=augmentation, progress=True,
                           initial_model=args.initial_model, dtype_policy=args.dtype_policy, recipe=args.recipe,
-                          unknown_share=args.unknown_share, noise_share=args.noise_share)
+                          unknown_share=args.unknown_share, noise_share=args.noise_share,
+                          engine_repeats=args.engine_repeats)
     ev = result.evaluation
     print(f"\nExamples: {result.examples['training']} training, {result.examples['validation']} validation, "
           f"{result.examples['testing']} test")

@@ -12,6 +12,7 @@ the vocal tract, the room and the microphone, and masks stripes (SpecAugment).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -186,6 +187,16 @@ class SpeechSplit:
 
     def __len__(self) -> int:
         return len(self.clips) + self.noise_examples
+
+    def repeated(self, counts: np.ndarray) -> "SpeechSplit":
+        """This split with clip ``i`` ``counts[i]`` times: every clip once, then a second copy of those
+        counted twice or more, then a third..., in clip order; the noise examples stay."""
+        counts = np.asarray(counts, dtype=np.int64)
+        if counts.shape != (len(self.clips),) or (counts < 1).any():
+            raise ValueError(f"counts must give every one of the {len(self.clips)} clips a count >= 1")
+        keep = np.concatenate([np.flatnonzero(counts >= k) for k in range(1, int(counts.max(initial=1)) + 1)])
+        return dataclasses.replace(self, clips=[self.clips[i] for i in keep], clip_frames=self.clip_frames[keep],
+                                   _spans=None if self._spans is None else self._spans[keep])
 
     def counts(self) -> dict[str, int]:
         """Examples per class, in :attr:`words` order."""

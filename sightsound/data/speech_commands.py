@@ -38,6 +38,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,8 @@ AUX_WORDS = ("backward", "bed", "bird", "cat", "dog", "follow", "forward", "happ
 #: The 20 classes in model-output order (speech-commands sorts its vocabulary; "_" sorts first).
 WORDS = tuple(sorted((BACKGROUND_NOISE, UNKNOWN) + TARGET_WORDS))
 LISTS = {"validation": "validation_list.txt", "testing": "testing_list.txt"}
+#: One JSON object a line per clip of a corpus made by ``speech synth``: path, word, split, speaker, engine, voice, settings.
+MANIFEST = "manifest.jsonl"
 SPLITS = ("training", "validation", "testing")
 NOISE_RANGES = {"training": (0.0, 0.8), "validation": (0.8, 0.9), "testing": (0.9, 1.0)}
 DEFAULT_SHARE = 1 / 20
@@ -133,6 +136,43 @@ class Clip:
 def speaker_of(file_name: str) -> str:
     """The speaker hash of ``<hash>_nohash_<n>.wav`` (the part before ``_nohash_``)."""
     return file_name.split("_nohash_")[0]
+
+
+def read_manifest(folder: str | os.PathLike) -> list[dict] | None:
+    """The entries of ``folder``'s :data:`MANIFEST` (each with ``path`` and ``engine``), or None when the
+    folder has none (the real Speech Commands dataset); a damaged manifest raises :class:`DataError`."""
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        return None
+    entries = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: cannot read ({err})") from None
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError as err:
+            raise DataError(f"{path}, line {number}: not JSON ({err})") from None
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str) \
+                or not isinstance(entry.get("engine"), str):
+            raise DataError(f"{path}, line {number}: a clip needs a \"path\" and an \"engine\" string")
+        entries.append(entry)
+    return entries
+
+
+def repeat_engines(split: SpeechSplit, root: str | os.PathLike, repeats: dict[str, int]) -> SpeechSplit:
+    """``split`` with every clip of an engine in ``repeats`` (``{"kokoro": 3}``) that many times, each
+    augmented afresh in an epoch; other clips once. The engines come from ``root``'s manifest; a folder
+    without one (the real dataset) has no engines to repeat, and ``split`` comes back as it is."""
+    entries = read_manifest(root)
+    if not repeats or entries is None:
+        return split
+    engine = {e["path"]: e["engine"] for e in entries}
+    counts = np.array([repeats.get(engine.get(f"{c.path.parent.name}/{c.path.name}", ""), 1) for c in split.clips])
+    return split.repeated(counts)
 
 
 def _read_list(folder: Path, name: str, words: set[str]) -> set[str]:

@@ -206,6 +206,7 @@ class SpeechSettings:
     initial_model: str | None = None  # a saved speech model to start from (fine-tuning)
     model: str = PRESET  # the preset to build (``speech-conv``: Listing 4.8; ``speech-bn``)
     label_smoothing: float = 0.0
+    engine_repeats: dict | None = None  # {"kokoro": 3}: each epoch hears those engines' clips that often
 
     @classmethod
     def of(cls, recipe: str = "chapter", *, augmentation=RECIPE, **overrides) -> "SpeechSettings":
@@ -231,6 +232,11 @@ class SpeechSettings:
             raise ValueError(f"model must be a speech preset, got {settings.model!r}; choose "
                              f"{', '.join(p for p in presets.PRESETS if p.startswith('speech-'))}")
         smooth_labels(np.zeros((1, 2), np.float32), settings.label_smoothing)  # checks the range
+        repeats = settings.engine_repeats
+        if repeats is not None and not (isinstance(repeats, dict) and all(
+                isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 1
+                for k, v in repeats.items())):
+            raise ValueError(f"engine_repeats must map engine names to whole numbers >= 1, got {repeats!r}")
         return settings
 
     def to_json(self) -> dict:
@@ -271,6 +277,7 @@ def train_speech(data_dir: str | os.PathLike, model_dir: str | os.PathLike | Non
                                            progress=progress)
     words = data.words
     train, val, test = data.split("training"), data.split("validation"), data.split("testing")
+    train = sc.repeat_engines(train, data.root, s.engine_repeats or {})
     rng = np.random.default_rng([seed or 0, 99])
     run = {"settings": s.to_json(), "seed": seed, "data": str(data.root)}  # what a checkpoint must match
     folder = Path(model_dir) / CHECKPOINT_DIR if model_dir is not None else None

@@ -14,7 +14,7 @@ from pathlib import Path
 from ...errors import DataError
 from ...fileio import publish_directory, write_text_atomic
 from ..download import progress_bar
-from ..speech_commands import BACKGROUND_NOISE
+from ..speech_commands import BACKGROUND_NOISE, LISTS, MANIFEST
 from .espeak import espeak_version, list_voices
 from .plan import clip_settings, kokoro_voice_splits, plan_clips, plan_kokoro_speakers, plan_speakers
 from .render import noise_files, render_chunk
@@ -233,11 +233,11 @@ def _write_noise(temp: Path, seconds: int, seed: int, bases: tuple[str, ...],
 
 
 def _write_lists(temp: Path, jobs: list[ClipJob], split_of: dict[str, str]) -> None:
-    """``validation_list.txt``, ``testing_list.txt`` and ``manifest.jsonl``."""
-    for split, list_name in (("validation", "validation_list.txt"), ("testing", "testing_list.txt")):
+    """``validation_list.txt``, ``testing_list.txt`` and the manifest."""
+    for split, list_name in LISTS.items():
         lines = sorted(j.relpath for j in jobs if split_of[j.relpath.split("/")[1].split("_nohash_")[0]] == split)
         (temp / list_name).write_text("".join(f"{line}\n" for line in lines))
-    with open(temp / "manifest.jsonl", "w", encoding="utf-8") as manifest_file:
+    with open(temp / MANIFEST, "w", encoding="utf-8") as manifest_file:
         for j in jobs:
             speaker = j.relpath.split("/")[1].split("_nohash_")[0]
             manifest_file.write(json.dumps({"path": j.relpath, "word": j.word, "split": split_of[speaker],
@@ -267,7 +267,7 @@ def _write_synth_json(temp: Path, build: dict, jobs: list[ClipJob], speakers: li
         "split_by": "; ".join(f"{e}: {SPLIT_BY[e]}" for e in engines),
         "speakers": [asdict(s) for s in speakers],
         "noise_files": noise_names,
-        "manifest": "manifest.jsonl (one line per clip: path, word, split, speaker, engine, voice, settings)",
+        "manifest": f"{MANIFEST} (one line per clip: path, word, split, speaker, engine, voice, settings)",
     }
     if kokoro_info is not None:
         manifest["kokoro"] = {**kokoro_info, "voice_splits": {
