@@ -57,6 +57,8 @@ def model_card(corpus: Path, model: Path, figures: dict, seed: int) -> str:
     rows = "\n".join(f"| {k} | {v['command_accuracy']:.3f} ({v['command_words']}) | "
                      f"{v['unknown_quiet']:.3f} ({v['non_command']}) |" for k, v in clips.items())
     weights = (model / "weights.bin").stat().st_size
+    settings = history["settings"]
+    snr = settings["augmentation"]["snr_db"]
     return f"""# The shipped speech model
 
 `sightsound.speech.create("BROWSER_FFT")`, `sightsound speech recognize|listen` and the web app's
@@ -70,9 +72,11 @@ package's `create('BROWSER_FFT', undefined, modelURL, metadataURL)` load.
   espeak,kokoro --seed {seed}`: {sum(synth['clips_per_word'].values())} one-second clips from espeak-ng
   voices and Kokoro-82M's English voices (blends and speeds), with noise floors; `_unknown_` from
   Speech Commands' auxiliary words, other everyday words and short phrases.
-- **Recipe**: `speech train --recipe {RECIPE} --seed {seed}` ({history['settings']['epochs']} epochs,
-  {history['settings']['optimizer']}, batch {history['settings']['batch_size']}): noise at 0-30 dB, other
-  tempos, vocal tracts, rooms and microphones, SpecAugment masks, cut words labelled `_unknown_`.
+- **Recipe**: `speech train --recipe {RECIPE} --seed {seed}` ({settings['epochs']} epochs,
+  {settings['optimizer']}, batch {settings['batch_size']}): each epoch hears
+  {', '.join(f'every {e} clip {n} times' for e, n in (settings.get('engine_repeats') or {}).items()) or 'every clip once'};
+  noise at {snr[0]:g} to {snr[1]:g} dB, other tempos, vocal tracts, rooms and microphones, SpecAugment masks, cut
+  words labelled `_unknown_`.
   Trained in {history['seconds'] / 60:.0f} min on this machine.
 - **Built by** `make speech-model` (`scripts/build_speech_model.py`).
 
