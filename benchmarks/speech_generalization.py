@@ -29,7 +29,11 @@ built and scored as ``benchmarks/streaming.py`` does) heard by
 ``Recognizer.listen``; and false alarms: the held-out voices reading ordinary
 sentences that hold no command word and no homophone of one ("to", "for",
 "know", "write"...), about a minute each, over a faint noise floor; every
-detection there is a false alarm.
+detection there is a false alarm; and every window phase: each command clip
+in near-silence scored in every window position, the share of the phases
+``listen``'s windows can take at which some window names the word at the
+threshold (and at any confidence), which tells a model that is unsure of a
+voice from one that hears the word in the wrong place.
 
 Training uses ``--recipe`` (default ``people``, the shipped model's). Only the
 corpus's validation split (other voices) is seen while training; nothing is

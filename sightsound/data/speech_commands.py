@@ -167,8 +167,8 @@ def repeat_engines(split: SpeechSplit, root: str | os.PathLike, repeats: dict[st
     """``split`` with every clip of an engine in ``repeats`` (``{"kokoro": 3}``) that many times, each
     augmented afresh in an epoch; other clips once. The engines come from ``root``'s manifest; a folder
     without one (the real dataset) has no engines to repeat, and ``split`` comes back as it is."""
-    entries = read_manifest(root)
-    if not repeats or entries is None:
+    entries = read_manifest(root) if repeats else None  # no repeats asked: the manifest is not read
+    if entries is None:
         return split
     engine = {e["path"]: e["engine"] for e in entries}
     counts = np.array([repeats.get(engine.get(f"{c.path.parent.name}/{c.path.name}", ""), 1) for c in split.clips])
