@@ -1,5 +1,6 @@
 """Speech Commands loading, cache, augmentation, download/extraction, and the espeak-ng corpus."""
 
+import dataclasses
 import hashlib
 import http.server
 import io
@@ -320,6 +321,37 @@ def test_placement_hears_the_whole_word_anywhere_in_the_window():
     assert {int(np.flatnonzero(e.mean(axis=1) > 0)[0]) for e in centred[::4, ..., 0]} == {20 - sc.CONTEXT_FRAMES}
     with pytest.raises(ValueError, match="placement_probability"):
         sc.Augmentation(placement_probability=-0.1)
+
+
+def test_running_speech_puts_another_non_command_word_right_after_a_non_command_word():
+    positions = [(20, 30)] * 400
+    split = _split_with_words_at(positions)
+    split.clips = [dataclasses.replace(c, label=sc.UNKNOWN) if i % 2 else c for i, c in enumerate(split.clips)]
+    plain = sc.Augmentation(shift_frames=0, noise_probability=0.0, gain_db=(0.0, 0.0))
+    running = dataclasses.replace(plain, running_speech_probability=1.0, running_speech_cut=(12, 25))
+    x, labels = split.arrays(running, np.random.default_rng(4), one_hot=False)
+    alone, _ = split.arrays(plain, np.random.default_rng(4), one_hot=False)
+    assert np.array_equal(labels, split.labels)  # non-command words stay _unknown_, "yes" stays "yes"
+    assert np.array_equal(x[::2], alone[::2])  # command words are left alone
+    ends, gaps = set(), set()
+    for example in x[1::2, ..., 0]:
+        loud = np.flatnonzero(example.mean(axis=1) > 0)
+        end = int(loud[0]) + 10  # the first word, whole, ends here
+        second = loud[loud >= end]
+        gap = int(second[0]) - end
+        assert 12 <= end <= 25 and 0 <= gap <= 4
+        assert np.array_equal(loud, np.concatenate([np.arange(end - 10, end),
+                                                    np.arange(end + gap, min(end + gap + 10, audio.NUM_FRAMES))]))
+        ends.add(end)
+        gaps.add(gap)
+    assert ends == set(range(12, 26)) and gaps == set(range(5))
+    half, _ = split.arrays(dataclasses.replace(running, running_speech_probability=0.5), np.random.default_rng(5),
+                           one_hot=False)
+    assert 60 < sum(not np.array_equal(a, b) for a, b in zip(half[1::2], alone[1::2])) < 140
+    with pytest.raises(ValueError, match="running_speech_probability"):
+        sc.Augmentation(running_speech_probability=2.0)
+    with pytest.raises(ValueError, match="running_speech_cut"):
+        sc.Augmentation(running_speech_cut=(0, 50))
 
 
 def test_dataset_errors(tmp_path):

@@ -86,6 +86,20 @@ def _add_train(commands) -> None:
     train.add_argument("--engine-repeats", default=None, metavar="ENGINE=N[,...]", type=_engine_repeats,
                        help="each epoch hears every clip of these synthesisers N times, freshly augmented each time "
                             "(from the corpus's manifest.jsonl; default: once; people: kokoro=3)")
+    _add_augmentation_options(train)
+    train.add_argument("--dtype-policy", default="float32", choices=["float32", "mixed_bfloat16"],
+                       help="float32 = TF.js's numerics (default); mixed_bfloat16 = layers in bfloat16, weights "
+                            "float32: faster on CPUs with AVX512-BF16/AMX and on recent GPUs")
+    train.add_argument("--from", dest="initial_model", default=None, metavar="MODEL_DIR",
+                       help="start from this saved speech model (same words) instead of fresh weights: "
+                            "fine-tuning")
+    add_device(train, gpu_alias=True)
+    add_seed(train)
+    train.set_defaults(func=run_train)
+
+
+def _add_augmentation_options(train) -> None:
+    """``speech train``'s options that override the recipe's augmentation."""
     train.add_argument("--no-augment", action="store_true", help="train on the clips as they are")
     train.add_argument("--noise-probability", type=float, default=None, metavar="P",
                        help="share of training clips mixed with background noise (default 0.7; robust: 0.85)")
@@ -99,18 +113,12 @@ def _add_train(commands) -> None:
     train.add_argument("--partial-probability", type=float, default=None, metavar="P",
                        help="share of training clips cut to 60-100 %% of their word at a window edge, keeping "
                             "their label (default 0; robust: 0.15)")
+    train.add_argument("--running-speech-probability", type=float, default=None, metavar="P",
+                       help="share of _unknown_ training clips followed at once by another non-command word, as "
+                            "in running speech, still _unknown_ (default 0)")
     train.add_argument("--placement-probability", type=float, default=None, metavar="P",
                        help="share of training clips heard anywhere in the window that keeps their whole word, "
                             "as a streaming recognizer's windows fall (default 0)")
-    train.add_argument("--dtype-policy", default="float32", choices=["float32", "mixed_bfloat16"],
-                       help="float32 = TF.js's numerics (default); mixed_bfloat16 = layers in bfloat16, weights "
-                            "float32: faster on CPUs with AVX512-BF16/AMX and on recent GPUs")
-    train.add_argument("--from", dest="initial_model", default=None, metavar="MODEL_DIR",
-                       help="start from this saved speech model (same words) instead of fresh weights: "
-                            "fine-tuning")
-    add_device(train, gpu_alias=True)
-    add_seed(train)
-    train.set_defaults(func=run_train)
 
 
 def _add_evaluate(commands) -> None:
@@ -205,13 +213,16 @@ def run_train(args: argparse.Namespace) -> int:
             augmentation = recipe_augmentation(args.recipe, noise_probability=args.noise_probability,
                                                snr_db=args.snr, fragment_probability=args.fragment_probability,
                                                partial_probability=args.partial_probability,
-                                               placement_probability=args.placement_probability)
+                                               placement_probability=args.placement_probability,
+                                               running_speech_probability=args.running_speech_probability)
         except ValueError as error:
             raise SightsoundError(str(error)) from error
     elif any(v is not None for v in (args.noise_probability, args.snr, args.fragment_probability,
-                                     args.partial_probability, args.placement_probability)):
+                                     args.partial_probability, args.placement_probability,
+                                     args.running_speech_probability)):
         raise SightsoundError("--no-augment turns augmentation off; drop --noise-probability/--snr/"
-                              "--fragment-probability/--partial-probability/--placement-probability or it")
+                              "--fragment-probability/--partial-probability/--placement-probability/"
+                              "--running-speech-probability or it")
     if args.initial_model is None:
         presets.build(args.architecture or presets.training_defaults(PRESET, args.recipe).get("model", PRESET),
                       device="cpu").summary()

@@ -45,6 +45,11 @@ class Augmentation:
     fragment. ``partial_probability``: chance that a clip is shifted so that a
     ``partial_visible`` share of its word stays, keeping its label (a window
     that hears most of "seven" should say "seven", not "six").
+    ``running_speech_probability``: chance that a non-command clip's window
+    ends its word after ``running_speech_cut`` frames and another non-command
+    clip's word follows 0 to 4 frames later, still ``_unknown_``: in running
+    speech one word follows another with hardly a pause, and a model that only
+    ever heard words alone in a window names a command in a sentence's syllables.
     ``placement_probability``: chance that the window is placed anywhere that
     keeps the clip's whole word inside it (uniformly over those places): a
     streaming recognizer's windows fall anywhere around a word, every 22 frames
@@ -68,6 +73,8 @@ class Augmentation:
     fragment_visible: tuple[float, float] = (0.05, 0.35)
     partial_probability: float = 0.0
     partial_visible: tuple[float, float] = (0.6, 1.0)
+    running_speech_probability: float = 0.0
+    running_speech_cut: tuple[int, int] = (8, 35)
     placement_probability: float = 0.0
     tempo_probability: float = 0.0
     tempo: tuple[float, float] = (0.85, 1.15)
@@ -101,7 +108,11 @@ class Augmentation:
                 raise ValueError(f"{name} must be a positive (min, max) range, got {(low, high)}")
         if not self.drr_db[0] <= self.drr_db[1]:
             raise ValueError(f"drr_db must be a (min, max) range in dB, got {self.drr_db}")
-        for name in ("placement", "tempo", "warp", "reverb", "microphone"):
+        low, high = self.running_speech_cut
+        if not 1 <= low <= high < audio.NUM_FRAMES:
+            raise ValueError(f"running_speech_cut must be a (min, max) frame range in 1..{audio.NUM_FRAMES - 1}, "
+                             f"got {self.running_speech_cut}")
+        for name in ("running_speech", "placement", "tempo", "warp", "reverb", "microphone"):
             if not 0 <= getattr(self, f"{name}_probability") <= 1:
                 raise ValueError(f"{name}_probability must be in [0, 1], got {getattr(self, f'{name}_probability')}")
         for name in ("time_masks", "time_mask_frames", "freq_masks", "freq_mask_bins"):
@@ -217,14 +228,19 @@ class SpeechSplit:
         fragments = aug.fragment_probability > 0 and UNKNOWN in self.words and n_clips > 0
         partials = aug.partial_probability > 0 and n_clips > 0
         placements = aug.placement_probability > 0 and n_clips > 0
-        if (fragments or partials or placements) and self._spans is None:
+        runs = aug.running_speech_probability > 0 and UNKNOWN in self.words and n_clips > 0
+        if (fragments or partials or placements or runs) and self._spans is None:
             self._spans = active_spans(self.clip_frames)
+        non_command = np.flatnonzero(labels[:n_clips] == self.words.index(UNKNOWN)) if runs else None
         block = 1024
         for start in range(0, n_clips, block):
             stop = min(start + block, n_clips)
             size = stop - start
-            starts = self._window_starts(start, size, aug, rng, labels, (fragments, partials, placements))
+            starts, run_on = self._window_starts(start, size, aug, rng, labels, (fragments, partials, placements),
+                                                 non_command)
             frames = _float32(_windows(self.clip_frames[start:stop], starts))
+            if run_on is not None:
+                self._follow_with_words(frames, *run_on)
             frames = _voice_and_room(frames, rng, aug)
             if aug.noise_probability > 0 and self.epoch_noise:
                 mix = rng.random(size) < aug.noise_probability
@@ -256,10 +272,12 @@ class SpeechSplit:
         return x, y
 
     def _window_starts(self, start: int, size: int, aug: Augmentation, rng: np.random.Generator,
-                       labels: np.ndarray, cuts: tuple[bool, bool, bool]) -> np.ndarray:
+                       labels: np.ndarray, cuts: tuple[bool, bool, bool], non_command: np.ndarray | None):
         """Where the windows of clips ``start .. start + size`` begin in their cached frames: a random
         shift, or for some clips a cut word (relabelled ``_unknown_`` in ``labels`` when only a
-        fragment stays) or a placement anywhere around the whole word."""
+        fragment stays) or a placement anywhere around the whole word; and, when ``non_command``
+        (the ``_unknown_`` clips) is given, the running-speech windows: (rows, the frame where the
+        next word begins, its clip), for :meth:`_follow_with_words`."""
         fragments, partials, placements = cuts
         shifts = rng.integers(-aug.shift_frames, aug.shift_frames + 1, size) if aug.shift_frames else np.zeros(size, int)
         starts = CONTEXT_FRAMES - shifts
@@ -273,10 +291,27 @@ class SpeechSplit:
             cut = np.flatnonzero((rng.random(size) < aug.partial_probability) & ~taken)
             starts[cut] = self._edge_starts(start + cut, aug.partial_visible, rng)
             taken[cut] = True
+        run_on = None
+        if non_command is not None and non_command.size:
+            rows = np.flatnonzero((rng.random(size) < aug.running_speech_probability) & ~taken
+                                  & np.isin(start + np.arange(size), non_command))
+            ends = rng.integers(aug.running_speech_cut[0], aug.running_speech_cut[1] + 1, rows.size)
+            starts[rows] = self._spans[start + rows, 1] - ends
+            taken[rows] = True
+            run_on = (rows, ends + rng.integers(0, 5, rows.size), non_command[rng.integers(non_command.size,
+                                                                                      size=rows.size)])
         if placements:
             cut = np.flatnonzero((rng.random(size) < aug.placement_probability) & ~taken)
             starts[cut] = self._whole_word_starts(start + cut, rng)
-        return starts
+        return starts, run_on
+
+    def _follow_with_words(self, frames: np.ndarray, rows: np.ndarray, at: np.ndarray, clips: np.ndarray) -> None:
+        """In window ``rows[i]`` of ``frames`` (float32 dB, in place), from frame ``at[i]`` on: the
+        word of clip ``clips[i]`` from its first active frame."""
+        for row, begin, clip in zip(rows, at, clips):
+            first = self._spans[clip, 0]
+            follow = self.clip_frames[clip, first:first + audio.NUM_FRAMES - begin]
+            frames[row, begin:begin + len(follow)] = follow
 
     def _edge_starts(self, clips: np.ndarray, visible_share: tuple[float, float],
                      rng: np.random.Generator) -> np.ndarray:

@@ -179,9 +179,8 @@ def recipe_augmentation(recipe: str = "chapter", **overrides) -> sc.Augmentation
     (``None`` values keep the recipe's)."""
     options = dict(presets.training_defaults(PRESET, recipe).get("augmentation", {}))
     options.update({k: v for k, v in overrides.items() if v is not None})
-    if "snr_db" in options:
-        options["snr_db"] = tuple(options["snr_db"])
-    return sc.Augmentation(**options)
+    # ranges are tuples in Augmentation (recipes, JSON and the command line give lists)
+    return sc.Augmentation(**{k: tuple(v) if isinstance(v, list) else v for k, v in options.items()})
 
 
 @dataclass(frozen=True)
