@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, PngImagePlugin
 from scipy import ndimage
 
 import sightsound.tfjs  # noqa: F401  (`sightsound predict` loads saved models with it)
@@ -240,6 +240,27 @@ def test_from_pixels_palette_16bit_and_jpeg():
     assert np.abs(image.from_pixels(buffer.getvalue()) - [10, 200, 30]).max() <= 3
 
 
+def test_decoded_images_are_turned_upright_by_their_exif_or_xmp_orientation():
+    lying = Image.new("L", (30, 20), 255)  # 30 wide, 20 high; orientation 6 says: turn it a quarter right
+    exif = lying.getexif()
+    exif[0x0112] = 6
+    xmp = ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+           '<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="6"/></rdf:RDF></x:xmpmeta>')
+    png_text = PngImagePlugin.PngInfo()
+    png_text.add_text("XML:com.adobe.xmp", xmp)
+    oriented = {"JPEG exif": ("JPEG", {"exif": exif}), "PNG exif": ("PNG", {"exif": exif}),
+                "WebP exif": ("WEBP", {"exif": exif}), "TIFF tag": ("TIFF", {"exif": exif}),
+                "PNG xmp": ("PNG", {"pnginfo": png_text}), "JPEG xmp": ("JPEG", {"xmp": xmp.encode()})}
+    for label, (file_format, options) in oriented.items():
+        buffer = io.BytesIO()
+        lying.save(buffer, file_format, **options)
+        assert image.read_image(buffer.getvalue()).size == (20, 30), label
+    for file_format in ("PNG", "GIF", "BMP"):  # no orientation: as stored
+        buffer = io.BytesIO()
+        lying.save(buffer, file_format)
+        assert image.read_image(buffer.getvalue()).size == (30, 20), file_format
+
+
 def test_from_pixels_frames_canvases_and_pixel_data():
     import torch
     from matplotlib.figure import Figure
@@ -433,6 +454,39 @@ def test_prepare_digit_keeps_mnist_like_input():
     assert_mnist_like(digit)
     again = image.prepare_digit(digit)  # float [28, 28, 1] in [0, 1] is accepted, and preparation is stable
     assert np.abs(again - digit).mean() < 0.02
+
+
+def test_prepare_digit_same_on_uint8_pixels_and_their_float_copy():
+    """0-255 levels of one channel take the uint8 path, their float32 copy the float path: the same digit, bit
+    for bit (or the same refusal)."""
+    rng = np.random.default_rng(11)
+    across = np.linspace(0, 1, 160, endpoint=False)  # light falls off to the right
+    columns = np.arange(90)[None, :]
+    uneven = paint(draw("4", 160, 3), 30, 230).astype(np.float32) * (1 - 0.5 * across[:, None])
+    pictures = {
+        "light on dark": paint(draw("7", 200, 16), 255, 0)[..., 0],
+        "dark on light": paint(draw("0", 120, 6), 10, 250)[..., 0],
+        "grey background": paint(draw("1", 90, 8), 200, 37)[..., 0],  # levels shifted: the background is 37
+        "two-tone background": paint(draw("1", 90, 8), 200, 36)[..., 0] + (columns >= 45).astype(np.uint8),  # 36.5
+        "thin strokes": paint(draw("4", 280, 2), 255, 0),
+        "grey stored as RGB": paint(draw("7", 280, 18), 255, 0),
+        "red ink on yellow": paint(draw("7", 100, 9), (150, 30, 20), (230, 210, 80)),
+        "uneven light": np.clip(uneven + 0.5, 0, 255).astype(np.uint8),
+        "noisy": np.clip(paint(draw("1", 64, 5), 240, 20) + rng.normal(0, 12, (64, 64, 3)), 0, 255).astype(np.uint8),
+        "blank": np.full((40, 40), 77, dtype=np.uint8),
+        "noise": rng.integers(0, 256, size=(50, 50)).astype(np.uint8),
+    }
+    for label, picture in pictures.items():
+        outcomes = []
+        for pixels in (picture, picture.astype(np.float32)):
+            try:
+                outcomes.append(image.prepare_digit(pixels, name=label))
+            except NoDigitFound as err:
+                outcomes.append(str(err))
+        uint8_digit, float_digit = outcomes
+        assert type(uint8_digit) is type(float_digit), label
+        assert uint8_digit == float_digit if isinstance(uint8_digit, str) else \
+            np.array_equal(uint8_digit, float_digit), label
 
 
 def test_prepare_digit_on_real_mnist(real_mnist):
@@ -635,13 +689,52 @@ def test_order_stats_are_numpys_percentiles_and_median_to_the_bit():
     from sightsound.image.digits import _order_stats
 
     rng = np.random.default_rng(5)
-    for n in [1, 2, 3, 10, 11, 112, 257]:
-        for values in (rng.random(n, dtype=np.float32) * 255, np.round(rng.random(n) * 255).astype(np.float32)):
+    for n in [1, 2, 3, 10, 11, 112, 257, 1025, 5000]:
+        levels = rng.integers(0, 256, n).astype(np.uint8)
+        for values in (rng.random(n, dtype=np.float32) * 255, np.round(rng.random(n) * 255).astype(np.float32),
+                       levels):
+            as_float = values.astype(np.float32)  # uint8 pixels give what their float32 copy gives
             quantiles, median = _order_stats(values, (10, 90))
-            assert quantiles == np.percentile(values, [10, 90]).tolist() and median == float(np.median(values))
+            assert quantiles == np.percentile(as_float, [10, 90]).tolist() and median == float(np.median(as_float))
             for q in (90, 99.5):  # one Python number: NumPy interpolates in float32
-                assert _order_stats(values, (q,), one_q=True)[0] == [float(np.percentile(values, q))]
+                assert _order_stats(values, (q,), one_q=True)[0] == [float(np.percentile(as_float, q))]
+        counts = np.bincount(levels, minlength=256)  # the counts stand in for the levels
+        assert _order_stats(levels, (10, 90), counts=counts) == _order_stats(levels.astype(np.float32), (10, 90))
     assert np.isnan(_order_stats(np.zeros(0, dtype=np.float32))[1])
+
+
+def test_otsu_classes_medians_are_numpys():
+    from sightsound.image.digits import _class_medians, _histogram, _otsu
+
+    rng = np.random.default_rng(8)
+    for n in [1, 2, 5, 100, 784, 4900]:
+        for levels in (rng.integers(0, 256, n), np.full(n, rng.integers(1, 256)), rng.choice([0, 3, 250], n)):
+            levels = levels.astype(np.uint8)
+            counts = _histogram(levels)
+            level, _ = _otsu(counts)
+            above, below = levels[levels > level], levels[levels <= level]
+            for pixels in (levels, levels.astype(np.float32)):  # from the counts, and from the pixels
+                medians = _class_medians(pixels, counts, level)
+                if above.size == 0:
+                    assert medians is None
+                    continue
+                assert medians[0] == np.median(above)
+                assert medians[1] == np.median(below) if below.size else np.isnan(medians[1])
+
+
+def test_resized_is_pillows_resize():
+    from sightsound.image.digits import _resized
+
+    rng = np.random.default_rng(9)
+    for shape in [(1, 1), (3, 7), (22, 17), (213, 139)]:
+        plane = (rng.random(shape, dtype=np.float32) * 300 - 20).astype(np.float32)
+        for size in [(1, 1), (shape[1], shape[0]), (15, 20), (80, 52)]:
+            for resample in (Image.Resampling.BOX, Image.Resampling.BILINEAR):
+                expected = np.asarray(Image.fromarray(plane, "F").resize(size, resample))
+                assert np.array_equal(_resized(plane, size, resample), expected)
+                assert np.array_equal(_resized(plane > 100, size, resample),
+                                      np.asarray(Image.fromarray((plane > 100).astype(np.float32), "F").resize(
+                                          size, resample)))
 
 
 def test_mask_filters_and_components_are_scipys():

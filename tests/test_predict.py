@@ -118,3 +118,15 @@ def test_integer_and_float64_images_predict_like_float32_ones():
     for x in (pixels.astype(np.uint8), pixels, pixels.astype(np.float64), torch.as_tensor(pixels, dtype=torch.int32)):
         assert np.array_equal(model.predict(x), reference)
     assert model.predict(np.zeros((0, 28, 28, 1), dtype=np.float32)).shape == (0, 10)
+
+
+def test_float32_models_compute_in_float32_inside_an_autocast_region():
+    """The float32 policy turns off an autocast the caller has on (bfloat16 would change the outputs); with none
+    on, it enters no context at all."""
+    for model in (presets.build("mnist-conv", device="cpu"), _two_way_model()):
+        x = [_images(2), np.ones((2, 3), dtype=np.float32)] if len(model.inputs) > 1 else _images(2)
+        plain = model.predict(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            inside = model.predict(x)
+        for expected, got in zip(*(out if isinstance(out, list) else [out] for out in (plain, inside))):
+            assert got.dtype == np.float32 and np.array_equal(got, expected)

@@ -49,6 +49,8 @@ SUPPORTED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "DIB", "TIFF", "WEBP", "PPM", 
 # Pillow names some files by a variant of the format they were asked for: a BMP without its file
 # header is a DIB; a phone JPEG holding several pictures (Multi-Picture Format) is an MPO.
 _FORMAT_FAMILY = {"DIB": "BMP", "MPO": "JPEG"}
+# Where Pillow's ImageOps.exif_transpose finds an orientation: these info entries, or a TIFF's own tags.
+_ORIENTATION_SOURCES = frozenset({"exif", "Raw profile type exif", "XML:com.adobe.xmp", "xmp"})
 
 ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray, Any]
 _DECODABLE = (str, os.PathLike, bytes, bytearray, memoryview, Image.Image)
@@ -151,14 +153,20 @@ def _load(img: Image.Image, name: str, orient: bool) -> Image.Image:
         with warnings.catch_warnings():  # Pillow warns about odd-but-readable files (TIFF tags, EXIF)
             warnings.simplefilter("ignore")
             img.load()
-            if orient:  # in place: this image is ours, and a copy of every upright image costs a full pass
-                ImageOps.exif_transpose(img, in_place=True)
+            if orient and _may_have_orientation(img):  # in place: this image is ours, and a copy of
+                ImageOps.exif_transpose(img, in_place=True)  # every upright image costs a full pass
         return img
     except MemoryError:
         raise ImageError(f"{name}: not enough memory to decode the image") from None
     except Exception as err:  # truncated data, bad compression streams, broken EXIF, ...
         detail = str(err) or type(err).__name__
         raise ImageError(f"{name}: cannot decode the image, the file is truncated or corrupt ({detail})") from None
+
+
+def _may_have_orientation(img: Image.Image) -> bool:
+    """Whether ``img`` carries metadata that can hold an orientation (most PNGs, GIFs and BMPs carry none, and
+    looking for it costs more than decoding a small image)."""
+    return hasattr(img, "tag_v2") or not _ORIENTATION_SOURCES.isdisjoint(img.info)
 
 
 def read_image(src: ImageSource, max_pixels: int | None = None, *, name: str | None = None,
