@@ -209,6 +209,7 @@ def stream_figures(recognizer, corpus: Path, clips: list[dict], args, work: Path
         seconds += duration
     figures = streaming.score(detections, occurrences)
     return {k: figures[k] for k in ("precision", "recall", "detections", "correct", "recall_by_condition",
+                                    "recall_by_snr_band", "recall_by_noise",
                                     "false_alarms_by_cause", "delay_median_ms")} | {
         "audio_seconds": round(seconds, 1), "targets": sum(o.target for o in occurrences)}
 
@@ -262,6 +263,7 @@ def report(name: str, fold: dict) -> None:
         print(f"  streaming at threshold {fold['threshold']}: precision {s['precision']:.4f}, recall {s['recall']:.4f} "
               f"({s['targets']} command words in {s['audio_seconds']} s; by condition {s['recall_by_condition']}; "
               f"false alarms by cause {s['false_alarms_by_cause']})")
+        print(f"  recall [share, command words] by SNR band {s['recall_by_snr_band']}; by noise {s['recall_by_noise']}")
     if "sentences" in fold:
         s = fold["sentences"]
         print(f"  ordinary sentences: {s['false_alarms']} false alarms in {s['minutes']} min "
