@@ -293,8 +293,8 @@ class SpeechSplit:
             taken[cut] = True
         run_on = None
         if non_command is not None and non_command.size:
-            rows = np.flatnonzero((rng.random(size) < aug.running_speech_probability) & ~taken
-                                  & np.isin(start + np.arange(size), non_command))
+            is_non_command = labels[start:start + size] == self.words.index(UNKNOWN)  # fragments are taken
+            rows = np.flatnonzero((rng.random(size) < aug.running_speech_probability) & ~taken & is_non_command)
             ends = rng.integers(aug.running_speech_cut[0], aug.running_speech_cut[1] + 1, rows.size)
             starts[rows] = self._spans[start + rows, 1] - ends
             taken[rows] = True
