@@ -38,8 +38,8 @@ def post_example(client, sid, word, samples):
     return reply.json()
 
 
-def train(client, sid, epochs):
-    assert client.post(f"/api/teach/{sid}/train", json={"epochs": epochs}).status_code == 200
+def train(client, sid, epochs, seed=0):
+    assert client.post(f"/api/teach/{sid}/train", json={"epochs": epochs, "seed": seed}).status_code == 200
     for _ in range(600):
         state = client.get(f"/api/teach/{sid}/train").json()
         if not state["running"]:
@@ -52,11 +52,18 @@ def test_teach_words_from_examples_then_recognise_save_and_reload(client, tmp_pa
     assert client.get("/teach").status_code == 200
     session = client.post("/api/teach").json()
     assert (session["noise_label"], session["unknown_label"]) == ("_background_noise_", "_unknown_")
+    assert session["epochs"] == {"default": 50, "max": 500} and session["max_seed"] == 2**31 - 1
     sid = session["id"]
     first = post_example(client, sid, WORDS[0], word_clip(WORDS[0], *SETTINGS[0]))
     assert np.array(first["spectrogram"]).shape == (43, 232)
     reply = client.post(f"/api/teach/{sid}/train", json={"epochs": 2})
     assert reply.status_code == 400 and "Requires at least 2" in reply.json()["error"]
+    for options, message in (({"epochs": 0}, "epochs must be an integer from 1 to 500"),
+                             ({"epochs": True}, "epochs must be an integer"),
+                             ({"seed": -1}, "seed must be an integer from 0 to 2147483647"),
+                             ({"seed": "7"}, "seed must be an integer")):
+        reply = client.post(f"/api/teach/{sid}/train", json=options)
+        assert reply.status_code == 400 and message in reply.json()["error"], options
     for word in WORDS:
         for i, (pitch, rate) in enumerate(SETTINGS[1:4] if word == WORDS[0] else SETTINGS[:4]):
             state = post_example(client, sid, word, word_clip(word, pitch, rate, i))
@@ -81,4 +88,5 @@ def test_teach_words_from_examples_then_recognise_save_and_reload(client, tmp_pa
     assert reply.status_code == 400 and "wrong descriptor" in reply.json()["error"]
     loaded = client.post(f"/api/teach/{other}/examples.bin", content=data).json()
     assert loaded["counts"] == state["counts"]
+    assert train(client, other, 50)["epochs"] == done["epochs"]  # the same examples and seed: the same run
     assert client.get("/api/teach/nope").status_code == 400

@@ -52,7 +52,7 @@ from ..errors import SightsoundError
 from ..presets import MNIST_MODELS
 from . import assets, audio_stream, pages, teach
 from .errors import INTERNAL, WebError, error_fields
-from .jobs import TRAIN_LIMITS, JobError, JobManager, TrainParams, train_options
+from .jobs import MAX_SEED, TRAIN_LIMITS, JobError, JobManager, TrainParams, train_options
 from .models import MNIST_INPUT, ModelStore
 from .pool import WorkPool
 from .predict import (ALLOWED_CONTENT_TYPES, MAX_UPLOAD_BYTES, READABLE_FORMATS, UploadRejected, check_content_type,
@@ -82,7 +82,7 @@ class TrainRequest(BaseModel):
     train_limit: int | None = Field(None, ge=TRAIN_LIMITS["train_limit"][0], le=TRAIN_LIMITS["train_limit"][1])
     test_limit: int | None = Field(None, ge=TRAIN_LIMITS["test_limit"][0], le=TRAIN_LIMITS["test_limit"][1])
     name: str | None = Field(None, min_length=1, max_length=64)
-    seed: int | None = Field(None, ge=0, le=2**31 - 1)
+    seed: int | None = Field(None, ge=0, le=MAX_SEED)
 
 
 # --------------------------------------------------------------------------- errors

@@ -37,6 +37,7 @@ _log = logging.getLogger(__name__)
 #: page's inputs (through ``GET /api/train/options``) both take them from here.
 TRAIN_LIMITS = {"epochs": (1, 100), "batch_size": (1, 4096), "validation_split": (0.0, 0.5),
                 "train_limit": (10, 60_000), "test_limit": (10, 10_000)}
+MAX_SEED = 2**31 - 1  #: the highest training seed a request may give (Train and Teach pages)
 MAX_EVENTS = 50_000
 _SAVE_LOCK = threading.Lock()  # matplotlib's pyplot (used when saving plots) is not thread-safe
 

@@ -6,11 +6,13 @@ spectrograms are the recognizer's own. Registered by ``app.py`` through
 :func:`add_routes`:
 
 =====================================  =========================================================
-``POST   /api/teach``                  a new session on the shipped model -> ``{"id"}``
+``POST   /api/teach``                  a new session on the shipped model -> ``{"id"}``, the labels of
+                                       noise and other words, the epochs' default and limit
 ``GET    /api/teach/{id}``             its examples (uid, word) and counts, its words
 ``POST   /api/teach/{id}/examples``    ``?word=W`` and a WAV body -> the example's uid and spectrogram
 ``DELETE /api/teach/{id}/examples/U``  remove example U
-``POST   /api/teach/{id}/train``       ``{"epochs"}``: start training (one at a time)
+``POST   /api/teach/{id}/train``       ``{"epochs", "seed"}``: start training (one at a time); a seed
+                                       makes the head's initial weights and shuffles repeat
 ``GET    /api/teach/{id}/train``       its progress: the epochs so far, done, error
 ``POST   /api/teach/{id}/recognize``   a WAV body -> the word and the probabilities
 ``GET    /api/teach/{id}/examples.bin``  the examples in the speech-commands format (download)
@@ -34,10 +36,12 @@ from ..engine.callbacks import Callback
 from ..errors import DataError, SightsoundError
 from ..speech.model_files import BACKGROUND_NOISE_TAG, UNKNOWN_TAG
 from ..speech.wav import read_wav
+from .jobs import MAX_SEED
 from .models import NAME_PATTERN
 
 MAX_SESSIONS = 8  #: sessions kept; the oldest goes when a new one starts
 MAX_EPOCHS = 500
+DEFAULT_EPOCHS = 50
 
 
 class TeachError(SightsoundError):
@@ -95,10 +99,10 @@ def describe(session: Session) -> dict:
             "trained": t.model is not None}
 
 
-def train_in_background(session: Session, epochs: int) -> None:
+def train_in_background(session: Session, epochs: int, seed: int | None = None) -> None:
     def work():
         try:
-            session.transfer.train(epochs=epochs, optimizer="adam", callbacks=[_Progress(session)])
+            session.transfer.train(epochs=epochs, optimizer="adam", callbacks=[_Progress(session)], seed=seed)
         except SightsoundError as err:
             session.error = str(err)
         finally:
@@ -134,7 +138,8 @@ def add_routes(app: FastAPI, state) -> None:
     async def new_session():
         # the page records noise and other speech under these labels: theirs to ask, not to know
         return {"id": await run_in_threadpool(sessions.create), "noise_label": BACKGROUND_NOISE_TAG,
-                "unknown_label": UNKNOWN_TAG}
+                "unknown_label": UNKNOWN_TAG, "epochs": {"default": DEFAULT_EPOCHS, "max": MAX_EPOCHS},
+                "max_seed": MAX_SEED}
 
     @app.get("/api/teach/{sid}")
     async def show(sid: str):
@@ -157,14 +162,21 @@ def add_routes(app: FastAPI, state) -> None:
     _add_model_routes(app, sessions, state)
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # JSON true is not a number
+
+
 def _add_model_routes(app: FastAPI, sessions: Sessions, state) -> None:
     @app.post("/api/teach/{sid}/train")
     async def train(sid: str, request: Request):
         options = await request.json() if await request.body() else {}
-        epochs = options.get("epochs", 50) if isinstance(options, dict) else None
-        if not isinstance(epochs, int) or not 1 <= epochs <= MAX_EPOCHS:
+        epochs = options.get("epochs", DEFAULT_EPOCHS) if isinstance(options, dict) else None
+        if not _is_int(epochs) or not 1 <= epochs <= MAX_EPOCHS:
             raise TeachError(f"epochs must be an integer from 1 to {MAX_EPOCHS}")
-        train_in_background(sessions.get(sid), epochs)
+        seed = options.get("seed")
+        if seed is not None and (not _is_int(seed) or not 0 <= seed <= MAX_SEED):
+            raise TeachError(f"seed must be an integer from 0 to {MAX_SEED}, or absent")
+        train_in_background(sessions.get(sid), epochs, seed)
         return {"started": True}
 
     @app.get("/api/teach/{sid}/train")

@@ -126,10 +126,18 @@ function plot(epochs) {
   chart.update();
 }
 
+function trainOptions() {
+  // a seed, when given, makes the head's initial weights and shuffles repeat
+  const seed = $("seed").value.trim();
+  const options = { epochs: Number($("epochs").value) };
+  if (seed !== "") options.seed = Number(seed);
+  return options;
+}
+
 async function train() {
   await fetchJSON(`/api/teach/${sid}/train`, {
     method: "POST", headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ epochs: Number($("epochs").value) }),
+    body: JSON.stringify(trainOptions()),
   });
   say($("train-status"), "Training…");
   for (;;) {
@@ -165,6 +173,9 @@ async function run(action) {
 async function start() {
   const session = await fetchJSON("/api/teach", { method: "POST" });
   ({ id: sid, noise_label: NOISE, unknown_label: UNKNOWN } = session);
+  $("epochs").max = session.epochs.max;
+  $("epochs").value = session.epochs.default;
+  $("seed").max = session.max_seed;
   $("download").href = `/api/teach/${sid}/examples.bin`;
   $("record").onclick = () => run(async () => {
     const word = $("new-word").value.trim();
