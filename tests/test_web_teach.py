@@ -52,7 +52,8 @@ def test_teach_words_from_examples_then_recognise_save_and_reload(client, tmp_pa
     assert client.get("/teach").status_code == 200
     session = client.post("/api/teach").json()
     assert (session["noise_label"], session["unknown_label"]) == ("_background_noise_", "_unknown_")
-    assert session["epochs"] == {"default": 50, "max": 500} and session["max_seed"] == 2**31 - 1
+    assert session["epochs"] == {"default": 50, "min": 1, "max": 500}
+    assert session["seed"] == {"min": 0, "max": 2**31 - 1}
     sid = session["id"]
     first = post_example(client, sid, WORDS[0], word_clip(WORDS[0], *SETTINGS[0]))
     assert np.array(first["spectrogram"]).shape == (43, 232)

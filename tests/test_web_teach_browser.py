@@ -59,7 +59,8 @@ def test_teach_three_words_then_recognise_a_new_example(teach_server, chromium, 
             expect(tab.locator(".word-examples[data-word='_background_noise_']")).to_contain_text(
                 "_background_noise_: 1", timeout=20_000)
             expect(tab.locator(".word-examples button")).to_have_count(13)
-            expect(tab.locator("#epochs")).to_have_value("50")  # the server's default
+            expect(tab.locator("#epochs")).to_have_value("50")  # the server's default and bounds
+            assert tab.eval_on_selector("#epochs", "e => [e.min, e.max]") == ["1", "500"]
             tab.fill("#seed", "0")  # a run that repeats
             tab.click("#train")
             expect(tab.locator("#train-status")).to_have_attribute("data-done", "1", timeout=180_000)

@@ -7,7 +7,7 @@ spectrograms are the recognizer's own. Registered by ``app.py`` through
 
 =====================================  =========================================================
 ``POST   /api/teach``                  a new session on the shipped model -> ``{"id"}``, the labels of
-                                       noise and other words, the epochs' default and limit
+                                       noise and other words, the epochs' default and bounds, the seed's bounds
 ``GET    /api/teach/{id}``             its examples (uid, word) and counts, its words
 ``POST   /api/teach/{id}/examples``    ``?word=W`` and a WAV body -> the example's uid and spectrogram
 ``DELETE /api/teach/{id}/examples/U``  remove example U
@@ -40,7 +40,7 @@ from .jobs import MAX_SEED
 from .models import NAME_PATTERN
 
 MAX_SESSIONS = 8  #: sessions kept; the oldest goes when a new one starts
-MAX_EPOCHS = 500
+MIN_EPOCHS, MAX_EPOCHS = 1, 500
 DEFAULT_EPOCHS = 50
 
 
@@ -138,8 +138,9 @@ def add_routes(app: FastAPI, state) -> None:
     async def new_session():
         # the page records noise and other speech under these labels: theirs to ask, not to know
         return {"id": await run_in_threadpool(sessions.create), "noise_label": BACKGROUND_NOISE_TAG,
-                "unknown_label": UNKNOWN_TAG, "epochs": {"default": DEFAULT_EPOCHS, "max": MAX_EPOCHS},
-                "max_seed": MAX_SEED}
+                "unknown_label": UNKNOWN_TAG,
+                "epochs": {"default": DEFAULT_EPOCHS, "min": MIN_EPOCHS, "max": MAX_EPOCHS},
+                "seed": {"min": 0, "max": MAX_SEED}}
 
     @app.get("/api/teach/{sid}")
     async def show(sid: str):
@@ -171,8 +172,8 @@ def _add_model_routes(app: FastAPI, sessions: Sessions, state) -> None:
     async def train(sid: str, request: Request):
         options = await request.json() if await request.body() else {}
         epochs = options.get("epochs", DEFAULT_EPOCHS) if isinstance(options, dict) else None
-        if not _is_int(epochs) or not 1 <= epochs <= MAX_EPOCHS:
-            raise TeachError(f"epochs must be an integer from 1 to {MAX_EPOCHS}")
+        if not _is_int(epochs) or not MIN_EPOCHS <= epochs <= MAX_EPOCHS:
+            raise TeachError(f"epochs must be an integer from {MIN_EPOCHS} to {MAX_EPOCHS}")
         seed = options.get("seed")
         if seed is not None and (not _is_int(seed) or not 0 <= seed <= MAX_SEED):
             raise TeachError(f"seed must be an integer from 0 to {MAX_SEED}, or absent")

@@ -173,9 +173,8 @@ async function run(action) {
 async function start() {
   const session = await fetchJSON("/api/teach", { method: "POST" });
   ({ id: sid, noise_label: NOISE, unknown_label: UNKNOWN } = session);
-  $("epochs").max = session.epochs.max;
-  $("epochs").value = session.epochs.default;
-  $("seed").max = session.max_seed;
+  Object.assign($("epochs"), { min: session.epochs.min, max: session.epochs.max, value: session.epochs.default });
+  Object.assign($("seed"), { min: session.seed.min, max: session.seed.max });
   $("download").href = `/api/teach/${sid}/examples.bin`;
   $("record").onclick = () => run(async () => {
     const word = $("new-word").value.trim();
