@@ -6,6 +6,7 @@ folder, and training jobs run on a tiny synthetic ``mnist.npz``.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import re
@@ -15,11 +16,12 @@ import zipfile
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from starlette.websockets import WebSocketDisconnect
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 import sightsound.speech  # noqa: F401  (the audio socket serves it: a broken import must fail, not skip)
 from sightsound import presets
 from sightsound.web import create_app, pages
+from sightsound.web.app import WS_MAX_MESSAGES_PER_SECOND, _stream_job
 from web_helpers import SPEECH_WORDS, TESTCLIENT_HOST, png_bytes, save_speech_model, write_synthetic_mnist
 from sightsound.web.predict import MAX_UPLOAD_BYTES
 from sightsound.web.security import INTERNAL_ERROR
@@ -490,6 +492,50 @@ def test_websocket_message_size_and_rate_caps(client, flood, code):
     finally:
         client.post(f"/api/train/{job_id}/stop")
         collect_events(client, job_id)
+
+
+class EndlessJob:
+    """A job whose training thread always has a new event: the stream is sending whenever the page floods it."""
+
+    finished = False
+
+    def __init__(self):
+        self.stopped = False
+        self.waiters = []
+
+    def add_waiter(self, loop, event):
+        self.waiters.append(event)
+
+    def remove_waiter(self, loop, event):
+        self.waiters.remove(event)
+
+    def events_since(self, cursor):
+        for event in self.waiters:
+            event.set()  # the next event is already on its way
+        return [{"type": "batch", "batch": cursor}]
+
+    def stop(self):
+        self.stopped = True
+
+
+def test_flooded_training_socket_is_closed_even_while_events_are_being_sent():
+    """The close after a flood reaches the page although an event send is in flight at that moment."""
+    incoming = [{"type": "websocket.receive", "text": "ping"}] * (WS_MAX_MESSAGES_PER_SECOND + 5)
+    sent = []
+
+    async def receive():
+        await asyncio.sleep(0)
+        return incoming.pop(0) if incoming else await asyncio.Event().wait()
+
+    async def send(message):
+        for _ in range(5):  # a server's send waits for its transport: other tasks run before the message leaves
+            await asyncio.sleep(0)
+        sent.append(message)
+
+    socket = WebSocket({"type": "websocket", "path": "/ws/train/x", "headers": []}, receive, send)
+    socket.client_state = socket.application_state = WebSocketState.CONNECTED
+    asyncio.run(asyncio.wait_for(_stream_job(socket, EndlessJob(), str), timeout=10))
+    assert sent[-1] == {"type": "websocket.close", "code": 1008, "reason": ""}
 
 
 # --------------------------------------------------------------------------- audio websocket

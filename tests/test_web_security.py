@@ -29,7 +29,7 @@ from sightsound.cli import build_parser, main
 from sightsound.errors import DataError
 from sightsound.web import create_app
 from sightsound.web import app as web_app
-from sightsound.web.security import INTERNAL_ERROR, redact_paths
+from sightsound.web.security import INTERNAL_ERROR, MessageRate, redact_paths
 from test_web_api import (MODEL, SPEECH_MODEL, assert_json_error, client, collect_events,  # noqa: F401
                           data_dir, digit_one_png, models_dir, speech_models)
 from web_helpers import TESTCLIENT_HOST, save_speech_model
@@ -279,3 +279,18 @@ def test_an_unexpected_job_failure_is_logged_not_shown(client, monkeypatch, capl
     assert event == {**event, "type": "error", "error": INTERNAL_ERROR}
     assert client.get(f"/api/train/{job_id}").json()["error"] == INTERNAL_ERROR
     assert "boom in /root/secret/loader.py" in caplog.text and "Traceback" in caplog.text
+
+
+def test_message_rate_allows_its_budget_per_second_and_no_more():
+    """A websocket's cap counts what arrives within one second of wall time, then starts again."""
+    now = [100.0]
+    rate = MessageRate(20, clock=lambda: now[0])
+    assert all(rate.allow(1) for _ in range(20))
+    assert not rate.allow(1)  # the 21st message within the second
+    now[0] += 0.999
+    assert not rate.allow(1)
+    now[0] += 0.001  # a new second: the budget is whole again
+    assert all(rate.allow(1) for _ in range(20))
+    assert not rate.allow(1)
+    by_bytes = MessageRate(1000, clock=lambda: now[0])
+    assert by_bytes.allow(600) and by_bytes.allow(400) and not by_bytes.allow(1)

@@ -57,7 +57,7 @@ from .models import MNIST_INPUT, ModelStore
 from .pool import WorkPool
 from .predict import (ALLOWED_CONTENT_TYPES, MAX_UPLOAD_BYTES, READABLE_FORMATS, UploadRejected, check_content_type,
                       decode_image, predict_image)
-from .security import DEFAULT_MAX_AUDIO_SESSIONS, INTERNAL_ERROR, BrowserGuard, redact_paths
+from .security import DEFAULT_MAX_AUDIO_SESSIONS, INTERNAL_ERROR, BrowserGuard, MessageRate, redact_paths
 
 STATIC_DIR = pages.STATIC_DIR
 MAX_BODY_BYTES = MAX_UPLOAD_BYTES + 64 * 1024  # an upload plus its multipart envelope
@@ -477,54 +477,63 @@ def _add_training_routes(app: FastAPI, state: WebState) -> None:
 
 
 async def _stream_job(websocket: WebSocket, job, public) -> None:
-    """Send ``job``'s events from the first one on; accept ``stop`` from the page; close when it ends."""
+    """Send ``job``'s events from the first one on; accept ``stop`` from the page; close when it ends.
+
+    Only this coroutine sends: the listener reports a broken cap as a close code, so a close is never
+    lost to a send of an event that the listener's own close would have raced with."""
     loop = asyncio.get_running_loop()
     wake = asyncio.Event()
     job.add_waiter(loop, wake)
-    listener = asyncio.create_task(_listen_for_stop(websocket, job))
-    cursor = 0
+    listener = asyncio.create_task(_listen_for_stop(websocket, job, wake))
     try:
-        while True:
-            wake.clear()
-            events = job.events_since(cursor)
-            for event in events:
-                if event["type"] == "error":  # a failed job's message, written by its thread
-                    event = {**event, "error": public(str(event.get("error")))}
-                await websocket.send_text(json.dumps(event))
-            cursor += len(events)
-            if job.finished and not job.events_since(cursor):
-                await websocket.close(code=1000)
-                return
-            if listener.done():
-                return
-            try:
-                await asyncio.wait_for(wake.wait(), timeout=1.0)
-            except asyncio.TimeoutError:
-                pass
-    except (WebSocketDisconnect, RuntimeError):
+        close_code = await _send_events(websocket, job, public, listener, wake)
+        if close_code is not None:
+            await websocket.close(code=close_code)
+    except (WebSocketDisconnect, RuntimeError):  # the page went away
         return
     finally:
         job.remove_waiter(loop, wake)
         listener.cancel()
 
 
-async def _listen_for_stop(websocket: WebSocket, job) -> None:
-    """Read the page's control messages (``stop``), enforcing size and rate caps."""
-    window_start, in_window = time.monotonic(), 0
+async def _send_events(websocket: WebSocket, job, public, listener: asyncio.Task, wake: asyncio.Event) -> int | None:
+    """Send events until the job has finished (1000) or the listener ends (its close code, None: page gone)."""
+    cursor = 0
+    while True:
+        wake.clear()
+        events = job.events_since(cursor)
+        for event in events:
+            if event["type"] == "error":  # a failed job's message, written by its thread
+                event = {**event, "error": public(str(event.get("error")))}
+            await websocket.send_text(json.dumps(event))
+        cursor += len(events)
+        if listener.done():
+            return listener.result()
+        if job.finished and not job.events_since(cursor):
+            return 1000
+        try:
+            await asyncio.wait_for(wake.wait(), timeout=1.0)
+        except asyncio.TimeoutError:
+            pass
+
+
+async def _listen_for_stop(websocket: WebSocket, job, wake: asyncio.Event) -> int | None:
+    """Read the page's control messages (``stop``) until the page leaves (None) or breaks a cap: returns
+    the close code (1009: too big, 1008: too many) and wakes the sender, which closes."""
+    rate = MessageRate(WS_MAX_MESSAGES_PER_SECOND)
     try:
         while True:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
-                return
+                return None
             payload = message.get("text") or message.get("bytes") or ""
-            now = time.monotonic()
-            if now - window_start >= 1.0:
-                window_start, in_window = now, 0
-            in_window += 1
-            if len(payload) > WS_MAX_TEXT or in_window > WS_MAX_MESSAGES_PER_SECOND:
-                await websocket.close(code=1009 if len(payload) > WS_MAX_TEXT else 1008)
-                return
+            if len(payload) > WS_MAX_TEXT:
+                return 1009
+            if not rate.allow(1):
+                return 1008
             if payload in ("stop", b"stop"):
                 job.stop()
-    except (WebSocketDisconnect, RuntimeError, asyncio.CancelledError):
-        return
+    except (WebSocketDisconnect, RuntimeError):
+        return None
+    finally:
+        wake.set()

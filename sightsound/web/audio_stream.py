@@ -35,7 +35,6 @@ import asyncio
 import base64
 import json
 import logging
-import time
 
 import numpy as np
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
@@ -44,7 +43,7 @@ from starlette.concurrency import run_in_threadpool
 from ..errors import SightsoundError
 from ..speech.model_files import NOISE_WORDS
 from .errors import INTERNAL, WebError, error_fields
-from .security import DEFAULT_MAX_AUDIO_SESSIONS, INTERNAL_ERROR
+from .security import DEFAULT_MAX_AUDIO_SESSIONS, INTERNAL_ERROR, MessageRate
 
 MAX_AUDIO_MESSAGE = 64 * 1024  # bytes: 16,384 float32 samples (about 0.34 s at 48 kHz)
 MAX_TEXT_MESSAGE = 1024
@@ -231,9 +230,7 @@ class AudioSession:
         self.source.push(payload)
 
     async def _receive_loop(self) -> None:
-        sample_rate = float(self.source.sample_rate)
-        window_start, window_bytes = time.monotonic(), 0
-        budget = MAX_REALTIME_FACTOR * sample_rate * 4 + MAX_AUDIO_MESSAGE
+        rate = MessageRate(MAX_REALTIME_FACTOR * float(self.source.sample_rate) * 4 + MAX_AUDIO_MESSAGE)
         while True:
             message = await self.websocket.receive()
             if message["type"] == "websocket.disconnect":
@@ -242,11 +239,7 @@ class AudioSession:
             if data is not None:
                 if len(data) > MAX_AUDIO_MESSAGE:
                     raise StreamRejected(f"audio messages may hold at most {MAX_AUDIO_MESSAGE} bytes", 1009)
-                now = time.monotonic()
-                if now - window_start >= 1.0:
-                    window_start, window_bytes = now, 0
-                window_bytes += len(data)
-                if window_bytes > budget:
+                if not rate.allow(len(data)):
                     raise StreamRejected(f"audio arrives faster than {MAX_REALTIME_FACTOR:g}x real time", 1008)
                 await run_in_threadpool(self._push_audio, data)
             elif text is not None:

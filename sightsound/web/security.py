@@ -31,8 +31,9 @@ import functools
 import ipaddress
 import os
 import re
+import time
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 from urllib.parse import urlsplit
 
 from ..errors import SightsoundError
@@ -115,6 +116,24 @@ class BrowserGuard:
                 return 403, (f"cross-origin request refused: Origin {origins[0][:100]!r} is not this server "
                              f"({scheme}://{hosts[0][:100]})")
         return None
+
+
+class MessageRate:
+    """A websocket's budget per second of wall time (messages or bytes): ``allow(amount)`` is False once the
+    amounts taken in the current one-second window exceed ``budget``."""
+
+    def __init__(self, budget: float, clock: Callable[[], float] = time.monotonic):
+        self.budget = budget
+        self._clock = clock
+        self._window_start = clock()
+        self._taken = 0.0
+
+    def allow(self, amount: float) -> bool:
+        now = self._clock()
+        if now - self._window_start >= 1.0:
+            self._window_start, self._taken = now, 0.0
+        self._taken += amount
+        return self._taken <= self.budget
 
 
 def _same_origin(origin: str, scheme: str, host: str, port: int | None) -> bool:
