@@ -262,6 +262,21 @@ def test_active_spans_find_the_loud_frames():
     assert np.array_equal(frames, before)
 
 
+@pytest.mark.parametrize("over, noise_db", [("word", -20.0), ("window", -20.0 + 10 * np.log10(10 / 43))])
+def test_noise_snr_is_measured_over_the_word_or_the_whole_window(over, noise_db):
+    """At 0 dB over the word, the noise is as loud as the word's frames; over the window, a word that fills
+    10 of its 43 frames gets noise 10/43 as loud."""
+    split = _split_with_words_at([(20, 30)])
+    split.epoch_noise = [np.full((200, audio.FRAME_SIZE), -50.0, dtype=np.float16)]  # flat: any cut is alike
+    window = split.clip_frames[:, :audio.NUM_FRAMES].astype(np.float32)
+    aug = sc.Augmentation(noise_probability=1.0, snr_db=(0.0, 0.0), snr_over=over)
+    mixed = split._mix_noise(window, np.random.default_rng(0), aug)  # pylint: disable=protected-access
+    quiet = np.delete(mixed[0], np.arange(20, 30), axis=0)  # frames without the word: floor (-80 dB) + noise
+    np.testing.assert_allclose(quiet, 10 * np.log10(10 ** (noise_db / 10) + 10 ** -8), atol=0.05)
+    with pytest.raises(ValueError, match="snr_over must be one of window, word"):
+        sc.Augmentation(snr_over="clip")
+
+
 def test_fragment_and_partial_augmentation_cut_the_word_at_a_window_edge():
     positions = [(14, 34), (20, 28), (8, 40)] * 40
     split = _split_with_words_at(positions)

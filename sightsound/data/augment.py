@@ -30,13 +30,22 @@ if TYPE_CHECKING:
     from .speech_commands import Clip
 
 
+#: A word's frames: those whose power is within this many dB of its loudest frame.
+ACTIVE_WITHIN_DB = 30.0
+#: What an augmentation's SNR is measured over: the whole window, or the word in it.
+SNR_OVER = ("window", "word")
+
+
 @dataclass(frozen=True)
 class Augmentation:
     """Random changes applied to every training example, fresh each epoch.
 
     ``shift_frames``: time shift of up to that many frames either way (at most
     :data:`CONTEXT_FRAMES`); ``noise_probability``: chance of mixing in
-    background noise, at an SNR drawn from ``snr_db``; ``gain_db``: range of a
+    background noise, at an SNR drawn from ``snr_db``, measured over the whole
+    window (``snr_over="window"``) or over its word alone (``"word"``: the
+    frames within :data:`ACTIVE_WITHIN_DB` of its loudest, as a listener
+    hears a word against the room); ``gain_db``: range of a
     random gain. ``fragment_probability``: chance that a clip is shifted so far
     that only a ``fragment_visible`` share of its word (its frames within
     30 dB of the loudest) stays in the window, at either edge, and is labelled
@@ -68,6 +77,7 @@ class Augmentation:
     shift_frames: int = CONTEXT_FRAMES
     noise_probability: float = 0.7
     snr_db: tuple[float, float] = (3.0, 30.0)
+    snr_over: str = "window"
     gain_db: tuple[float, float] = (-12.0, 12.0)
     fragment_probability: float = 0.0
     fragment_visible: tuple[float, float] = (0.05, 0.35)
@@ -97,6 +107,8 @@ class Augmentation:
         low, high = self.snr_db
         if not (np.isfinite(low) and np.isfinite(high) and low <= high):
             raise ValueError(f"snr_db must be a finite (min, max) range in dB, got {self.snr_db}")
+        if self.snr_over not in SNR_OVER:
+            raise ValueError(f"snr_over must be one of {', '.join(SNR_OVER)}, got {self.snr_over!r}")
         for name in ("fragment", "partial"):
             probability, (low, high) = getattr(self, f"{name}_probability"), getattr(self, f"{name}_visible")
             if not 0 <= probability <= 1:
@@ -154,7 +166,7 @@ def _windows(frames: np.ndarray, starts: np.ndarray) -> np.ndarray:
     return frames[idx]
 
 
-def active_spans(frames: np.ndarray, within_db: float = 30.0) -> np.ndarray:
+def active_spans(frames: np.ndarray, within_db: float = ACTIVE_WITHIN_DB) -> np.ndarray:
     """``[N, 2]`` first and last+1 frame of each clip's ``[N, F, 232]`` dB frames whose total
     power is within ``within_db`` of the clip's loudest frame."""
     spans = np.empty((len(frames), 2), dtype=np.int64)
@@ -348,11 +360,21 @@ class SpeechSplit:
         # powers, the mix and back to dB on PyTorch's threads (numpy's single pass was 1/4 of an epoch)
         p_s = torch.from_numpy(frames).mul(_DB_TO_LN).exp_()
         p_n = torch.from_numpy(noise).mul_(_DB_TO_LN).exp_()
-        e_s, e_n = p_s.sum(dim=(1, 2)).double(), p_n.sum(dim=(1, 2)).double().clamp_(min=1e-30)
+        e_s, e_n = _signal_energy(p_s, aug.snr_over), p_n.sum(dim=(1, 2)).double().clamp_(min=1e-30)
         scale = (e_s / e_n / torch.from_numpy(10.0 ** (snr / 10.0))).float()
         p = p_s.add_(p_n.mul_(scale[:, None, None])).clamp_(min=audio.SILENCE_AMPLITUDE ** 2)
         return p.log10_().mul_(10.0).numpy()
 
+
+
+def _signal_energy(power: torch.Tensor, over: str) -> torch.Tensor:
+    """Each ``[N, F, bins]`` window's energy: its total, or (``"word"``) F times the mean power of its word's
+    frames, so that an SNR against the noise's total over the window is the word's SNR."""
+    if over == "window":
+        return power.sum(dim=(1, 2)).double()
+    frames = power.sum(dim=2).double()
+    word = frames >= frames.amax(dim=1, keepdim=True) * 10.0 ** (-ACTIVE_WITHIN_DB / 10.0)
+    return (frames * word).sum(dim=1) / word.sum(dim=1) * frames.shape[1]
 
 
 def _chosen(rng: np.random.Generator, probability: float, size: int) -> np.ndarray:
