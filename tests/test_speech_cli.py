@@ -141,9 +141,9 @@ def test_fine_tuning_and_augmentation_options_are_checked(trained, cli_corpus, t
     assert main(args + ["--snr", "20", "5"]) == 2
     assert "snr_db must be a finite (min, max) range" in capsys.readouterr().err
     assert main(args + ["--no-augment", "--snr", "0", "10"]) == 2
-    assert "--no-augment" in capsys.readouterr().err
-    assert main(args + ["--no-augment", "--fragment-probability", "0.1"]) == 2
-    assert "--no-augment" in capsys.readouterr().err
+    assert "--no-augment turns augmentation off; drop --snr or it" in capsys.readouterr().err
+    assert main(args + ["--no-augment", "--fragment-probability", "0.1", "--snr-over", "word"]) == 2
+    assert "drop --snr-over/--fragment-probability or it" in capsys.readouterr().err
     assert main(args + ["--partial-probability", "2"]) == 2
     assert "partial_probability must be in [0, 1]" in capsys.readouterr().err
     assert main(args + ["--noise-probability", "1.5"]) == 2
@@ -153,11 +153,12 @@ def test_fine_tuning_and_augmentation_options_are_checked(trained, cli_corpus, t
 def test_robust_recipe_trains_with_its_settings_and_schedule(cli_corpus, tmp_path):
     model_dir = tmp_path / "robust"
     assert main(["speech", "train", str(cli_corpus), str(model_dir), "--recipe", "robust", "--epochs", "2",
-                 "--seed", "0", "--device", "cpu", "--batch-size", "32", "--snr", "0", "20"]) == 0
+                 "--seed", "0", "--device", "cpu", "--batch-size", "32", "--snr", "0", "20", "--snr-over", "word"]) == 0
     settings = json.loads((model_dir / "history.json").read_text())["settings"]
     assert settings["recipe"] == "robust" and settings["optimizer"] == "Adam" and settings["epochs"] == 2
     assert settings["unknown_share"] == 0.2 and settings["noise_share"] == 0.1 and settings["augmentation"]["noise_probability"] == 0.85
     assert settings["augmentation"]["snr_db"] == [0.0, 20.0]  # the explicit option beats the recipe's -5 30
+    assert settings["augmentation"]["snr_over"] == "word"
     assert settings["schedule"]["class_name"] == "OneCycle"
     assert settings["augmentation"]["fragment_probability"] == 0.1
     assert settings["augmentation"]["partial_probability"] == 0.15

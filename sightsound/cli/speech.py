@@ -22,6 +22,7 @@ import argparse
 import sys
 
 from .. import presets
+from ..data.augment import SNR_OVER
 from .common import add_data_dir, add_device, add_seed, add_speech_model, speech_recognizer
 from .speech_listen import add_listen_command
 from .speech_transfer import add_transfer_command
@@ -106,6 +107,9 @@ def _add_augmentation_options(train) -> None:
     train.add_argument("--snr", type=float, nargs=2, default=None, metavar=("MIN_DB", "MAX_DB"),
                        help="signal-to-noise range of that mix in dB (default 3 30; robust: -5 30); lower "
                             "makes the model hold up in louder noise")
+    train.add_argument("--snr-over", choices=SNR_OVER, default=None,
+                       help="what --snr is measured over: the whole 1-s window (default) or the word in it, as a "
+                            "listener hears a word against a room's noise")
     train.add_argument("--fragment-probability", type=float, default=None, metavar="P",
                        help="share of training clips cut to a 5-35 %% sliver of their word at a window edge and "
                             "labelled _unknown_, as a streaming window sees a word come and go (default 0; "
@@ -207,22 +211,19 @@ def run_train(args: argparse.Namespace) -> int:
     from ..errors import SightsoundError
     from ..training.speech import PRESET, recipe_augmentation, train_speech
 
+    overrides = {"noise_probability": args.noise_probability, "snr_db": args.snr, "snr_over": args.snr_over,
+                 "fragment_probability": args.fragment_probability, "partial_probability": args.partial_probability,
+                 "placement_probability": args.placement_probability,
+                 "running_speech_probability": args.running_speech_probability}
     augmentation = None
     if not args.no_augment:
         try:
-            augmentation = recipe_augmentation(args.recipe, noise_probability=args.noise_probability,
-                                               snr_db=args.snr, fragment_probability=args.fragment_probability,
-                                               partial_probability=args.partial_probability,
-                                               placement_probability=args.placement_probability,
-                                               running_speech_probability=args.running_speech_probability)
+            augmentation = recipe_augmentation(args.recipe, **overrides)
         except ValueError as error:
             raise SightsoundError(str(error)) from error
-    elif any(v is not None for v in (args.noise_probability, args.snr, args.fragment_probability,
-                                     args.partial_probability, args.placement_probability,
-                                     args.running_speech_probability)):
-        raise SightsoundError("--no-augment turns augmentation off; drop --noise-probability/--snr/"
-                              "--fragment-probability/--partial-probability/--placement-probability/"
-                              "--running-speech-probability or it")
+    elif any(v is not None for v in overrides.values()):
+        given = [f"--{name.replace('_db', '').replace('_', '-')}" for name, v in overrides.items() if v is not None]
+        raise SightsoundError(f"--no-augment turns augmentation off; drop {'/'.join(given)} or it")
     if args.initial_model is None:
         presets.build(args.architecture or presets.training_defaults(PRESET, args.recipe).get("model", PRESET),
                       device="cpu").summary()
