@@ -301,7 +301,7 @@ def report(name: str, fold: dict) -> None:
         print(f"  goal {goal}: {'met' if met else 'NOT met'}")
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--corpus", required=True, help="a corpus from `speech synth --engines espeak,kokoro`")
@@ -325,6 +325,43 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.folds, args.epochs, args.recordings = "kokoro-speakers", args.epochs or 6, 3
+    return args
+
+
+def run_fold(name: str, corpus: Path, entries: list[dict], work: Path, args: argparse.Namespace) -> dict:
+    """Train (or take ``--model``) and measure one fold: its clips, and for kokoro-speakers the window
+    phases, the long recordings and the sentences; with each goal met or not."""
+    if name == "kokoro-speakers":
+        test = [e for e in entries if e["engine"] == "kokoro" and e["split"] == args.held_out]
+        data, description = corpus, (f"trained on espeak-ng + 22 Kokoro voices; tested on the 3 Kokoro voices "
+                                     f"of the {args.held_out} split, never trained on")
+    elif name == "no-kokoro":
+        test = [e for e in entries if e["engine"] == "kokoro"]
+        data = espeak_view(corpus, entries, work / "espeak-only")
+        description = "trained on espeak-ng only; tested on all 28 Kokoro voices"
+    else:
+        raise SystemExit(f"unknown fold {name!r}; choose kokoro-speakers, no-kokoro")
+    model_dir = Path(args.model) if args.model else work / name / "model"
+    print(f"{name}: {len(test)} test clips; model {model_dir}")
+    fold = {"description": description, "threshold": args.threshold,
+            "training": {"model": str(model_dir)} if args.model else train(data, model_dir, args)}
+    recognizer = speech.create("BROWSER_FFT", model=str(model_dir), device="cpu")
+    fold["clips"] = clip_figures(recognizer, corpus, test)
+    if name == "kokoro-speakers":
+        fold["phases"] = phase_figures(recognizer, corpus, test, args.threshold)
+        fold["stream"] = stream_figures(recognizer, corpus, test, args, work)
+        fold["sentences"] = sentence_figures(recognizer, sorted({e["voice"] for e in test}), args, work)
+        fold["goals"] = {"command words >= 90 %": fold["clips"]["all"]["command_accuracy"] >= 0.90,
+                         "stream precision >= 0.95": fold["stream"]["precision"] >= 0.95,
+                         "stream recall >= 0.90": fold["stream"]["recall"] >= 0.90,
+                         "false alarms <= 1 a minute": fold["sentences"]["per_minute"] <= 1.0}
+    else:
+        fold["goals"] = {"command words >= 80 %": fold["clips"]["all"]["command_accuracy"] >= 0.80}
+    return fold
+
+
+def main() -> None:
+    args = parse_args()
     corpus = Path(args.corpus).resolve()
     entries = read_manifest(corpus)
     work = Path(args.work) / ("quick" if args.quick else args.recipe)
@@ -334,41 +371,10 @@ def main() -> None:
     started = time.perf_counter()
     results = {"corpus": str(corpus), "recipe": args.recipe, "quick": args.quick, "threshold": args.threshold,
                "held_out": args.held_out, "folds": {}}
-    folds = [f.strip() for f in args.folds.split(",") if f.strip()]
-    if args.model:
-        folds = ["kokoro-speakers"]
+    folds = ["kokoro-speakers"] if args.model else [f.strip() for f in args.folds.split(",") if f.strip()]
     for name in folds:
-        if name == "kokoro-speakers":
-            test = [e for e in entries if e["engine"] == "kokoro" and e["split"] == args.held_out]
-            data, description = corpus, (f"trained on espeak-ng + 22 Kokoro voices; tested on the 3 Kokoro voices "
-                                         f"of the {args.held_out} split, never trained on")
-        elif name == "no-kokoro":
-            test = [e for e in entries if e["engine"] == "kokoro"]
-            data = espeak_view(corpus, entries, work / "espeak-only")
-            description = "trained on espeak-ng only; tested on all 28 Kokoro voices"
-        else:
-            raise SystemExit(f"unknown fold {name!r}; choose kokoro-speakers, no-kokoro")
-        model_dir = Path(args.model) if args.model else work / name / "model"
-        print(f"{name}: {len(test)} test clips; model {model_dir}")
-        fold = {"description": description, "threshold": args.threshold,
-                "training": {"model": str(model_dir)} if args.model else train(data, model_dir, args)}
-        recognizer = speech.create("BROWSER_FFT", model=str(model_dir), device="cpu")
-        fold["clips"] = clip_figures(recognizer, corpus, test)
-        goals = {}
-        if name == "kokoro-speakers":
-            fold["phases"] = phase_figures(recognizer, corpus, test, args.threshold)
-            fold["stream"] = stream_figures(recognizer, corpus, test, args, work)
-            voices = sorted({e["voice"] for e in test})
-            fold["sentences"] = sentence_figures(recognizer, voices, args, work)
-            goals = {"command words >= 90 %": fold["clips"]["all"]["command_accuracy"] >= 0.90,
-                     "stream precision >= 0.95": fold["stream"]["precision"] >= 0.95,
-                     "stream recall >= 0.90": fold["stream"]["recall"] >= 0.90,
-                     "false alarms <= 1 a minute": fold["sentences"]["per_minute"] <= 1.0}
-        else:
-            goals = {"command words >= 80 %": fold["clips"]["all"]["command_accuracy"] >= 0.80}
-        fold["goals"] = goals
-        results["folds"][name] = fold
-        report(name, fold)
+        results["folds"][name] = run_fold(name, corpus, entries, work, args)
+        report(name, results["folds"][name])
     results["seconds"] = time.perf_counter() - started
     print(f"\n{results['seconds']:.0f} s in all; work folder {work}")
     if args.json:
