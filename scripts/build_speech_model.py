@@ -18,6 +18,8 @@ Run again after an interruption: every step keeps what is done. The same seed gi
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
 import json
 import subprocess
 import sys
@@ -27,20 +29,39 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sightsound.data import voices  # noqa: E402
+from sightsound.data.augment import Augmentation  # noqa: E402
 from sightsound.data.synth import build_corpus  # noqa: E402
 from sightsound.fileio import write_bytes_atomic, write_text_atomic  # noqa: E402
 from sightsound.speech import model_files  # noqa: E402
-from sightsound.training.speech import train_speech  # noqa: E402
+from sightsound.training.speech import SpeechSettings, train_speech  # noqa: E402
 
 RECIPE = "people"
 SHIPPED_FILES = ("model.json", "weights.bin", model_files.METADATA_JSON)
 
 
-def held_out_figures(corpus: Path, model: Path, out: Path, seed: int) -> dict:
-    """The generalisation benchmark's figures for ``model`` on the corpus's held-out Kokoro voices."""
+def check_trained_model(model: Path, epochs: int | None, seed: int) -> None:
+    """Stop if ``model`` was trained with other settings than the recipe's now: a changed recipe must not
+    ship a model trained with the old one. (An augmentation option newer than the model counts as its
+    default; history.json names the optimizer by its class.)"""
+    as_json = lambda value: json.loads(json.dumps(value))  # noqa: E731  (tuples as lists, as history.json has them)
+    wanted = as_json({**SpeechSettings.of(RECIPE, epochs=epochs).to_json(), "seed": seed})
+    had = json.loads((model / "history.json").read_text()).get("settings", {})
+    had = {**had, "optimizer": str(had.get("optimizer", "")).lower(),
+           "augmentation": {**as_json(dataclasses.asdict(Augmentation())), **(had.get("augmentation") or {})}}
+    changed = sorted(k for k in wanted if had.get(k) != wanted[k])
+    if changed:
+        raise SystemExit(f"{model} was trained with other settings than the {RECIPE!r} recipe's now "
+                         f"({', '.join(changed)} differ); remove that folder to train it again")
+
+
+def held_out_figures(corpus: Path, model: Path, work: Path, seed: int) -> dict:
+    """The generalisation benchmark's figures for ``model`` on the corpus's held-out Kokoro voices (kept
+    per weights file, so that a retrained model is measured again)."""
+    digest = hashlib.sha256((model / "weights.bin").read_bytes()).hexdigest()[:12]
+    out = work / f"held-out-{digest}.json"
     if not out.is_file():
         subprocess.run([sys.executable, str(ROOT / "benchmarks" / "speech_generalization.py"), "--corpus",
-                        str(corpus), "--model", str(model), "--work", str(out.parent / "evaluation"),
+                        str(corpus), "--model", str(model), "--work", str(work / "evaluation"),
                         "--seed", str(seed), "--json", str(out)], check=True)
     return json.loads(out.read_text())["folds"]["kokoro-speakers"]
 
@@ -123,10 +144,12 @@ def main() -> int:
         return 1
     if not (corpus / "synth.json").is_file():
         build_corpus(corpus, size=args.size, seed=args.seed, workers=args.workers, engines="espeak,kokoro")
-    if not (model / "history.json").is_file():
+    if (model / "history.json").is_file():
+        check_trained_model(model, args.epochs, args.seed)
+    else:
         train_speech(corpus, model, recipe=RECIPE, seed=args.seed, progress=True, device=args.device,
                      workers=args.workers, epochs=args.epochs)
-    figures = held_out_figures(corpus, model, work / "held-out.json", args.seed)
+    figures = held_out_figures(corpus, model, work, args.seed)
     card = model_card(corpus, model, figures, args.seed)
     write_text_atomic(model / "MODEL_CARD.md", card)
     if not args.no_install:
