@@ -274,8 +274,6 @@ def main() -> None:
 
 
 def run(args, recognizer, clips, noises, targets, rng, out: Path, threads: int) -> None:
-    data = Path(args.data)
-
     occurrences, wavs = [], []
     for i in range(args.recordings):
         x, occ = build_recording(i, args.words, clips, targets, noises, rng, args.distractors,
@@ -298,54 +296,63 @@ def run(args, recognizer, clips, noises, targets, rng, out: Path, threads: int) 
                     "speed_x_realtime": seconds / wall, "torch_threads": threads,
                     "targets": sum(o.target for o in occurrences),
                     "distractors": sum(not o.target for o in occurrences)})
-
-    sweep = {}
-    if args.suppression == 0:  # every window once; other thresholds follow exactly (no suppression state)
-        every = []
-        for i, wav in enumerate(wavs):
-            results, *_ = listen_to(recognizer, wav, {"overlap_factor": args.overlap,
-                                                      "invoke_callback_on_noise_and_unknown": True},
-                                    args.chunk, False)
-            every += [(i, r) for r in results]
-        for t in THRESHOLDS:
-            dets = [(i, r.time, r.word) for i, r in every if r.score >= t
-                    and r.word not in (speech.BACKGROUND_NOISE_TAG, speech.UNKNOWN_TAG)]
-            s = score(dets, occurrences)
-            sweep[t] = {k: s[k] for k in ("precision", "recall", "delay_median_ms", "delay_p90_ms", "detections")}
-
+    # every window once; other thresholds follow exactly (no suppression state)
+    sweep = threshold_sweep(recognizer, wavs, occurrences, args) if args.suppression == 0 else {}
     goals = {"precision": figures["precision"] >= 0.95, "recall": figures["recall"] >= 0.90,
              "median_delay": figures["delay_median_ms"] <= 300, "cpu": figures["cpu_share_of_one_core"] <= 0.05}
-    print(f"model {args.model}; data {data} (test split); {args.recordings} recordings, "
-          f"{figures['audio_seconds']} s of audio, {figures['targets']} command words + "
-          f"{figures['distractors']} distractors, SNR {args.snr[0]:g}-{args.snr[1]:g} dB; threshold {args.threshold}, overlap {args.overlap}, "
-          f"suppression {args.suppression} ms")
-    print(f"  precision {figures['precision']:.4f}  ({figures['correct']}/{figures['detections']} detections)"
-          f"   goal >= 0.95: {'met' if goals['precision'] else 'NOT met'}")
-    print(f"            false alarms by cause {figures['false_alarms_by_cause']}")
-    print(f"            {figures['repeat_detections']} of the correct detections repeat a word already reported "
-          f"(the next window heard it too)")
-    print(f"  recall    {figures['recall']:.4f}  by condition {figures['recall_by_condition']}"
-          f"   goal >= 0.90: {'met' if goals['recall'] else 'NOT met'}")
-    print(f"            by SNR band {figures['recall_by_snr_band']}")
-    print(f"            by noise {figures['recall_by_noise']}")
-    print(f"  delay     median {figures['delay_median_ms']:.0f} ms, p90 {figures['delay_p90_ms']:.0f} ms "
-          f"(stream time, word end -> callback)   goal median <= 300 ms: "
-          f"{'met' if goals['median_delay'] else 'NOT met'}")
-    print(f"  CPU       {100 * figures['cpu_share_of_one_core']:.2f} % of one core at real time "
-          f"({figures['cpu_seconds']} s CPU for {figures['audio_seconds']} s; {figures['speed_x_realtime']:.0f}x "
-          f"real time wall; torch threads {figures['torch_threads']})   goal <= 5 %: "
-          f"{'met' if goals['cpu'] else 'NOT met'}")
-    if sweep:
-        print("  threshold  precision  recall  median delay  p90 delay  detections")
-        for t, s in sweep.items():
-            print(f"  {t:9.2f}  {s['precision']:9.4f}  {s['recall']:6.4f}  {s['delay_median_ms']:9.0f} ms"
-                  f"  {s['delay_p90_ms']:6.0f} ms  {s['detections']:10d}")
+    print_report(args, figures, goals, sweep)
     if args.keep:
         print(f"recordings and truth.json in {out}")
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "figures": figures, "goals_met": goals,
                                                "threshold_sweep": {str(k): v for k, v in sweep.items()}},
                                               indent=1))
+
+
+def threshold_sweep(recognizer, wavs: list[Path], occurrences: list[Occurrence], args) -> dict:
+    """Precision, recall and delays at each of :data:`THRESHOLDS`, from one pass over every window."""
+    every = []
+    for i, wav in enumerate(wavs):
+        results, *_ = listen_to(recognizer, wav, {"overlap_factor": args.overlap,
+                                                  "invoke_callback_on_noise_and_unknown": True},
+                                args.chunk, False)
+        every += [(i, r) for r in results]
+    sweep = {}
+    for t in THRESHOLDS:
+        dets = [(i, r.time, r.word) for i, r in every if r.score >= t
+                and r.word not in (speech.BACKGROUND_NOISE_TAG, speech.UNKNOWN_TAG)]
+        s = score(dets, occurrences)
+        sweep[t] = {k: s[k] for k in ("precision", "recall", "delay_median_ms", "delay_p90_ms", "detections")}
+    return sweep
+
+
+def print_report(args, figures: dict, goals: dict, sweep: dict) -> None:
+    def verdict(goal: str) -> str:
+        return "met" if goals[goal] else "NOT met"
+
+    print(f"model {args.model}; data {Path(args.data)} (test split); {args.recordings} recordings, "
+          f"{figures['audio_seconds']} s of audio, {figures['targets']} command words + "
+          f"{figures['distractors']} distractors, SNR {args.snr[0]:g}-{args.snr[1]:g} dB; threshold {args.threshold}, overlap {args.overlap}, "
+          f"suppression {args.suppression} ms")
+    print(f"  precision {figures['precision']:.4f}  ({figures['correct']}/{figures['detections']} detections)"
+          f"   goal >= 0.95: {verdict('precision')}")
+    print(f"            false alarms by cause {figures['false_alarms_by_cause']}")
+    print(f"            {figures['repeat_detections']} of the correct detections repeat a word already reported "
+          f"(the next window heard it too)")
+    print(f"  recall    {figures['recall']:.4f}  by condition {figures['recall_by_condition']}"
+          f"   goal >= 0.90: {verdict('recall')}")
+    print(f"            by SNR band {figures['recall_by_snr_band']}")
+    print(f"            by noise {figures['recall_by_noise']}")
+    print(f"  delay     median {figures['delay_median_ms']:.0f} ms, p90 {figures['delay_p90_ms']:.0f} ms "
+          f"(stream time, word end -> callback)   goal median <= 300 ms: {verdict('median_delay')}")
+    print(f"  CPU       {100 * figures['cpu_share_of_one_core']:.2f} % of one core at real time "
+          f"({figures['cpu_seconds']} s CPU for {figures['audio_seconds']} s; {figures['speed_x_realtime']:.0f}x "
+          f"real time wall; torch threads {figures['torch_threads']})   goal <= 5 %: {verdict('cpu')}")
+    if sweep:
+        print("  threshold  precision  recall  median delay  p90 delay  detections")
+        for t, s in sweep.items():
+            print(f"  {t:9.2f}  {s['precision']:9.4f}  {s['recall']:6.4f}  {s['delay_median_ms']:9.0f} ms"
+                  f"  {s['delay_p90_ms']:6.0f} ms  {s['detections']:10d}")
 
 
 if __name__ == "__main__":
