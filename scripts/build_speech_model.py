@@ -4,7 +4,7 @@
 2. the multi-engine corpus: ``speech synth WORK/corpus --size full --engines espeak,kokoro``
    (about an hour on 2 cores; an interrupted build resumes);
 3. the ``people`` recipe on it: ``speech train WORK/corpus WORK/model --recipe people``
-   (about half an hour; an interrupted run continues from its last epoch);
+   (about 50 minutes; an interrupted run continues from its last epoch);
 4. its figures on the Kokoro voices the corpus holds out for testing (``benchmarks/speech_generalization.py
    --model``): the model never heard them;
 5. model.json, weights.bin, metadata.json and MODEL_CARD.md into ``sightsound/speech/pretrained/``.
