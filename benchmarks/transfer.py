@@ -34,7 +34,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import streaming  # noqa: E402  (listen_to: a recognizer over a WAV, timed)
-from speech_generalization import SENTENCES  # noqa: E402  (ordinary sentences: no command word, no homophone)
+from speech_generalization import SENTENCES, SENTENCES_KEY  # noqa: E402  (ordinary sentences: no command word, no homophone)
 
 from sightsound import audio, speech  # noqa: E402
 from sightsound.data import acoustics  # noqa: E402
@@ -131,7 +131,7 @@ def teach(base, name: str, train: dict, k: int, args) -> speech.TransferRecogniz
 
 
 def false_alarms(t, tts, voice: str, work: Path, seed: int) -> dict:
-    wav = work / f"sentences-{voice}.wav"
+    wav = work / f"sentences-{voice}-{SENTENCES_KEY}.wav"  # another sentence set: another file
     if not wav.is_file():
         rng = np.random.default_rng(seed)
         parts = []
