@@ -111,42 +111,25 @@ def lr_at(step: int, total: int, recipe: dict) -> float:
     raise ValueError(f"unknown schedule {kind!r}")
 
 
-def run_one(a, recipe: dict) -> dict:
-    """Train in this process; ``_T0`` (this file's first line) is the start of the clock."""
-    interpreter = process_age_at_start()
-    import torch
-
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    from sightsound import presets
+def load_data(a, recipe: dict):
+    """MNIST as float images and one-hot rows (smoothed for training if the recipe says so)."""
     from sightsound.data import mnist
-    from sightsound.engine.callbacks import Callback
-    from sightsound.runtime import set_seed
-    from sightsound.training.mnist import MnistSettings, fit_mnist
 
-    set_seed(a.seed)
     try:
         data = mnist.load_mnist(a.data_dir, progress=False, download=a.download)
     except Exception as error:  # missing or corrupt MNIST: say so without a traceback
         raise SystemExit(f"cannot load MNIST: {error}\n(set SIGHTSOUND_DATA or --data-dir; --download to fetch it)")
-    train_x = mnist.to_float_images(data.train_images)
     train_y = mnist.one_hot(data.train_labels)
     if recipe["label_smoothing"]:
         eps = recipe["label_smoothing"]
         train_y = train_y * (1 - eps) + eps / train_y.shape[1]
-    test_x = mnist.to_float_images(data.test_images)
-    test_y = mnist.one_hot(data.test_labels)
-    t_data = time.perf_counter() - _T0
+    return (mnist.to_float_images(data.train_images), train_y, mnist.to_float_images(data.test_images),
+            mnist.one_hot(data.test_labels))
 
-    model = presets.build(recipe.get("preset", "mnist-conv"), device=a.device)
-    model.compile(optimizer=recipe["optimizer"], loss="categoricalCrossentropy", metrics=["accuracy"],
-                  learning_rate=recipe["lr"], dtype_policy=a.dtype_policy or "float32")
-    n_fit = len(train_x) - (math.ceil(len(train_x) * recipe["validation_split"]) if recipe["validation_split"]
-                            else 0)
-    steps = math.ceil(n_fit / recipe["batch_size"])
-    total = steps * recipe["epochs"]
-    epochs_log: list[dict] = []
-    reached: dict = {}
+
+def training_callbacks(a, recipe: dict, total: int, test_x, test_y, epochs_log: list, reached: dict) -> list:
+    """The test-set evaluation after every epoch (which stops at the target) and the recipe's schedule."""
+    from sightsound.engine.callbacks import Callback
 
     class Schedule(Callback):
         def __init__(self):
@@ -171,7 +154,33 @@ def run_one(a, recipe: dict) -> dict:
                 if not a.full:
                     self.model.stop_training = True
 
-    callbacks = [TestEval()] + ([Schedule()] if recipe["schedule"] != "constant" else [])
+    return [TestEval()] + ([Schedule()] if recipe["schedule"] != "constant" else [])
+
+
+def run_one(a, recipe: dict) -> dict:
+    """Train in this process; ``_T0`` (this file's first line) is the start of the clock."""
+    interpreter = process_age_at_start()
+    import torch
+
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    from sightsound import presets
+    from sightsound.runtime import set_seed
+    from sightsound.training.mnist import MnistSettings, fit_mnist
+
+    set_seed(a.seed)
+    train_x, train_y, test_x, test_y = load_data(a, recipe)
+    t_data = time.perf_counter() - _T0
+
+    model = presets.build(recipe.get("preset", "mnist-conv"), device=a.device)
+    model.compile(optimizer=recipe["optimizer"], loss="categoricalCrossentropy", metrics=["accuracy"],
+                  learning_rate=recipe["lr"], dtype_policy=a.dtype_policy or "float32")
+    n_fit = len(train_x) - (math.ceil(len(train_x) * recipe["validation_split"]) if recipe["validation_split"]
+                            else 0)
+    total = math.ceil(n_fit / recipe["batch_size"]) * recipe["epochs"]
+    epochs_log: list[dict] = []
+    reached: dict = {}
+    callbacks = training_callbacks(a, recipe, total, test_x, test_y, epochs_log, reached)
     settings = MnistSettings(preset=recipe.get("preset", "mnist-conv"), recipe=recipe["name"],
                              epochs=recipe["epochs"], batch_size=recipe["batch_size"],
                              validation_split=recipe["validation_split"], optimizer=recipe["optimizer"],
@@ -202,7 +211,7 @@ def _fmt_s(v) -> str:
     return "not reached" if v is None else f"{v:.1f} s"
 
 
-def main(argv=None) -> int:
+def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--recipe", choices=[*RECIPES, "both"], default="both", help="both = chapter and fast")
     p.add_argument("--seeds", type=int, help="runs per recipe, seeds 0..N-1 (default 3; quick 1)")
@@ -230,74 +239,79 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     if a.target is None:
         a.target = TARGETS.get(a.recipe, 0.990)
+    return a
 
-    if a.recipe != "both" and (a.in_process or a.seeds is None and not a.quick):
-        # One run in this very process: the clock started on line 1.
-        recipe = recipe_from_args(a, a.recipe)
-        if a.quick and a.recipe == "chapter" and a.max_epochs is None:
-            recipe["epochs"] = min(recipe["epochs"], 3)
-        res = run_one(a, recipe)
-        print(RESULT_MARK + json.dumps(res), flush=True)
-        if not a.in_process:
-            print(f"{a.recipe}: {_fmt_s(res['seconds_to_target'])} to {100 * a.target:.1f} % "
-                  f"(epoch {res['epoch_reached']}), final {100 * res['final_test_acc']:.2f} %")
-        return 0
 
-    seeds = a.seeds or (1 if a.quick else 3)
-    names = ["chapter", "fast"] if a.recipe == "both" else [a.recipe]
+def run_here(a) -> None:
+    """One run in this very process: the clock started on line 1."""
+    recipe = recipe_from_args(a, a.recipe)
+    if a.quick and a.recipe == "chapter" and a.max_epochs is None:
+        recipe["epochs"] = min(recipe["epochs"], 3)
+    res = run_one(a, recipe)
+    print(RESULT_MARK + json.dumps(res), flush=True)
+    if not a.in_process:
+        print(f"{a.recipe}: {_fmt_s(res['seconds_to_target'])} to {100 * a.target:.1f} % "
+              f"(epoch {res['epoch_reached']}), final {100 * res['final_test_acc']:.2f} %")
+
+
+def forwarded_flags(a) -> list[str]:
+    """The options every per-seed subprocess gets from this one."""
     forward = []
     for flag in ("target", "max_epochs", "optimizer", "lr", "batch_size", "epochs", "schedule", "warmup",
                  "label_smoothing", "validation_split", "threads", "device", "data_dir", "dtype_policy"):
         value = getattr(a, flag)
         if value is not None:
             forward += [f"--{flag.replace('_', '-')}", str(value)]
-    if a.full:
-        forward.append("--full")
-    if a.download:
-        forward.append("--download")
-    load_start = os.getloadavg()
-    started = time.strftime("%Y-%m-%d %H:%M:%S")
-    rows = []
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    for name in names:
-        runs = []
-        for seed in range(seeds):
-            cmd = [sys.executable, str(Path(__file__).resolve()), "--recipe", name, "--seed", str(seed),
-                   "--in-process"] + forward
-            if a.quick and name == "chapter" and a.max_epochs is None:
-                cmd += ["--max-epochs", "3"]
-            print(f"{name} seed {seed}: running...", file=sys.stderr, flush=True)
-            t0 = time.perf_counter()
-            proc = subprocess.run(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-            outer = time.perf_counter() - t0
-            line = next((ln for ln in reversed(proc.stdout.splitlines()) if ln.startswith(RESULT_MARK)), None)
-            if line is None:
-                print(f"{name} seed {seed}: failed (exit {proc.returncode})", file=sys.stderr)
-                runs.append({"seed": seed, "failed": proc.returncode})
-                continue
-            res = json.loads(line[len(RESULT_MARK):])
-            res["subprocess_wall_s"] = outer
-            runs.append(res)
-            print(f"{name} seed {seed}: {_fmt_s(res['seconds_to_target'])} to target "
-                  f"(epoch {res['epoch_reached']}), final {res['final_test_acc']:.4f}", file=sys.stderr, flush=True)
-        ok = [r for r in runs if "failed" not in r]
-        hit = [r["seconds_to_target"] for r in ok if r["reached"]]
-        recipe = ok[0]["recipe"] if ok else recipe_from_args(a, name)
-        # a run that never reached the target counts as infinitely slow: the median is finite only when most did
-        seconds = [r["seconds_to_target"] if r.get("reached") else math.inf for r in runs]
-        median = statistics.median(seconds) if seconds else math.inf
-        rows.append({"recipe": name, "settings": recipe, "runs": runs, "reached": f"{len(hit)}/{len(runs)}",
-                     "median_seconds_to_target": median if math.isfinite(median) else None,
-                     "max_seconds_to_target": max(seconds) if seconds and math.isfinite(max(seconds)) else None,
-                     "epochs_to_target": [r.get("epoch_reached") for r in ok],
-                     "interpreter_startup_s": statistics.median([r["interpreter_startup_s"] for r in ok
-                                                                 if r.get("interpreter_startup_s") is not None]
-                                                                or [0.0]),
-                     "seconds_imports_and_data": statistics.median([r["seconds_imports_and_data"] for r in ok]
-                                                                   or [0.0])})
-    load_end = os.getloadavg()
+    return forward + (["--full"] if a.full else []) + (["--download"] if a.download else [])
 
+
+def run_subprocess(a, name: str, seed: int, forward: list[str], env: dict) -> dict:
+    """One seed of recipe ``name`` in a fresh process, so that its clock starts at its own process start."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--recipe", name, "--seed", str(seed),
+           "--in-process"] + forward
+    if a.quick and name == "chapter" and a.max_epochs is None:
+        cmd += ["--max-epochs", "3"]
+    print(f"{name} seed {seed}: running...", file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    outer = time.perf_counter() - t0
+    line = next((ln for ln in reversed(proc.stdout.splitlines()) if ln.startswith(RESULT_MARK)), None)
+    if line is None:
+        print(f"{name} seed {seed}: failed (exit {proc.returncode})", file=sys.stderr)
+        return {"seed": seed, "failed": proc.returncode}
+    res = json.loads(line[len(RESULT_MARK):])
+    res["subprocess_wall_s"] = outer
+    print(f"{name} seed {seed}: {_fmt_s(res['seconds_to_target'])} to target "
+          f"(epoch {res['epoch_reached']}), final {res['final_test_acc']:.4f}", file=sys.stderr, flush=True)
+    return res
+
+
+def summarize(a, name: str, runs: list[dict]) -> dict:
+    """One recipe's row: a run that never reached the target counts as infinitely slow, so the median is
+    finite only when most runs did."""
+    ok = [r for r in runs if "failed" not in r]
+    hit = [r["seconds_to_target"] for r in ok if r["reached"]]
+    recipe = ok[0]["recipe"] if ok else recipe_from_args(a, name)
+    seconds = [r["seconds_to_target"] if r.get("reached") else math.inf for r in runs]
+    median = statistics.median(seconds) if seconds else math.inf
+    startups = [r["interpreter_startup_s"] for r in ok if r.get("interpreter_startup_s") is not None]
+    return {"recipe": name, "settings": recipe, "runs": runs, "reached": f"{len(hit)}/{len(runs)}",
+            "median_seconds_to_target": median if math.isfinite(median) else None,
+            "max_seconds_to_target": max(seconds) if seconds and math.isfinite(max(seconds)) else None,
+            "epochs_to_target": [r.get("epoch_reached") for r in ok],
+            "interpreter_startup_s": statistics.median(startups or [0.0]),
+            "seconds_imports_and_data": statistics.median([r["seconds_imports_and_data"] for r in ok] or [0.0])}
+
+
+def settings_text(s: dict) -> str:
+    return (f"{s.get('preset', 'mnist-conv')}, {s['optimizer']} lr {s['lr']:g}, batch {s['batch_size']}, ≤{s['epochs']} epochs, {s['schedule']}"
+            + (f" (warm-up {s['warmup']:g})" if s["schedule"] in ("onecycle", "linear") else "")
+            + (f", label smoothing {s['label_smoothing']:g}" if s.get("label_smoothing") else "")
+            + (f", validationSplit {s['validation_split']:g}" if s["validation_split"] else "")
+            + (f", shifts of up to {s['shift']} px" if s.get("shift") else ""))
+
+
+def print_table(a, rows: list[dict], load_start, load_end) -> None:
     print(f"\nTime to {100 * a.target:.1f} % MNIST test accuracy, from process start "
           f"({os.cpu_count()} CPUs, load average {load_start[0]:.2f} -> {load_end[0]:.2f}"
           f"{', quick mode' if a.quick else ''})\n")
@@ -305,20 +319,32 @@ def main(argv=None) -> int:
           "| test acc per epoch (seed 0) | imports + data |")
     print("|---|---|---:|---:|---|---|---:|")
     for r in rows:
-        s = r["settings"]
-        desc = (f"{s.get('preset', 'mnist-conv')}, {s['optimizer']} lr {s['lr']:g}, batch {s['batch_size']}, ≤{s['epochs']} epochs, {s['schedule']}"
-                + (f" (warm-up {s['warmup']:g})" if s["schedule"] in ("onecycle", "linear") else "")
-                + (f", label smoothing {s['label_smoothing']:g}" if s.get("label_smoothing") else "")
-                + (f", validationSplit {s['validation_split']:g}" if s["validation_split"] else "")
-                + (f", shifts of up to {s['shift']} px" if s.get("shift") else ""))
         secs = ("not reached" if r["median_seconds_to_target"] is None else
                 f"{r['median_seconds_to_target']:.1f} / " + ("not reached" if r["max_seconds_to_target"] is None
                                                               else f"{r['max_seconds_to_target']:.1f} s"))
         first = next((x for x in r["runs"] if "failed" not in x), None)
         curve = ", ".join(f"{100 * e['test_acc']:.2f}" for e in first["epochs"]) if first else "–"
         epochs = ", ".join("–" if e is None else str(e) for e in r["epochs_to_target"])
-        print(f"| {r['recipe']} | {desc} | {r['reached']} | {secs} | {epochs} | {curve} | "
+        print(f"| {r['recipe']} | {settings_text(r['settings'])} | {r['reached']} | {secs} | {epochs} | {curve} | "
               f"{r['seconds_imports_and_data']:.1f} s (+{r['interpreter_startup_s']:.1f} s interpreter) |")
+
+
+def main(argv=None) -> int:
+    a = parse_args(argv)
+    if a.recipe != "both" and (a.in_process or a.seeds is None and not a.quick):
+        run_here(a)
+        return 0
+    seeds = a.seeds or (1 if a.quick else 3)
+    names = ["chapter", "fast"] if a.recipe == "both" else [a.recipe]
+    forward = forwarded_flags(a)
+    load_start = os.getloadavg()
+    started = time.strftime("%Y-%m-%d %H:%M:%S")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    rows = [summarize(a, name, [run_subprocess(a, name, seed, forward, env) for seed in range(seeds)])
+            for name in names]
+    load_end = os.getloadavg()
+    print_table(a, rows, load_start, load_end)
     out = Path(a.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"when": started, "quick": a.quick, "target": a.target, "cpu_count": os.cpu_count(),
