@@ -242,7 +242,7 @@ def _inputs(sources, raw: bool) -> list[np.ndarray | None]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=2, help="MNIST training epochs for Listing 4.1 (default 2)")
     parser.add_argument("--model", default=None, help="use this saved model instead of training one")
@@ -251,62 +251,92 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mnist-test", type=int, default=2000, help="MNIST test images scored both ways")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--save-samples", default=None, metavar="DIR", help="write a few test images there")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
-    import torch
 
-    from sightsound.data.mnist import load_mnist, to_float_images
-
-    torch.set_num_threads(2)
-    started = time.perf_counter()
-    data = load_mnist(args.data_dir)
+def load_or_train(args, data, started: float):
+    """The model under test (``--model``, else Listing 4.1 trained here) and a line saying where it came from."""
     if args.model:
         import sightsound
 
-        model = sightsound.load_layers_model(args.model, device="cpu")
-        trained = f"loaded from {args.model}"
-    else:
-        model = _train(args.epochs, data, args.seed)
-        trained = f"Listing 4.1 trained {args.epochs} epochs on MNIST in {time.perf_counter() - started:.0f} s"
-    test_set = make_test_set(args.per_digit, args.seed)
-    if args.save_samples:
-        folder = Path(args.save_samples)
-        folder.mkdir(parents=True, exist_ok=True)
-        for category, items in test_set.items():
-            for index in range(0, len(items), args.per_digit * 3):
-                payload, label = items[index]
-                suffix = "jpg" if payload[:2] == b"\xff\xd8" else "png"
-                (folder / f"{category}-{index:03d}-{label}.{suffix}").write_bytes(payload)
+        return sightsound.load_layers_model(args.model, device="cpu"), f"loaded from {args.model}"
+    model = _train(args.epochs, data, args.seed)
+    return model, f"Listing 4.1 trained {args.epochs} epochs on MNIST in {time.perf_counter() - started:.0f} s"
 
+
+def save_samples(test_set: dict[str, list[tuple[bytes, int]]], folder: Path, per_digit: int) -> None:
+    """A few test images of each category as files, to look at (every third digit's first image)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for category, items in test_set.items():
+        for index in range(0, len(items), per_digit * 3):
+            payload, label = items[index]
+            suffix = "jpg" if payload[:2] == b"\xff\xd8" else "png"
+            (folder / f"{category}-{index:03d}-{label}.{suffix}").write_bytes(payload)
+
+
+def score_categories(model, test_set: dict[str, list[tuple[bytes, int]]]) -> list[tuple]:
+    """``(category, images, raw accuracy, prepared accuracy, no digit found)`` per category."""
     rows = []
     for category, items in test_set.items():
         sources, labels = [payload for payload, _ in items], [label for _, label in items]
         raw_acc, _ = _accuracy(model, _inputs(sources, raw=True), labels)
         prep_acc, missing = _accuracy(model, _inputs(sources, raw=False), labels)
         rows.append((category, len(items), raw_acc, prep_acc, missing))
-    mnist_x = to_float_images(data.test_images[:args.mnist_test])
-    mnist_labels = [int(v) for v in data.test_labels[:args.mnist_test]]
+    return rows
+
+
+def score_mnist(model, data, count: int) -> tuple:
+    """The control row: the first ``count`` MNIST test images, scored both ways like the categories."""
+    from sightsound.data.mnist import to_float_images
+
+    mnist_x = to_float_images(data.test_images[:count])
+    mnist_labels = [int(v) for v in data.test_labels[:count]]
     raw_acc, _ = _accuracy(model, list(mnist_x), mnist_labels)
+    # prepare_digit takes the image as a user would give it: uint8 grey, not the model's [0, 1] input
     prep_acc, missing = _accuracy(model, _inputs([(img * 255).astype(np.uint8)[..., 0] for img in mnist_x],
                                                  raw=False), mnist_labels)
+    return "MNIST test (control)", len(mnist_labels), raw_acc, prep_acc, missing
+
+
+def _table_line(name: str, count: int, raw_acc: float, prep_acc: float, missing: int) -> str:
+    return f"{name:<22}{count:>8}{raw_acc:>9.1%}{prep_acc:>10.1%}{prep_acc - raw_acc:>+9.1%}{missing:>10}"
+
+
+def print_report(rows: list[tuple], mnist_row: tuple, trained: str, seed: int, started: float) -> None:
     total = sum(r[1] for r in rows)
     overall_raw = sum(r[1] * r[2] for r in rows) / total
     overall_prep = sum(r[1] * r[3] for r in rows) / total
 
-    print(f"\nDigit quality ({trained}; test set seed {args.seed})\n")
+    print(f"\nDigit quality ({trained}; test set seed {seed})\n")
     print(f"{'test set':<22}{'images':>8}{'raw':>9}{'prepared':>10}{'gain':>9}{'no digit':>10}")
     print("-" * 68)
-    for category, count, raw_acc_c, prep_acc_c, missing_c in rows:
-        print(f"{category:<22}{count:>8}{raw_acc_c:>9.1%}{prep_acc_c:>10.1%}{prep_acc_c - raw_acc_c:>+9.1%}"
-              f"{missing_c:>10}")
+    for row in rows:
+        print(_table_line(*row))
     print("-" * 68)
-    print(f"{'all non-MNIST':<22}{total:>8}{overall_raw:>9.1%}{overall_prep:>10.1%}"
-          f"{overall_prep - overall_raw:>+9.1%}{sum(r[4] for r in rows):>10}")
-    print(f"{'MNIST test (control)':<22}{len(mnist_labels):>8}{raw_acc:>9.1%}{prep_acc:>10.1%}"
-          f"{prep_acc - raw_acc:>+9.1%}{missing:>10}")
+    print(_table_line("all non-MNIST", total, overall_raw, overall_prep, sum(r[4] for r in rows)))
+    print(_table_line(*mnist_row))
     print(f"\nraw = fromPixels(img, 1) -> resizeBilinear([28, 28]) -> /255 (the browser code, `predict --raw`);"
           f"\nprepared = prepare_digit (`predict`). 'no digit' images count as wrong. "
           f"Total {time.perf_counter() - started:.0f} s.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+
+    import torch
+
+    from sightsound.data.mnist import load_mnist
+
+    torch.set_num_threads(2)
+    started = time.perf_counter()
+    data = load_mnist(args.data_dir)
+    model, trained = load_or_train(args, data, started)
+    test_set = make_test_set(args.per_digit, args.seed)
+    if args.save_samples:
+        save_samples(test_set, Path(args.save_samples), args.per_digit)
+    rows = score_categories(model, test_set)
+    mnist_row = score_mnist(model, data, args.mnist_test)
+    print_report(rows, mnist_row, trained, args.seed, started)
     return 0
 
 

@@ -397,7 +397,7 @@ def report(stats: Stats, memory: dict, args, setup: dict) -> dict:
             "date": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
-def main(argv=None) -> int:
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=50, help="concurrent clients in all (default 50)")
     parser.add_argument("--audio-clients", type=int, default=None,
@@ -418,48 +418,79 @@ def main(argv=None) -> int:
         parser.error("--clients must be 1..1000 and --seconds 0..3600")
     if args.audio_clients is None:
         args.audio_clients = args.clients // 5
+    return args
 
+
+def set_up_models(args, models: Path) -> dict:
+    """The server's models folder (``mnist-conv`` and ``speech-tiny``, copied or made here); returns how each was
+    made."""
+    models.mkdir()
+    setup = {}
+    if args.mnist_model:
+        shutil.copytree(args.mnist_model, models / "mnist-conv")
+        setup["mnist"] = f"from {args.mnist_model}"
+    else:
+        setup["mnist"] = make_mnist_model(models / "mnist-conv", args.data_dir)
+    if args.speech_model:
+        shutil.copytree(args.speech_model, models / "speech-tiny")
+        setup["speech"] = f"from {args.speech_model}"
+    else:
+        setup["speech"] = make_speech_model(models / "speech-tiny")
+    print(f"models: {setup['mnist']}; {setup['speech']}", flush=True)
+    return setup
+
+
+def start_server(models: Path, args) -> Server:
+    # room for every audio client, twice: a client's next session may open while the server is still
+    # stopping the recognizer of its last one
+    sessions = ["--max-audio-sessions", str(max(1, 2 * args.audio_clients))]
+    server = Server(models, args.data_dir, [*sessions, *shlex.split(args.serve_args)])
+    print(f"server {server.url} (pid {server.pid})", flush=True)
+    return server
+
+
+def measure_load(server: Server, args, pngs: list[bytes]) -> tuple[Stats, dict]:
+    """Warm-up, then the clients' run; the clients' figures and the server's memory (KiB) along the way."""
+    time.sleep(1.0)
+    memory = {"start": rss_kib(server.pid)["VmRSS"]}
+    asyncio.run(warm_up(server.url, pngs))
+    memory["warm"] = rss_kib(server.pid)["VmRSS"]
+    stats, samples = asyncio.run(run_clients(server.url, args, pngs, server))
+    time.sleep(2.0)  # let finished sessions wind down
+    status = rss_kib(server.pid)
+    memory.update(end=status["VmRSS"], peak=status["VmHWM"], samples=samples, threads_end=status["Threads"])
+    if server.process.poll() is not None:
+        stats.error("predict", f"the server exited with {server.process.returncode}")
+    return stats, memory
+
+
+def write_figures(figures: dict, path: str) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(figures, indent=1))
+    print(f"\nJSON: {path}")  # the path as typed (a Path would print ./x.json as x.json)
+
+
+def server_tracebacks(server: Server) -> list[str]:
+    """The traceback lines in the server's stderr, printed with the end of that log when there are any."""
+    tracebacks = [line for line in server.stderr if "Traceback" in line]
+    if tracebacks:
+        print(f"server logged {len(tracebacks)} tracebacks:\n{''.join(server.stderr[-40:])}")
+    return tracebacks
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="sightsound-load-"))
     server = None
     try:
-        models = workdir / "models"
-        models.mkdir()
-        setup = {}
-        if args.mnist_model:
-            shutil.copytree(args.mnist_model, models / "mnist-conv")
-            setup["mnist"] = f"from {args.mnist_model}"
-        else:
-            setup["mnist"] = make_mnist_model(models / "mnist-conv", args.data_dir)
-        if args.speech_model:
-            shutil.copytree(args.speech_model, models / "speech-tiny")
-            setup["speech"] = f"from {args.speech_model}"
-        else:
-            setup["speech"] = make_speech_model(models / "speech-tiny")
-        print(f"models: {setup['mnist']}; {setup['speech']}", flush=True)
+        setup = set_up_models(args, workdir / "models")
         pngs = digit_pngs(args.data_dir)
-        # room for every audio client, twice: a client's next session may open while the server is still
-        # stopping the recognizer of its last one
-        sessions = ["--max-audio-sessions", str(max(1, 2 * args.audio_clients))]
-        server = Server(models, args.data_dir, [*sessions, *shlex.split(args.serve_args)])
-        print(f"server {server.url} (pid {server.pid})", flush=True)
-        time.sleep(1.0)
-        memory = {"start": rss_kib(server.pid)["VmRSS"]}
-        asyncio.run(warm_up(server.url, pngs))
-        memory["warm"] = rss_kib(server.pid)["VmRSS"]
-        stats, samples = asyncio.run(run_clients(server.url, args, pngs, server))
-        time.sleep(2.0)  # let finished sessions wind down
-        status = rss_kib(server.pid)
-        memory.update(end=status["VmRSS"], peak=status["VmHWM"], samples=samples, threads_end=status["Threads"])
-        if server.process.poll() is not None:
-            stats.error("predict", f"the server exited with {server.process.returncode}")
+        server = start_server(workdir / "models", args)
+        stats, memory = measure_load(server, args, pngs)
         figures = report(stats, memory, args, setup)
         figures["serve_args"] = args.serve_args
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(figures, indent=1))
-        print(f"\nJSON: {args.json}")
-        tracebacks = [line for line in server.stderr if "Traceback" in line]
-        if tracebacks:
-            print(f"server logged {len(tracebacks)} tracebacks:\n{''.join(server.stderr[-40:])}")
+        write_figures(figures, args.json)
+        tracebacks = server_tracebacks(server)
         return 0 if figures["errors_total"] == 0 and not tracebacks else 1
     finally:
         if server is not None:

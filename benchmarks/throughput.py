@@ -528,7 +528,7 @@ def merge_rounds(rounds: list[dict]) -> dict:
     return merged
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--engines", nargs="+", default=ENGINES, choices=ENGINES)
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
@@ -559,64 +559,63 @@ def main(argv=None) -> int:
     p.add_argument("--model", help=argparse.SUPPRESS)
     p.add_argument("--data", help=argparse.SUPPRESS)
     p.add_argument("--batch", type=int, help=argparse.SUPPRESS)
-    a = p.parse_args(argv)
-    if a.worker:
-        return run_worker(a)
+    return p
 
+
+def settle_settings(a, p: argparse.ArgumentParser) -> list[str]:
+    """Fills in the sizes left unset (their defaults depend on --quick), checks them, and returns the engines to
+    run in table order."""
     quick = a.quick
     a.samples = a.samples or (3200 if quick else 12800)
     a.repeats = a.repeats or (2 if quick else 3)
     a.predict_samples = a.predict_samples or (2048 if quick else 10000)
     a.tfjs_samples = a.tfjs_samples if a.tfjs_samples is not None else (320 if quick else 640)
     a.tfjs_repeats = a.tfjs_repeats or 1
-    a._tfjs_conv_rate = None
+    a._tfjs_conv_rate = None  # set once TF.js has run 4.1: run_engine uses it to explain skipping 4.5
     engines = [e for e in ENGINES if e in a.engines]
     biggest = max(MODELS[m]["batch"] for m in a.models)
     if a.samples < biggest or a.repeats < 1 or a.predict_samples < 1 or a.rounds < 1:
         p.error(f"--samples must be at least one batch ({biggest}); --repeats, --rounds and --predict-samples >= 1")
     if "torch" not in engines and "torch-heap" not in engines:
         print("note: no plain loop (torch, torch-heap) among --engines, so no ratios", file=sys.stderr)
-    load_start = os.getloadavg()
-    started = time.strftime("%Y-%m-%d %H:%M:%S")
-    raw: dict[str, dict[str, list]] = {e: {m: [] for m in a.models} for e in engines}
-    missing = {e: engine_missing(e, a) for e in engines}
-    with tempfile.TemporaryDirectory(prefix="sightsound-bench-") as tmpdir:
-        tmp = Path(tmpdir)
-        try:
-            sizes = prepare_data(a, tmp)
-        except Exception as error:  # missing or corrupt MNIST: say so without a traceback
-            print(f"cannot load MNIST: {error}\n(set SIGHTSOUND_DATA or --data-dir to the dataset root)",
-                  file=sys.stderr)
-            return 2
-        for rnd in range(a.rounds):
-            for model in a.models:
-                for engine in engines:
-                    tag = f"{engine:12s} {model:9s}" + (f" round {rnd + 1}" if a.rounds > 1 else "")
-                    if missing[engine]:
-                        if rnd == 0:
-                            print(f"{tag}: {missing[engine]}", file=sys.stderr, flush=True)
-                        status = "skipped" if missing[engine].startswith("skipped") else "not installed"
-                        raw[engine][model] = [{"status": status, "reason": missing[engine]}]
-                        continue
-                    if engine == "tfjs" and rnd > 0:  # minutes per run: once is enough
-                        continue
-                    print(f"{tag}: running...", file=sys.stderr, flush=True)
-                    r = run_engine(engine, model, a, tmp)
-                    raw[engine][model].append(r)
-                    if engine == "tfjs" and model == "conv" and r.get("status") == "ok":
-                        a._tfjs_conv_rate = r["train_median"]
-                    if r.get("status") == "ok":
-                        print(f"{tag}: train {r['train_median']:,.1f}/s, predict {r['predict_median']:,.1f}/s, "
-                              f"peak RSS {r['peak_rss_train_mb']:,.0f} MB", file=sys.stderr, flush=True)
-                    else:
-                        print(f"{tag}: {r.get('reason') or r['status']}\n{r.get('error', '')}",
-                              file=sys.stderr, flush=True)
-    results = {e: {m: merge_rounds(raw[e][m]) for m in a.models} for e in engines}
-    load_end = os.getloadavg()
+    return engines
 
+
+def run_round(rnd: int, a, engines: list[str], missing: dict, tmp: Path, raw: dict) -> None:
+    """One pass over every model and engine (round ``rnd``), adding each worker's result to ``raw``."""
+    for model in a.models:
+        for engine in engines:
+            tag = f"{engine:12s} {model:9s}" + (f" round {rnd + 1}" if a.rounds > 1 else "")
+            if missing[engine]:
+                if rnd == 0:
+                    print(f"{tag}: {missing[engine]}", file=sys.stderr, flush=True)
+                status = "skipped" if missing[engine].startswith("skipped") else "not installed"
+                raw[engine][model] = [{"status": status, "reason": missing[engine]}]
+                continue
+            if engine == "tfjs" and rnd > 0:  # minutes per run: once is enough
+                continue
+            raw[engine][model].append(run_and_log(engine, model, a, tmp, tag))
+
+
+def run_and_log(engine: str, model: str, a, tmp: Path, tag: str) -> dict:
+    """One worker run, with its progress and outcome on stderr."""
+    print(f"{tag}: running...", file=sys.stderr, flush=True)
+    r = run_engine(engine, model, a, tmp)
+    if engine == "tfjs" and model == "conv" and r.get("status") == "ok":
+        a._tfjs_conv_rate = r["train_median"]
+    if r.get("status") == "ok":
+        print(f"{tag}: train {r['train_median']:,.1f}/s, predict {r['predict_median']:,.1f}/s, "
+              f"peak RSS {r['peak_rss_train_mb']:,.0f} MB", file=sys.stderr, flush=True)
+    else:
+        print(f"{tag}: {r.get('reason') or r['status']}\n{r.get('error', '')}", file=sys.stderr, flush=True)
+    return r
+
+
+def print_report(a, engines: list[str], results: dict, load_start, load_end) -> None:
+    """The settings line, the Markdown table and the engines' versions, on stdout."""
     print(f"\nMNIST throughput, samples/s (median of {a.repeats * a.rounds}; TF.js: {a.tfjs_repeats}), "
           f"{os.cpu_count()} CPUs, load average {load_start[0]:.2f} -> {load_end[0]:.2f}"
-          f"{' (quick mode)' if quick else ''}")
+          f"{' (quick mode)' if a.quick else ''}")
     subset = ", ".join(f"{a.samples // MODELS[m]['batch'] * MODELS[m]['batch']} images for {MODELS[m]['title']}"
                        for m in a.models)
     print(f"training subset: {subset}; TF.js "
@@ -630,10 +629,12 @@ def main(argv=None) -> int:
     print("\n" + "; ".join(f"{e}: {v} ({threads[e]} thread{'s' if threads[e] != 1 else ''})"
                            for e, v in versions.items() if v))
 
+
+def write_json(a, started: str, load_start, load_end, sizes: dict, results: dict) -> None:
     out = Path(a.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
-        "when": started, "quick": quick, "cpu_count": os.cpu_count(), "platform": platform.platform(),
+        "when": started, "quick": a.quick, "cpu_count": os.cpu_count(), "platform": platform.platform(),
         "python": platform.python_version(), "load_average_start": load_start, "load_average_end": load_end,
         "settings": {"samples": a.samples, "repeats": a.repeats, "predict_samples": a.predict_samples,
                      "predict_batch": a.predict_batch, "tfjs_samples": a.tfjs_samples,
@@ -642,6 +643,33 @@ def main(argv=None) -> int:
                      "mnist": sizes},
         "results": results}, indent=1))
     print(f"wrote {out}")
+
+
+def main(argv=None) -> int:
+    p = build_parser()
+    a = p.parse_args(argv)
+    if a.worker:
+        return run_worker(a)
+
+    engines = settle_settings(a, p)
+    load_start = os.getloadavg()
+    started = time.strftime("%Y-%m-%d %H:%M:%S")
+    raw: dict[str, dict[str, list]] = {e: {m: [] for m in a.models} for e in engines}
+    missing = {e: engine_missing(e, a) for e in engines}
+    with tempfile.TemporaryDirectory(prefix="sightsound-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        try:
+            sizes = prepare_data(a, tmp)
+        except Exception as error:  # missing or corrupt MNIST: say so without a traceback
+            print(f"cannot load MNIST: {error}\n(set SIGHTSOUND_DATA or --data-dir to the dataset root)",
+                  file=sys.stderr)
+            return 2
+        for rnd in range(a.rounds):
+            run_round(rnd, a, engines, missing, tmp, raw)
+    results = {e: {m: merge_rounds(raw[e][m]) for m in a.models} for e in engines}
+    load_end = os.getloadavg()
+    print_report(a, engines, results, load_start, load_end)
+    write_json(a, started, load_start, load_end, sizes, results)
     return 0
 
 
