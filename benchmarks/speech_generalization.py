@@ -242,31 +242,43 @@ def stream_figures(recognizer, corpus: Path, clips: list[dict], args, work: Path
         "audio_seconds": round(seconds, 1), "targets": sum(o.target for o in occurrences)}
 
 
-def sentence_figures(recognizer, voices: list[str], args, work: Path) -> dict:
-    """False alarms while each held-out voice reads :data:`SENTENCES` (about three minutes of speech each)."""
+def sentence_recording(voice: str, work: Path, seed: int, tts=None) -> Path:
+    """``voice`` reading :data:`SENTENCES` (Kokoro, ``tts`` or a new :class:`KokoroVoices`), each at its own
+    level between -20 and -6 dBFS, 0.4-1.5 s of quiet between them, faint pink noise under it all; made once
+    and kept in ``work``. The file name holds the sentence set's hash and the seed: another set or seed is
+    another recording, never an old one reused."""
+    wav = work / f"sentences-{voice}-{SENTENCES_KEY}-seed{seed}.wav"
+    if wav.is_file():
+        return wav
     from sightsound.data.synth.render import colored_noise
     from sightsound.data.voices import KokoroVoices
 
-    tts = None
-    per_voice = {}
-    options = {"probability_threshold": args.threshold, "overlap_factor": 0.5}
-    for voice in voices:
-        wav = work / f"sentences-{voice}-{SENTENCES_KEY}.wav"  # another sentence set: another file
-        if not wav.is_file():
-            tts = tts or KokoroVoices()
-            rng = np.random.default_rng([args.seed, len(voice)])
-            parts = []
-            for text in SENTENCES:
-                said = tts.speak(text, voice)
-                said = said * (10 ** (rng.uniform(-20, -6) / 20) / max(float(np.abs(said).max()), 1e-9))
-                gap = np.zeros(int(rng.uniform(0.4, 1.5) * streaming.RATE), dtype=np.float32)
-                parts += [gap, said.astype(np.float32)]
-            x = np.concatenate(parts + [np.zeros(streaming.RATE, dtype=np.float32)])
-            x = x + (colored_noise(x.size, "pink", rng) * 10 ** (-65 / 20)).astype(np.float32)
-            audio.write_wav(wav, x, streaming.RATE)
-        results, _, _, duration = streaming.listen_to(recognizer, wav, options, 1024, False)
-        per_voice[voice] = {"false_alarms": len(results), "minutes": duration / 60,
-                            "words": [r.word for r in results]}
+    tts = tts or KokoroVoices()
+    rng = np.random.default_rng([seed, len(voice)])
+    parts = []
+    for text in SENTENCES:
+        said = tts.speak(text, voice)
+        said = said * (10 ** (rng.uniform(-20, -6) / 20) / max(float(np.abs(said).max()), 1e-9))
+        gap = np.zeros(int(rng.uniform(0.4, 1.5) * streaming.RATE), dtype=np.float32)
+        parts += [gap, said.astype(np.float32)]
+    x = np.concatenate(parts + [np.zeros(streaming.RATE, dtype=np.float32)])
+    x = x + (colored_noise(x.size, "pink", rng) * 10 ** (-65 / 20)).astype(np.float32)
+    work.mkdir(parents=True, exist_ok=True)
+    audio.write_wav(wav, x, streaming.RATE)
+    return wav
+
+
+def sentence_false_alarms(recognizer, wav: Path, threshold: float) -> dict:
+    """What ``recognizer`` hears in a recording without command words: every word it reports is a false alarm."""
+    options = {"probability_threshold": threshold, "overlap_factor": 0.5}
+    results, _, _, duration = streaming.listen_to(recognizer, wav, options, 1024, False)
+    return {"false_alarms": len(results), "minutes": duration / 60, "words": [r.word for r in results]}
+
+
+def sentence_figures(recognizer, voices: list[str], args, work: Path) -> dict:
+    """False alarms while each held-out voice reads :data:`SENTENCES` (about three minutes of speech each)."""
+    per_voice = {voice: sentence_false_alarms(recognizer, sentence_recording(voice, work, args.seed), args.threshold)
+                 for voice in voices}
     minutes = sum(v["minutes"] for v in per_voice.values())
     alarms = sum(v["false_alarms"] for v in per_voice.values())
     return {"false_alarms": alarms, "minutes": round(minutes, 2), "per_minute": alarms / minutes,

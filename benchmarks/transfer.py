@@ -33,10 +33,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import streaming  # noqa: E402  (listen_to: a recognizer over a WAV, timed)
-from speech_generalization import SENTENCES, SENTENCES_KEY  # noqa: E402  (ordinary sentences: no command word, no homophone)
+from speech_generalization import SENTENCES, sentence_false_alarms, sentence_recording  # noqa: E402  (ordinary sentences)
 
-from sightsound import audio, speech  # noqa: E402
+from sightsound import speech  # noqa: E402
 from sightsound.data import acoustics  # noqa: E402
 from sightsound.data import speech_commands as sc  # noqa: E402
 from sightsound.data.synth.plan import kokoro_voice_splits  # noqa: E402
@@ -130,22 +129,6 @@ def teach(base, name: str, train: dict, k: int, args) -> speech.TransferRecogniz
     return t
 
 
-def false_alarms(t, tts, voice: str, work: Path, seed: int) -> dict:
-    wav = work / f"sentences-{voice}-{SENTENCES_KEY}.wav"  # another sentence set: another file
-    if not wav.is_file():
-        rng = np.random.default_rng(seed)
-        parts = []
-        for text in SENTENCES:
-            said = tts.speak(text, voice)
-            parts += [np.zeros(int(rng.uniform(0.4, 1.5) * RATE)), 0.3 * said / max(float(np.abs(said).max()), 1e-9)]
-        x = np.concatenate(parts + [np.zeros(RATE)])
-        x += colored_noise(x.size, "pink", rng) * 10 ** (-65 / 20)
-        audio.write_wav(wav, x.astype(np.float32), RATE)
-    results, _, _, duration = streaming.listen_to(t, wav, {"probability_threshold": THRESHOLD,
-                                                          "overlap_factor": 0.5}, 1024, False)
-    return {"false_alarms": len(results), "minutes": duration / 60, "words": [r.word for r in results]}
-
-
 def run_voice(base, tts, voice: str, args, work: Path) -> list[dict]:
     train, test = render_voice(tts, voice, max(args.k), args.tests, args.seed, args.other_speech)
     x = np.stack([frontend.normalize(f) for w in NEW_WORDS for f in test[w]])[..., None]
@@ -157,7 +140,7 @@ def run_voice(base, tts, voice: str, args, work: Path) -> list[dict]:
         seconds = time.perf_counter() - t0
         said = [r.word for r in t.recognize(x)]
         row = {"voice": voice, "k": k, "accuracy": float(np.mean([a == b for a, b in zip(said, truth)])),
-               "tests": len(truth), "train_seconds": round(seconds, 1), **false_alarms(t, tts, voice, work, args.seed)}
+               "tests": len(truth), "train_seconds": round(seconds, 1), **sentence_false_alarms(t, sentence_recording(voice, work, args.seed, tts), THRESHOLD)}
         row["per_minute"] = row["false_alarms"] / row["minutes"]
         print(json.dumps(row), flush=True)
         rows.append(row)
