@@ -386,3 +386,38 @@ def test_sightsound_functional_model_loads_in_tfjs_and_predicts_the_same(to_tfjs
     for mine, tfjs in zip(ours[name]["predictions"], theirs[name]["predictions"]):
         assert max_diff(mine, tfjs) <= TOL
     assert theirs[name]["summary"] == ours[name]["summary"]
+
+
+def relu_then_pool_model(relu_layer) -> sightsound.Sequential:
+    """conv (no activation) -> batch norm -> a relu layer -> max pooling -> dense, as the speech-bn blocks."""
+    return sightsound.sequential(layers=[
+        layers.conv2d(input_shape=[10, 10, 1], filters=3, kernel_size=3, use_bias=False),
+        layers.batch_normalization(), relu_layer, layers.max_pooling2d(pool_size=2),
+        layers.flatten(), layers.dense(units=4, activation="softmax")], device="cpu")
+
+
+@pytest.mark.parametrize("relu_layer", [lambda: layers.activation(activation="relu"), lambda: layers.re_lu()],
+                         ids=["activation", "reLU"])
+def test_a_relu_layer_before_max_pooling_gives_the_numbers_of_its_layers_run_one_by_one(relu_layer):
+    sightsound.set_seed(0)
+    model = relu_then_pool_model(relu_layer())
+    x = np.random.default_rng(0).standard_normal((5, 10, 10, 1)).astype(np.float32)
+    chained = model.predict(x)
+    stepwise = x
+    for layer in model.layers:  # each layer's own module, unfused
+        stepwise = np.asarray(layer.apply(stepwise))
+    assert max_diff(chained, stepwise) <= 1e-6
+    pooled = sightsound.model(inputs=model.inputs, outputs=model.layers[3].output, device="cpu").predict(x)
+    assert pooled.min() == 0  # the relu, which the chain ran after the pooling
+
+
+def test_a_pooling_layer_run_alone_leaves_the_models_relu_in_place():
+    sightsound.set_seed(0)
+    model = sightsound.sequential(layers=[
+        layers.conv2d(input_shape=[8, 8, 1], filters=2, kernel_size=3, activation="relu"),
+        layers.max_pooling2d(pool_size=2), layers.flatten()], device="cpu")
+    x = np.random.default_rng(0).standard_normal((2, 8, 8, 1)).astype(np.float32)
+    before = model.predict(x)
+    alone = np.asarray(model.layers[1].apply(np.random.default_rng(1).standard_normal((2, 6, 6, 2)).astype(np.float32)))
+    assert alone.min() < 0  # the pooling alone has no relu
+    assert before.min() == 0 and max_diff(model.predict(x), before) == 0  # and the model keeps its own

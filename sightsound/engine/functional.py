@@ -38,7 +38,7 @@ from torch import nn
 
 from ..errors import ModelFormatError, ShapeError
 from ..naming import python_options
-from .layers import Conv2D, MaxPooling2D
+from .layers import Activation, Conv2D, MaxPooling2D, ReLU
 from .layers import base as layers_base
 from .layers.base import Layer, Shape, WeightSpec
 from .layers.input_layer import InputLayer
@@ -213,7 +213,7 @@ def _eager_call(layer, arrays):
     if not getattr(layer, "multi_input", False) and len(xs) != 1:
         raise ShapeError(f"{layer.name} ({layer.class_name}) takes one input, got {len(xs)}")
     shapes = [tuple(x.shape[1:]) for x in xs]
-    module = layer_module(layer, shapes if layer.multi_input else shapes[0], alone=True)
+    module = layer_module(layer, shapes if layer.multi_input else shapes[0])
     device = next(itertools.chain(module.parameters(), module.buffers()), torch.zeros(0)).device
     xs = [(x.permute(0, 3, 1, 2) if x.dim() == 4 else x).to(device) for x in xs]
     was_training = module.training
@@ -357,16 +357,10 @@ def _layer_split(layer, parent_trainable: bool):
 
 #: layer -> (the input shape it was built for, its module). Weak: a layer no model holds goes with its module.
 _MODULES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-#: Layers whose module runs by itself (in a functional model, or called on arrays): never fused with another.
-_RUN_ALONE: weakref.WeakSet = weakref.WeakSet()
 
 
-def layer_module(layer: Layer, input_shape, alone: bool = False) -> nn.Module:
-    """The layer's module, built (with freshly initialised weights) for ``input_shape`` on first use.
-
-    ``alone``: the caller runs the module by itself, not as part of a ``Sequential``'s chain, so any
-    :func:`fuse_pool_relu` on it is undone, now and for good.
-    """
+def layer_module(layer: Layer, input_shape) -> nn.Module:
+    """The layer's module, built (with freshly initialised weights) for ``input_shape`` on first use."""
     entry = _MODULES.get(layer)
     if entry is None:
         entry = (input_shape, layer.build_module(input_shape))
@@ -374,9 +368,6 @@ def layer_module(layer: Layer, input_shape, alone: bool = False) -> nn.Module:
     elif _as_tuple(entry[0]) != _as_tuple(input_shape):
         raise ShapeError(f"{layer.name}: its module is built for input {_shapes_text(entry[0])}, not "
                          f"{_shapes_text(input_shape)}")
-    if alone:
-        _RUN_ALONE.add(layer)
-        _release_fused(layer, entry[1])
     return entry[1]
 
 
@@ -386,22 +377,32 @@ def built_module(layer: Layer) -> nn.Module | None:
     return entry[1] if entry is not None else None
 
 
-def fuse_pool_relu(layers: list, blocks: list[nn.Module]) -> None:
-    """In a chain of ``layers`` (a Sequential's), conv2d(relu) -> maxPooling2d runs as conv -> pool -> relu:
+def fuse_pool_relu(layers: list, blocks: list[nn.Module]) -> list[nn.Module]:
+    """The blocks of a chain of ``layers`` (a Sequential's), with each relu that comes just before a
+    maxPooling2d (a conv2d's relu activation, an Activation('relu') or a ReLU() layer) moved after the pooling:
     the same numbers (relu and max commute, gradients included), with the relu and its backward on 4x fewer
-    elements. Not for layers whose modules also run alone: there the conv's output may feed other layers."""
+    elements. The layers' own modules are not changed: wherever else they run, they run unfused."""
+    chain = list(blocks)
     for i in range(len(layers) - 1):
-        conv, pool = layers[i], layers[i + 1]
-        if isinstance(conv, Conv2D) and conv.activation == "relu" and isinstance(pool, MaxPooling2D) and \
-                conv not in _RUN_ALONE and pool not in _RUN_ALONE:
-            blocks[i].activation = nn.Identity()
-            blocks[i + 1].post_activation = nn.ReLU()
+        if isinstance(layers[i + 1], MaxPooling2D) and _plain_relu(layers[i]):
+            chain[i] = blocks[i].without_activation() if isinstance(layers[i], Conv2D) else nn.Identity()
+            chain[i + 1] = _ReluAfter(blocks[i + 1])
+    return chain
 
 
-def _release_fused(layer: Layer, block: nn.Module) -> None:
-    """Undo :func:`fuse_pool_relu` on the block of ``layer``; the chain that fused it computes the same
-    numbers unfused."""
-    if isinstance(layer, Conv2D) and layer.activation == "relu" and isinstance(block.activation, nn.Identity):
-        block.activation = nn.ReLU()
-    if isinstance(layer, MaxPooling2D):
-        block.post_activation = None
+def _plain_relu(layer: Layer) -> bool:
+    """Whether ``layer`` ends in a relu with nothing after it (and no cap)."""
+    if isinstance(layer, (Conv2D, Activation)):
+        return layer.activation == "relu"
+    return isinstance(layer, ReLU) and layer.max_value is None
+
+
+class _ReluAfter(nn.Module):
+    """A block followed by the relu that :func:`fuse_pool_relu` moved after it."""
+
+    def __init__(self, block: nn.Module):
+        super().__init__()
+        self.block = block
+
+    def forward(self, x):
+        return torch.relu(self.block(x))

@@ -419,7 +419,7 @@ class _GraphNet(nn.Module):
 def _node_module(layer) -> tuple[nn.Module, str]:
     if isinstance(layer, Container):
         return layer.build().net, _MODEL
-    return layer_module(layer, call_input_shape(layer), alone=True), (_MULTI if layer.multi_input else _SINGLE)
+    return layer_module(layer, call_input_shape(layer)), (_MULTI if layer.multi_input else _SINGLE)
 
 
 def _fuse_final_softmax(model: Model, steps: list, output_slots: list[int], modules: list[nn.Module]) -> bool:

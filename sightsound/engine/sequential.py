@@ -146,7 +146,7 @@ class Sequential(Container, Trainer):
         """Create the PyTorch modules (done automatically on first use)."""
         if self.net is None:
             blocks = [layer_module(layer, shape_in) for layer, (shape_in, _) in zip(self.layers, self.shapes)]
-            fuse_pool_relu(self.layers, blocks)
+            blocks = fuse_pool_relu(self.layers, blocks)
             for layer, block in zip(self.layers, blocks):
                 if not (layer.trainable and self.trainable):  # frozen as in TF.js: no updates, non-trainable
                     for param in block.parameters():

@@ -189,6 +189,10 @@ class _ConvBlock(nn.Module):
         super().__init__()
         self.conv, self.pads, self.activation = conv, pads, activation
 
+    def without_activation(self) -> "_ConvBlock":
+        """The same convolution (the same weights) with no activation after it."""
+        return _ConvBlock(self.conv, self.pads, nn.Identity())
+
     def forward(self, x):
         if self.pads is not None:
             x = F.pad(x, self.pads)

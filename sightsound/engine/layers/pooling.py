@@ -51,14 +51,12 @@ class _PoolBlock(nn.Module):
     def __init__(self, kind, pool, strides, pads):
         super().__init__()
         self.kind, self.pool, self.strides, self.pads = kind, pool, strides, pads
-        self.post_activation = None  # the previous conv's relu, moved after max pooling by the model
 
     def forward(self, x):
         if self.kind == "max":
             if self.pads is not None:
                 x = F.pad(x, self.pads, value=float("-inf"))
-            x = F.max_pool2d(x, self.pool, self.strides)
-            return x if self.post_activation is None else self.post_activation(x)
+            return F.max_pool2d(x, self.pool, self.strides)
         if self.pads is None:
             return F.avg_pool2d(x, self.pool, self.strides)
         # TF averages over the real pixels only: sum of values / count of real pixels.
