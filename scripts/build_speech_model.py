@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from sightsound.data import voices  # noqa: E402
 from sightsound.data.augment import Augmentation  # noqa: E402
-from sightsound.data.synth import build_corpus  # noqa: E402
+from sightsound.data.synth import SENTENCE_WORD, build_corpus  # noqa: E402
 from sightsound.fileio import write_bytes_atomic, write_text_atomic  # noqa: E402
 from sightsound.speech import model_files  # noqa: E402
 from sightsound.training.speech import SpeechSettings, train_speech  # noqa: E402
@@ -92,7 +92,9 @@ package's `create('BROWSER_FFT', undefined, modelURL, metadataURL)` load.
 - **Data**: a synthetic corpus in the Speech Commands layout, `speech synth --size {synth['size']} --engines
   espeak,kokoro --seed {seed}`: {sum(synth['clips_per_word'].values())} one-second clips from espeak-ng
   voices and Kokoro-82M's English voices (blends and speeds), with noise floors; `_unknown_` from
-  Speech Commands' auxiliary words, other everyday words and short phrases.
+  Speech Commands' auxiliary words, other everyday words and short phrases, and
+  {synth['clips_per_word'].get(SENTENCE_WORD, 0)} one-second windows of ordinary sentences read by the
+  training Kokoro speakers.
 - **Recipe**: `speech train --recipe {RECIPE} --seed {seed}` ({settings['epochs']} epochs,
   {settings['optimizer']}, batch {settings['batch_size']}): each epoch hears
   {', '.join(f'every {e} clip {n} times' for e, n in (settings.get('engine_repeats') or {}).items()) or 'every clip once'};

@@ -20,7 +20,8 @@ from conftest import require, require_espeak
 
 VOICES_FIX = ('run `make setup` (it installs the extra and runs `python -m sightsound.data.voices`), or '
               '`.venv/bin/python -m pip install -e ".[voices]" && .venv/bin/python -m sightsound.data.voices`')
-TINY = synth.SynthSize("tiny", speakers=3, clips_per_word=1, aux_per_speaker=1, noise_seconds=10, kokoro_speakers=3)
+TINY = synth.SynthSize("tiny", speakers=3, clips_per_word=1, aux_per_speaker=1, noise_seconds=10, kokoro_speakers=3,
+                       sentences_per_speaker=1, windows_per_sentence=3)
 
 
 def require_kokoro() -> None:
@@ -37,7 +38,8 @@ def kokoro():
 
 @pytest.fixture(scope="module")
 def tiny_corpus(tmp_path_factory):
-    """A corpus of both engines, tiny: 18 + 6 clips, about half of them Kokoro's."""
+    """A corpus of both engines, tiny: 18 + 6 word clips, about half of them Kokoro's, and 3 windows of a
+    sentence read by the training Kokoro speaker."""
     require_espeak()
     require_kokoro()
     path = tmp_path_factory.mktemp("voices") / "tiny"
@@ -101,6 +103,47 @@ def test_kokoro_speakers_are_split_by_voice():
     assert synth.plan_kokoro_speakers(synth.SIZES["small"], 0) == synth.plan_kokoro_speakers(synth.SIZES["small"], 0)
 
 
+def test_every_training_kokoro_speaker_reads_a_sentence_cut_into_windows_spread_over_it():
+    full = synth.SIZES["full"]
+    speakers = synth.plan_kokoro_speakers(full, 0)
+    jobs = synth.plan_sentence_windows(full, 0, speakers, first_index=100)
+    readers = [s for s in speakers if s.split == "training"]
+    assert len(jobs) == len(readers) * full.windows_per_sentence == 156 * 8
+    assert [j.index for j in jobs] == list(range(100, 100 + len(jobs)))
+    by_speaker = {s.hash: s for s in readers}
+    for start in range(0, len(jobs), 8):
+        group = jobs[start:start + 8]
+        s = by_speaker[group[0].relpath.split("/")[1].split("_nohash_")[0]]
+        # one reading (text, voice, speed), one window in each eighth of it
+        assert {(j.text, j.voice, j.partner, j.speed, j.excerpt) for j in group} == {
+            (group[0].text, s.voice, s.partner, s.speed, True)}
+        assert [int(j.position * 8) for j in group] == list(range(8))
+    assert len({j.text for j in jobs}) > 30 and len({j.seed for j in jobs}) == len(jobs)
+    assert synth.plan_sentence_windows(full, 0, speakers, 100) == jobs
+    # espeak-ng speakers and held-out Kokoro speakers read none
+    assert not synth.plan_sentence_windows(full, 0, [s for s in speakers if s.split != "training"], 0)
+    no_sentences = synth.SynthSize("x", speakers=3, clips_per_word=1, aux_per_speaker=1, noise_seconds=10,
+                                   kokoro_speakers=196)
+    assert not synth.plan_sentence_windows(no_sentences, 0, speakers, 0)
+
+
+def test_read_sentences_hold_no_command_word_and_are_not_the_benchmarks(monkeypatch):
+    import re
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from speech_generalization import SENTENCES
+
+    from sightsound.data.speech_commands import TARGET_WORDS
+
+    near = {"to", "too", "for", "fore", "won", "ate", "know", "write", "rite", "someone", "anyone", "everyone",
+            "once", "before", "into", "going", "gone", "upon", "nothing", "forty", "sixty", "ninety"}
+    for text in synth.READ_SENTENCES:
+        words = set(re.findall(r"[a-z]+", text.lower()))
+        assert not words & (set(TARGET_WORDS) | near), text
+    assert len(set(synth.READ_SENTENCES)) == len(synth.READ_SENTENCES) >= 40
+    assert not set(synth.READ_SENTENCES) & set(SENTENCES)
+
+
 # -- errors ------------------------------------------------------------------------------------
 
 def test_missing_extra_names_the_pip_install(monkeypatch, tmp_path):
@@ -140,6 +183,8 @@ def test_a_corrupted_model_part_names_its_package(monkeypatch, tmp_path):
 def test_corpus_of_both_engines(tiny_corpus):
     root = tiny_corpus
     entries = manifest(root)
+    windows = [e for e in entries if e["word"] == synth.SENTENCE_WORD]
+    entries = [e for e in entries if e["word"] != synth.SENTENCE_WORD]
     assert len(entries) == 18 + 6 and {e["engine"] for e in entries} == {"espeak", "kokoro"}
     for e in entries:
         assert (root / e["path"]).is_file() and e["voice"] and e["split"] in ("training", "validation", "testing")
@@ -161,6 +206,21 @@ def test_corpus_of_both_engines(tiny_corpus):
         assert {e["split"] for e in entries if e["engine"] == engine} == {"training", "validation", "testing"}
     meta = json.loads((root / "synth.json").read_text())
     assert meta["engines"] == ["espeak", "kokoro"] and meta["kokoro"]["voices_from"] == "npm kokoro-js@1.2.1"
+    assert meta["clips_per_word"][synth.SENTENCE_WORD] == 3
+
+
+def test_windows_of_a_read_sentence_are_different_seconds_of_running_speech(tiny_corpus):
+    entries = [e for e in manifest(tiny_corpus) if e["word"] == synth.SENTENCE_WORD]
+    assert [e["path"] for e in entries] == [f"{synth.SENTENCE_WORD}/{entries[0]['speaker']}_nohash_{n}.wav"
+                                           for n in range(3)]
+    assert {(e["split"], e["engine"], e["text"], e["excerpt"]) for e in entries} == {
+        ("training", "kokoro", entries[0]["text"], True)}
+    assert entries[0]["text"] in synth.READ_SENTENCES
+    clips = [read_wav(tiny_corpus / e["path"])[0].astype(np.float64) for e in entries]
+    for clip in clips:  # each one second long and mostly speech, not the noise floor
+        assert len(clip) == 16000 and np.mean(np.abs(clip) > 0.01 * np.abs(clip).max()) > 0.3
+    # three parts of one reading: no two windows are the same second
+    assert all(np.abs(a - b).max() > 0.01 for i, a in enumerate(clips) for b in clips[i + 1:])
 
 
 def test_an_interrupted_build_resumes_to_the_same_manifest(tiny_corpus, tmp_path):

@@ -10,6 +10,7 @@ exactly as Speech Commands lays them out::
     OUT_DIR/
       zero/ one/ ... yes/ no/          18 target words
       bed/ bird/ ... wow/              auxiliary words (become _unknown_)
+      sentence_window/                 one-second windows of ordinary sentences (Kokoro; become _unknown_)
       _background_noise_/*.wav         generated noise, 16 kHz, tens of seconds each
       validation_list.txt              "word/<speaker>_nohash_<n>.wav", one a line
       testing_list.txt
@@ -31,7 +32,10 @@ sometimes blended with a partner voice at a weight, at its own speed
 level, position and noise floor as above. Kokoro voices are split the same
 way: 3 voices validate and 3 test (a US female, a US male and a UK voice
 each), and a blend only pairs voices of the same split, so no voice is
-heard in two splits.
+heard in two splits. Each training Kokoro speaker also reads one of
+:data:`READ_SENTENCES` (no command word in any), and eight one-second
+windows spread over its reading go to ``sentence_window/``: running
+speech that the recogniser must answer with ``_unknown_``.
 
 A build is resumable: clips are written into a hidden sibling
 ``.OUT_DIR.synth-partial`` with a journal of finished clips (and their
@@ -62,7 +66,8 @@ clips), :mod:`.render` (a clip's audio and the noise recordings) and :mod:`.buil
 
 from .build import build_corpus, importlib_version, partial_dir
 from .espeak import ESPEAK, EXCLUDED_VARIANTS, espeak_available, espeak_version, list_voices, speak
-from .plan import clip_settings, kokoro_voice_splits, plan_clips, plan_kokoro_speakers, plan_speakers
+from .plan import (clip_settings, kokoro_voice_splits, plan_clips, plan_kokoro_speakers, plan_sentence_windows,
+                   plan_speakers)
 from .render import BABBLE_TEXT, colored_noise, kokoro_engine, noise_files, render_chunk, render_clip
 from .spec import (
     CLIP,
@@ -72,6 +77,8 @@ from .spec import (
     KOKORO_SPEED,
     PLAN,
     RATE,
+    READ_SENTENCES,
+    SENTENCE_WORD,
     SIZES,
     SPLIT_SHARES,
     TAKE_TEXTS,
@@ -83,7 +90,8 @@ from .spec import (
 )
 
 __all__ = ["SIZES", "ENGINES", "SynthSize", "Speaker", "ClipJob", "SynthReport", "build_corpus", "list_voices",
-           "plan_speakers", "plan_kokoro_speakers", "kokoro_voice_splits", "plan_clips", "clip_settings",
+           "plan_speakers", "plan_kokoro_speakers", "plan_sentence_windows", "READ_SENTENCES", "SENTENCE_WORD",
+           "kokoro_voice_splits", "plan_clips", "clip_settings",
            "parse_engines", "render_clip", "speak", "noise_files", "colored_noise", "espeak_available",
            "partial_dir", "RATE", "CLIP", "ESPEAK", "EXCLUDED_VARIANTS", "TAKE_TEXTS", "SPLIT_SHARES", "KOKORO_SPEED",
            "KOKORO_BLEND_CHANCE", "JOURNAL", "PLAN", "BABBLE_TEXT", "espeak_version", "kokoro_engine", "render_chunk",

@@ -7,7 +7,8 @@ import hashlib
 import numpy as np
 
 from ..speech_commands import AUX_WORDS, TARGET_WORDS
-from .spec import EXTRA_UNKNOWN, KOKORO_BLEND_CHANCE, KOKORO_SPEED, SPLIT_SHARES, TAKE_TEXTS, ClipJob, Speaker, SynthSize
+from .spec import (EXTRA_UNKNOWN, KOKORO_BLEND_CHANCE, KOKORO_SPEED, READ_SENTENCES, SENTENCE_WORD, SPLIT_SHARES,
+                   TAKE_TEXTS, ClipJob, Speaker, SynthSize)
 
 
 def _speaker_hash(seed: int, voice: str) -> str:
@@ -129,13 +130,7 @@ def plan_clips(size: SynthSize, seed: int, speakers: list[Speaker]) -> list[Clip
         text = TAKE_TEXTS[int(rng.integers(len(TAKE_TEXTS)))].format(w=word.replace("_", " "))
         pitch = int(np.clip(round(s.pitch + rng.uniform(-8, 8)), 0, 99))
         factor = rng.uniform(0.88, 1.12)  # the take's speaking rate; for Kokoro half as much speed change
-        common = dict(
-            position=float(rng.uniform(0, 1)),
-            peak_db=float(rng.uniform(-24, -2)),
-            floor_db=float(rng.uniform(-75, -50)),
-            floor_color=("white", "pink", "brown")[int(rng.integers(3))],
-            seed=int(rng.integers(2**63)),
-        )
+        common = dict(position=float(rng.uniform(0, 1)), **_levels(rng))
         relpath = f"{word}/{s.hash}_nohash_{n}.wav"
         if s.engine == "kokoro":
             jobs.append(ClipJob(index=index, relpath=relpath, word=word, voice=s.voice, text=text, pitch=0, rate=0,
@@ -145,6 +140,34 @@ def plan_clips(size: SynthSize, seed: int, speakers: list[Speaker]) -> list[Clip
         else:
             jobs.append(ClipJob(index=index, relpath=relpath, word=word, voice=s.voice, text=text, pitch=pitch,
                                 rate=int(round(s.rate * factor)), **common))
+    return jobs + plan_sentence_windows(size, seed, speakers, len(jobs))
+
+
+def _levels(rng: np.random.Generator) -> dict:
+    """A clip's peak level, noise floor (level and colour) and noise seed."""
+    return dict(peak_db=float(rng.uniform(-24, -2)), floor_db=float(rng.uniform(-75, -50)),
+                floor_color=("white", "pink", "brown")[int(rng.integers(3))], seed=int(rng.integers(2**63)))
+
+
+def plan_sentence_windows(size: SynthSize, seed: int, speakers: list[Speaker], first_index: int) -> list[ClipJob]:
+    """The :data:`SENTENCE_WORD` clips: each training Kokoro speaker reads ``size.sentences_per_speaker`` of
+    :data:`READ_SENTENCES` at its own speed, and ``size.windows_per_sentence`` one-second windows spread over
+    each reading (one in each equal part of it, at a random place there) become clips, each at its own
+    level over its own noise floor. Held-out speakers read none: the sentences teach, they do not measure."""
+    rng = np.random.default_rng([seed, 6])
+    count, per = size.sentences_per_speaker, size.windows_per_sentence
+    jobs: list[ClipJob] = []
+    for s in speakers:
+        if s.engine != "kokoro" or s.split != "training" or count <= 0:
+            continue
+        n = 0
+        for i in sorted(rng.choice(len(READ_SENTENCES), min(count, len(READ_SENTENCES)), replace=False).tolist()):
+            for k in range(per):
+                jobs.append(ClipJob(index=first_index + len(jobs), relpath=f"{SENTENCE_WORD}/{s.hash}_nohash_{n}.wav",
+                                    word=SENTENCE_WORD, voice=s.voice, text=READ_SENTENCES[i], pitch=0, rate=0,
+                                    position=float((k + rng.uniform()) / per), **_levels(rng), engine="kokoro",
+                                    partner=s.partner, weight=s.weight, speed=s.speed, excerpt=True))
+                n += 1
     return jobs
 
 
@@ -155,5 +178,6 @@ def clip_settings(job: ClipJob) -> dict:
                "speed": job.speed}
     else:
         own = {"voice": job.voice, "pitch": job.pitch, "rate": job.rate}
-    return {**own, "text": job.text, "position": round(job.position, 4), "peak_db": round(job.peak_db, 2),
+    excerpt = {"excerpt": True} if job.excerpt else {}  # position: where in the sentence the second starts
+    return {**own, "text": job.text, "position": round(job.position, 4), **excerpt, "peak_db": round(job.peak_db, 2),
             "floor_db": round(job.floor_db, 2), "floor_color": job.floor_color}

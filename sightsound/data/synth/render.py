@@ -66,9 +66,39 @@ def _speak_job(job: ClipJob, kokoro_files: dict | None = None) -> np.ndarray:
     raise ValueError(f"unknown engine {job.engine!r}")
 
 
+_SENTENCE: dict = {}  # the last sentence this process spoke: a sentence's windows are consecutive jobs
+
+
+def _spoken_sentence(job: ClipJob, kokoro_files: dict | None) -> np.ndarray:
+    key = (job.engine, job.text, job.voice, job.partner, job.weight, job.speed, job.pitch, job.rate)
+    if key not in _SENTENCE:
+        _SENTENCE.clear()
+        _SENTENCE[key] = _trim(_speak_job(job, kokoro_files))
+    return _SENTENCE[key]
+
+
+def _render_excerpt(job: ClipJob, kokoro_files: dict | None, rng: np.random.Generator) -> np.ndarray:
+    """The second of a spoken sentence that starts at ``job.position`` of it (0: its start, 1: its last
+    second), the sentence's peak at ``job.peak_db``, over a noise floor."""
+    said = _spoken_sentence(job, kokoro_files)
+    said = said * (10 ** (job.peak_db / 20) / (float(np.max(np.abs(said))) or 1.0))
+    clip = colored_noise(CLIP, job.floor_color, rng) * 10 ** (job.floor_db / 20)
+    room = len(said) - CLIP
+    if room >= 0:
+        start = int(round(job.position * room))
+        clip += said[start:start + CLIP]
+    else:  # a sentence shorter than a second: placed like a word
+        start = int(round(job.position * -room))
+        clip[start:start + len(said)] += said
+    return clip
+
+
 def render_clip(job: ClipJob, kokoro_files: dict | None = None) -> np.ndarray:
-    """The one-second clip (float64, 16 kHz) for a job: word placed, levelled, over a noise floor."""
+    """The one-second clip (float64, 16 kHz) for a job: word placed, levelled, over a noise floor (or
+    a second of a sentence, for an excerpt job)."""
     rng = np.random.default_rng(job.seed)
+    if job.excerpt:
+        return _render_excerpt(job, kokoro_files, rng)
     word = _trim(_speak_job(job, kokoro_files))
     if len(word) > CLIP:  # very slow takes: keep the start, fade out the end
         word = word[:CLIP].copy()

@@ -19,6 +19,55 @@ EXTRA_UNKNOWN = (
     "thank_you", "good_morning", "see_you_later", "how_are_you", "come_here", "not_now",
     "over_there", "I_think_so", "very_good", "what_is_this", "open_the_door", "excuse_me",
 )
+#: The word folder of one-second windows cut from ordinary sentences. Like every folder that is not a
+#: target word it feeds ``_unknown_``: the recogniser hears running speech that holds no command word.
+SENTENCE_WORD = "sentence_window"
+#: What the training Kokoro speakers read for :data:`SENTENCE_WORD`: ordinary sentences with no command
+#: word, no homophone of one ("to", "for", "know", "write"...) and no word that holds one ("someone",
+#: "before", "going", "into"), none of them one of the generalisation benchmark's sentences (which count
+#: false alarms on voices never trained on).
+READ_SENTENCES = (
+    "The baker opened his shop early and the street smelled of warm bread.",
+    "Our little garden has roses, tulips and a tall apple tree.",
+    "She carried a heavy bag of books across the busy square.",
+    "The river was calm, and a heron waited quietly by the bank.",
+    "My grandfather tells funny stories about his childhood in the village.",
+    "We bought fresh fish, lemons and bread at the harbour market.",
+    "The children built a castle of sand with a flag on the top.",
+    "The library was quiet apart from the ticking of an old clock.",
+    "A gentle rain fell on the roof during the whole evening.",
+    "He painted the fence white and planted herbs along the path.",
+    "The waiter brought us tea, biscuits and a small jug of milk.",
+    "Please hang your coat by the door and wipe your shoes.",
+    "The musicians tuned their violins quietly behind the curtain.",
+    "A family of ducks crossed the lane behind the farmhouse.",
+    "Her cousin works as a nurse at the hospital in the city.",
+    "The old bridge was repaired with stone from the local quarry.",
+    "We spent the afternoon sorting photographs from our holidays.",
+    "The bakery on the corner sells pastries with cherries and cream.",
+    "His dog barks at the postman every morning without fail.",
+    "The ship sailed slowly past the lighthouse at dawn.",
+    "They planted beans, lettuce and pumpkins in the vegetable patch.",
+    "My friend prefers green tea with honey in the winter.",
+    "The classroom walls were covered with maps and drawings.",
+    "An owl called softly from the woods at midnight.",
+    "The cook stirred the pot of soup and tasted it carefully.",
+    "We waited at the platform while the announcer read the delays.",
+    "The artist sketched the cathedral from a bench in the park.",
+    "Their house has a blue door and a garden full of lavender.",
+    "A swarm of bees buzzed around the flowers by the wall.",
+    "The mechanic checked the brakes and the tyres of my car.",
+    "The students listened carefully while the professor explained the experiment.",
+    "My aunt knitted a warm scarf in dark green and grey wool.",
+    "The farmer brought the horses inside as the storm approached.",
+    "A little girl was feeding the pigeons in the square.",
+    "We cooked pasta with tomatoes, garlic and fresh basil.",
+    "The orchestra played a waltz while the couples danced.",
+    "The postcard showed a beach with palm trees and white sand.",
+    "Grandmother keeps her recipes in a battered leather notebook.",
+    "The museum guide described the paintings in a calm voice.",
+    "Frost covered the hills, and the village looked peaceful and still.",
+)
 SPLIT_SHARES = {"validation": 0.1, "testing": 0.1}  # of the variants; the rest train
 ENGINES = ("espeak", "kokoro")
 KOKORO_SPEED = (0.8, 1.25)  # a Kokoro speaker's own speed
@@ -37,13 +86,15 @@ class SynthSize:
     aux_per_speaker: int  # distinct auxiliary words each speaker says once
     noise_seconds: int
     kokoro_speakers: int = 0  # Kokoro speakers, when the kokoro engine is used
+    sentences_per_speaker: int = 0  # sentences each training Kokoro speaker reads for SENTENCE_WORD
+    windows_per_sentence: int = 8  # one-second windows cut from each of them
 
 
 SIZES = {
     "small": SynthSize("small", speakers=20, clips_per_word=20, aux_per_speaker=4, noise_seconds=15,
-                       kokoro_speakers=12),
+                       kokoro_speakers=12, sentences_per_speaker=1),
     "full": SynthSize("full", speakers=None, clips_per_word=1100, aux_per_speaker=12, noise_seconds=60,
-                      kokoro_speakers=196),
+                      kokoro_speakers=196, sentences_per_speaker=1),
 }
 
 
@@ -72,7 +123,7 @@ class ClipJob:
     text: str
     pitch: int
     rate: int
-    position: float  # 0..1: where in the free room of the second the word starts
+    position: float  # 0..1: where in the free room of the second the word starts (excerpt: where in the sentence)
     peak_db: float  # peak level of the word, dBFS
     floor_db: float  # RMS of the noise floor, dBFS
     floor_color: str  # white, pink or brown
@@ -81,6 +132,7 @@ class ClipJob:
     partner: str = ""  # Kokoro blend partner
     weight: float = 1.0  # Kokoro blend weight of ``voice``
     speed: float = 1.0  # Kokoro speed of this take
+    excerpt: bool = False  # ``text`` is a sentence and the clip the one second of it at ``position``
 
 
 @dataclass
