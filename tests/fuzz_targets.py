@@ -230,6 +230,41 @@ def _tone(seconds: float, freq: float, rate: int = 16000) -> bytes:
     return buf.getvalue()
 
 
+def _b64(data: bytes) -> str:
+    import base64
+
+    return base64.b64encode(data).decode()
+
+
+def _symlink_loop_ops(rng: random.Random) -> list[dict]:
+    """Symlink loops: to itself, a pair, a folder holding itself, a word folder to the root."""
+    loop = rng.randrange(4)
+    if loop == 0:
+        return [{"op": "symlink", "path": "yes/self_nohash_0.wav", "target": "self_nohash_0.wav"}]
+    if loop == 1:
+        return [{"op": "symlink", "path": "cat/a_nohash_0.wav", "target": "b_nohash_0.wav"},
+                {"op": "symlink", "path": "cat/b_nohash_0.wav", "target": "a_nohash_0.wav"}]
+    if loop == 2:
+        return [{"op": "symlink", "path": rng.choice(["yes/deeper.wav", "_background_noise_/deeper.wav"]),
+                 "target": "."}]
+    return [{"op": "symlink", "path": rng.choice(["dog", "_background_noise_", "yes"]),
+             "target": rng.choice([".", "..", "/"])}]
+
+
+def _odd_format_op(rel: str, rng: random.Random) -> dict:
+    """A clip at another sample rate, stereo, 8-bit or float, or very long, over ``rel`` (or a yes clip)."""
+    import soundfile
+
+    t = np.arange(int(rng.choice([0.01, 0.5, 2.5]) * 8000)) / 8000
+    tone = 0.3 * np.sin(2 * np.pi * 300 * t)
+    buf = io.BytesIO()
+    soundfile.write(buf, np.stack([tone, tone], 1) if rng.random() < 0.5 else tone,
+                    rng.choice([8000, 11025, 44100, 96000]),
+                    subtype=rng.choice(["PCM_16", "PCM_U8", "FLOAT", "PCM_24"]), format="WAV")
+    return {"op": "write", "path": rel if rel.endswith(".wav") and not rel.startswith("_") else "yes/y0_nohash_0.wav",
+            "data": _b64(buf.getvalue())}
+
+
 class SpeechFolderTarget:
     """``load_speech_commands`` (and every split's arrays) on a small Speech Commands folder after one to
     three hostile changes: mutated WAVs or list files, hostile list lines, missing files, odd names,
@@ -255,85 +290,65 @@ class SpeechFolderTarget:
 
     def make_case(self, rng: random.Random) -> bytes:
         """A case is a JSON list of file-system operations on a copy of the pristine folder."""
-        import base64
-
-        def b64(data: bytes) -> str:
-            return base64.b64encode(data).decode()
-
         ops = []
         for _ in range(rng.randint(1, 3)):
             kind = rng.randrange(12)
-            rel = rng.choice(self.files)
-            if kind == 0:
-                ops.append({"op": "write", "path": rel, "data": b64(mutate((self.pristine / rel).read_bytes(), rng))})
-            elif kind == 1:
-                name = rng.choice(["validation_list.txt", "testing_list.txt"])
-                lines = (self.pristine / name).read_bytes().splitlines()
-                hostile = rng.choice(HOSTILE_LIST_LINES + [None] * 4)
-                if hostile is None:  # bytes no text line holds: not UTF-8, NUL, a huge line, CR only
-                    hostile = rng.choice([b"yes/\xff\xfe_nohash_0.wav", b"\x00" * 64, b"yes/" + b"x" * 200_000,
-                                          b"yes/y0_nohash_0.wav\rno/n0_nohash_0.wav", b"\xef\xbb\xbfyes/y0_nohash_0.wav"])
-                else:
-                    hostile = hostile.encode("utf-8", "surrogatepass")
-                lines.insert(rng.randrange(len(lines) + 1), hostile)
-                data = b"\n".join(lines)
-                if rng.random() < 0.3:
-                    data = mutate(data, rng)
-                ops.append({"op": "write", "path": name, "data": b64(data)})
-            elif kind == 2:
-                ops.append({"op": "delete", "path": rng.choice(self.files + ["yes", "_background_noise_"])})
-            elif kind == 3:  # odd names, including ones that are not UTF-8 (surrogate-escaped bytes)
-                odd = rng.choice(["yes/we ird\n.wav", "yes/\u00fc_nohash_0.wav", ".hidden/x.wav", "_odd/y.wav",
-                                  "yes/.wav", "yes/a" + "b" * 200 + ".wav", "new word/z_nohash_0.wav",
-                                  "yes/\udcff_nohash_0.wav", "\udcfe\udcff/x_nohash_0.wav", "yes/x.wav.WAV",
-                                  "dog/-_nohash_0.wav", "yes/%s_nohash_0.wav" % ("\u00e9" * 100)])
-                ops.append({"op": "write", "path": odd, "data": b64((self.pristine / "yes/y0_nohash_0.wav").read_bytes())})
-            elif kind == 4:
-                target = rng.choice(["/etc/passwd", "/etc", "/dev/zero", "../pristine/yes/y0_nohash_0.wav",
-                                     "loop_b.wav", "/nonexistent", "../../pristine/yes/y0_nohash_0.wav"])
-                ops.append({"op": "symlink", "path": rng.choice(["yes/loop_a.wav", "yes/y0_nohash_0.wav",
-                                                                 "_background_noise_/link.wav", "dog",
-                                                                 "validation_list.txt"]),
-                            "target": target})
-            elif kind == 5:
-                ops.append({"op": "fifo", "path": rng.choice(["yes/f_nohash_0.wav", "_background_noise_/f.wav",
-                                                              "testing_list.txt"])})
-            elif kind == 6:  # a folder where a file belongs
-                ops.append({"op": "mkdir", "path": rng.choice(["yes/d_nohash_0.wav", "_background_noise_/d.wav",
-                                                               "validation_list.txt", "yes/y1_nohash_0.wav"])})
-            elif kind == 7:
-                ops.append({"op": "write", "path": "_background_noise_/hum.wav",
-                            "data": b64(_tone(rng.choice([0.0, 0.5, 3.0]), 60.0))})
-            elif kind == 8:
-                ops.append({"op": "empty", "path": rng.choice(["yes", "cat", "_background_noise_"])})
-            elif kind == 9:  # a file where a folder belongs
-                ops.append({"op": "write", "path": rng.choice(["yes", "cat", "_background_noise_"]),
-                            "data": b64(rng.choice([b"", b"yes/y0_nohash_0.wav\n", (self.pristine / rel).read_bytes()]))})
-            elif kind == 10:  # symlink loops: to itself, a pair, a folder holding itself, a word folder to the root
-                loop = rng.randrange(4)
-                if loop == 0:
-                    ops.append({"op": "symlink", "path": "yes/self_nohash_0.wav", "target": "self_nohash_0.wav"})
-                elif loop == 1:
-                    ops += [{"op": "symlink", "path": "cat/a_nohash_0.wav", "target": "b_nohash_0.wav"},
-                            {"op": "symlink", "path": "cat/b_nohash_0.wav", "target": "a_nohash_0.wav"}]
-                elif loop == 2:
-                    ops.append({"op": "symlink", "path": rng.choice(["yes/deeper.wav", "_background_noise_/deeper.wav"]),
-                                "target": "."})
-                else:
-                    ops.append({"op": "symlink", "path": rng.choice(["dog", "_background_noise_", "yes"]),
-                                "target": rng.choice([".", "..", "/"])})
-            else:  # a clip at another sample rate, stereo, 8-bit or float, or very long
-                import soundfile
-
-                t = np.arange(int(rng.choice([0.01, 0.5, 2.5]) * 8000)) / 8000
-                tone = 0.3 * np.sin(2 * np.pi * 300 * t)
-                buf = io.BytesIO()
-                soundfile.write(buf, np.stack([tone, tone], 1) if rng.random() < 0.5 else tone,
-                                rng.choice([8000, 11025, 44100, 96000]),
-                                subtype=rng.choice(["PCM_16", "PCM_U8", "FLOAT", "PCM_24"]), format="WAV")
-                ops.append({"op": "write", "path": rel if rel.endswith(".wav") and not rel.startswith("_")
-                            else "yes/y0_nohash_0.wav", "data": b64(buf.getvalue())})
+            ops += self._ops(kind, rng.choice(self.files), rng)
         return json.dumps(ops).encode()
+
+    def _ops(self, kind: int, rel: str, rng: random.Random) -> list[dict]:
+        """The operations of one hostile change of ``kind`` (0-11); ``rel`` is a pristine file it may use."""
+        if kind == 0:
+            return [{"op": "write", "path": rel, "data": _b64(mutate((self.pristine / rel).read_bytes(), rng))}]
+        if kind == 1:
+            return [self._list_line_op(rng)]
+        if kind == 2:
+            return [{"op": "delete", "path": rng.choice(self.files + ["yes", "_background_noise_"])}]
+        if kind == 3:  # odd names, including ones that are not UTF-8 (surrogate-escaped bytes)
+            odd = rng.choice(["yes/we ird\n.wav", "yes/\u00fc_nohash_0.wav", ".hidden/x.wav", "_odd/y.wav",
+                              "yes/.wav", "yes/a" + "b" * 200 + ".wav", "new word/z_nohash_0.wav",
+                              "yes/\udcff_nohash_0.wav", "\udcfe\udcff/x_nohash_0.wav", "yes/x.wav.WAV",
+                              "dog/-_nohash_0.wav", "yes/%s_nohash_0.wav" % ("\u00e9" * 100)])
+            return [{"op": "write", "path": odd, "data": _b64((self.pristine / "yes/y0_nohash_0.wav").read_bytes())}]
+        if kind == 4:
+            target = rng.choice(["/etc/passwd", "/etc", "/dev/zero", "../pristine/yes/y0_nohash_0.wav",
+                                 "loop_b.wav", "/nonexistent", "../../pristine/yes/y0_nohash_0.wav"])
+            return [{"op": "symlink", "path": rng.choice(["yes/loop_a.wav", "yes/y0_nohash_0.wav",
+                                                          "_background_noise_/link.wav", "dog", "validation_list.txt"]),
+                     "target": target}]
+        if kind == 5:
+            return [{"op": "fifo", "path": rng.choice(["yes/f_nohash_0.wav", "_background_noise_/f.wav",
+                                                       "testing_list.txt"])}]
+        if kind == 6:  # a folder where a file belongs
+            return [{"op": "mkdir", "path": rng.choice(["yes/d_nohash_0.wav", "_background_noise_/d.wav",
+                                                        "validation_list.txt", "yes/y1_nohash_0.wav"])}]
+        if kind == 7:
+            return [{"op": "write", "path": "_background_noise_/hum.wav",
+                     "data": _b64(_tone(rng.choice([0.0, 0.5, 3.0]), 60.0))}]
+        if kind == 8:
+            return [{"op": "empty", "path": rng.choice(["yes", "cat", "_background_noise_"])}]
+        if kind == 9:  # a file where a folder belongs
+            return [{"op": "write", "path": rng.choice(["yes", "cat", "_background_noise_"]),
+                     "data": _b64(rng.choice([b"", b"yes/y0_nohash_0.wav\n", (self.pristine / rel).read_bytes()]))}]
+        if kind == 10:
+            return _symlink_loop_ops(rng)
+        return [_odd_format_op(rel, rng)]
+
+    def _list_line_op(self, rng: random.Random) -> dict:
+        """A validation or test list with a hostile line inserted (and perhaps mutated bytes)."""
+        name = rng.choice(["validation_list.txt", "testing_list.txt"])
+        lines = (self.pristine / name).read_bytes().splitlines()
+        hostile = rng.choice(HOSTILE_LIST_LINES + [None] * 4)
+        if hostile is None:  # bytes no text line holds: not UTF-8, NUL, a huge line, CR only
+            hostile = rng.choice([b"yes/\xff\xfe_nohash_0.wav", b"\x00" * 64, b"yes/" + b"x" * 200_000,
+                                  b"yes/y0_nohash_0.wav\rno/n0_nohash_0.wav", b"\xef\xbb\xbfyes/y0_nohash_0.wav"])
+        else:
+            hostile = hostile.encode("utf-8", "surrogatepass")
+        lines.insert(rng.randrange(len(lines) + 1), hostile)
+        data = b"\n".join(lines)
+        if rng.random() < 0.3:
+            data = mutate(data, rng)
+        return {"op": "write", "path": name, "data": _b64(data)}
 
     def _apply(self, op: dict) -> None:
         """One operation inside ``self.work``; skipped when an earlier one made its folder a symlink or a
@@ -451,80 +466,97 @@ class WebBodyTarget:
         kind = rng.choice(["predict-multipart", "predict-raw", "train", "test-results", "model-file", "audio",
                            "job", "page"])
         case: dict = {"kind": kind}
-        if kind == "predict-multipart":
-            case["fields"] = {k: v for k, v in {"model": "digits", "top_k": "3", "raw": "0"}.items()
-                              if rng.random() < 0.8}
-            if rng.random() < 0.5:
-                key = rng.choice(list(case["fields"]) or ["model"])
-                case["fields"][key] = rng.choice(["", "-1", "999999999999", "../words", "words", "1e9", "\u00fc",
-                                                  "digits\n", "true", "null", "x" * 300, "0", "11", "-0",
-                                                  "9" * 5000, "\ud800", "/etc/passwd", "digits\x00"])
-            if rng.random() < 0.1:  # odd form shapes: too many fields, a huge field, a second file, no file
-                case["form"] = rng.choice(["many-fields", "huge-field", "two-files", "no-file", "file-as-field"])
-            body = self.png if rng.random() < 0.3 else mutate(self.png, rng)
-            case["file"] = self.b64.b64encode(body).decode()
-            case["content_type"] = rng.choice(["image/png"] * 4 + ["image/jpeg", "text/plain", "", "image/png; x=1",
-                                                                   "image/webp", "image/svg+xml"])
-            if rng.random() < 0.2:  # a broken envelope instead of a well-formed form
-                case["envelope"] = self.b64.b64encode(mutate(self._multipart(case), rng)).decode()
-            case["boundary"] = rng.choice(["B"] * 9 + ["", "C", "B" * 200, "\u00e9"])
-        elif kind == "predict-raw":
-            case["content_type"] = rng.choice(["image/png", "image/gif", "application/json", "image/", "",
-                                               "image/png; charset=\u00e9", "multipart/form-data"])
-            if case["content_type"] == "application/json" and rng.random() < 0.5:  # no JSON form: a refusal
-                case["file"] = self.b64.b64encode(json.dumps({"image": self.b64.b64encode(self.png).decode()})
-                                                  .encode()).decode()
-            else:
-                case["file"] = self.b64.b64encode(self.png if rng.random() < 0.3 else mutate(self.png, rng)).decode()
-            case["query"] = rng.choice(["", "?top_k=0", "?top_k=abc", "?model=../../etc", "?raw=1", "?top_k=11",
-                                        "?top_k=-5", "?top_k=99999999999999999999", "?model=words", "?model=%00",
-                                        "?model=%C3%A9", "?model=%FF", "?top_k=1&top_k=2", "?raw=%FF"])
-        elif kind == "train":
-            body = {"model": "dense", "epochs": 1, "batch_size": 10, "train_limit": 20, "test_limit": 10}
-            for _ in range(rng.randint(0, 3)):
-                body = _json_mutation(body, rng)
-            if rng.random() < 0.2:
-                body[rng.choice(["name", "seed", "validation_split", "extra"])] = rng.choice(
-                    ["fuzz-model", "..", "a/b", "\u00e9", "x" * 65, 2**63, -1, 0.5, None, "digits", ".hidden"])
-            text = json.dumps(body)
-            if rng.random() < 0.2:
-                text = mutate(text.encode(), rng).decode("latin-1")
-            case["json"] = text
-            case["content_type"] = rng.choice(["application/json"] * 8 + ["text/plain", "", "application/json; x"])
-        elif kind == "test-results":
-            case["path"] = "/api/test-results/" + rng.choice(["digits", "words", "..%2F..", "nope", "%00", "d" * 300,
-                                                              "%FF", "%C3%A9", ".", "digits%2F..%2Fwords"])
-            case["query"] = rng.choice(["", "?offset=0&count=5", "?offset=-1", "?count=100000", "?offset=x",
-                                        "?offset=9999&count=500", "?count=0", "?offset=99999999999999999999999",
-                                        "?count=1e3", "?count=%00", "?offset=15&count=10", "?count=-3"])
-        elif kind == "model-file":
-            case["path"] = "/models/" + rng.choice(["digits", "words", "..", "%2e%2e", "nope", "%FF", "\u00e9",
-                                                    "d" * 300]) + "/" + rng.choice(
-                ["model.json", "weights.bin", "metadata.json", "..%2Fsecret", "%00", "model.json%00.png", "",
-                 "%2e%2e", "history.json", "model.json%2F..", "w" * 300, "%FF.bin"])
-        elif kind == "job":
-            case["job_id"] = rng.choice(["0123456789abcdef", "..", "%00", "%FF", "x" * 1000, "%2F", "\u00e9", "-1"])
-            case["how"] = rng.choice(["get", "stop", "ws"])
-        elif kind == "page":
-            case["path"] = rng.choice(["/", "/draw", "/speech", "/nope", "/%00", "/..%2F..%2Fetc%2Fpasswd",
-                                       "/vendor/chart.js", "/vendor/..%2F..%2Fpackage.json", "/vendor/%00",
-                                       "/vendor/" + "v" * 300, "/static/..%2F..%2Fapp.py", "/api/info",
-                                       "/api/models", "/%FF"])
-        else:
-            config = {"sample_rate": 16000, "model": "words", "threshold": 0.5, "overlap": 0.5}
-            for _ in range(rng.randint(0, 2)):
-                config = _json_mutation(config, rng)
-            case["config"] = json.dumps(config) if rng.random() < 0.85 else rng.choice(
-                ["not json", "", "[]", "x" * 2000, "null", '{"model": "digits"}', '{"model": "../words"}'])
-            case["config_as_bytes"] = rng.random() < 0.05
-            case["chunks"] = [self.b64.b64encode(mutate(self.pcm, rng) if rng.random() < 0.4 else self.pcm).decode()
-                              for _ in range(rng.randint(0, 3))]
-            if rng.random() < 0.05:  # over the message cap
-                case["chunks"].append(self.b64.b64encode(bytes(70_000)).decode())
-            case["text"] = rng.choice(["stop", '{"type": "threshold", "value": 2}', '{"type": "x"}', "", "[]",
-                                       '{"type": "threshold", "value": 0.9}', '{"type": "stop"}', "t" * 2000,
-                                       '{"type": "threshold", "value": NaN}', '{"type": "threshold"}', "\ud800"])
+        getattr(self, "_" + kind.replace("-", "_") + "_case")(case, rng)
         return json.dumps(case).encode()
+
+    def _predict_multipart_case(self, case: dict, rng: random.Random) -> None:
+        """A multipart POST /api/predict: fields, a PNG (perhaps mutated), its content type, the boundary."""
+        case["fields"] = {k: v for k, v in {"model": "digits", "top_k": "3", "raw": "0"}.items()
+                          if rng.random() < 0.8}
+        if rng.random() < 0.5:
+            key = rng.choice(list(case["fields"]) or ["model"])
+            case["fields"][key] = rng.choice(["", "-1", "999999999999", "../words", "words", "1e9", "\u00fc",
+                                              "digits\n", "true", "null", "x" * 300, "0", "11", "-0",
+                                              "9" * 5000, "\ud800", "/etc/passwd", "digits\x00"])
+        if rng.random() < 0.1:  # odd form shapes: too many fields, a huge field, a second file, no file
+            case["form"] = rng.choice(["many-fields", "huge-field", "two-files", "no-file", "file-as-field"])
+        body = self.png if rng.random() < 0.3 else mutate(self.png, rng)
+        case["file"] = self.b64.b64encode(body).decode()
+        case["content_type"] = rng.choice(["image/png"] * 4 + ["image/jpeg", "text/plain", "", "image/png; x=1",
+                                                               "image/webp", "image/svg+xml"])
+        if rng.random() < 0.2:  # a broken envelope instead of a well-formed form
+            case["envelope"] = self.b64.b64encode(mutate(self._multipart(case), rng)).decode()
+        case["boundary"] = rng.choice(["B"] * 9 + ["", "C", "B" * 200, "\u00e9"])
+
+    def _predict_raw_case(self, case: dict, rng: random.Random) -> None:
+        """A raw-body POST /api/predict with an odd content type or query."""
+        case["content_type"] = rng.choice(["image/png", "image/gif", "application/json", "image/", "",
+                                           "image/png; charset=\u00e9", "multipart/form-data"])
+        if case["content_type"] == "application/json" and rng.random() < 0.5:  # no JSON form: a refusal
+            case["file"] = self.b64.b64encode(json.dumps({"image": self.b64.b64encode(self.png).decode()})
+                                              .encode()).decode()
+        else:
+            case["file"] = self.b64.b64encode(self.png if rng.random() < 0.3 else mutate(self.png, rng)).decode()
+        case["query"] = rng.choice(["", "?top_k=0", "?top_k=abc", "?model=../../etc", "?raw=1", "?top_k=11",
+                                    "?top_k=-5", "?top_k=99999999999999999999", "?model=words", "?model=%00",
+                                    "?model=%C3%A9", "?model=%FF", "?top_k=1&top_k=2", "?raw=%FF"])
+
+    def _train_case(self, case: dict, rng: random.Random) -> None:
+        """A POST /api/train with a mutated JSON body."""
+        body = {"model": "dense", "epochs": 1, "batch_size": 10, "train_limit": 20, "test_limit": 10}
+        for _ in range(rng.randint(0, 3)):
+            body = _json_mutation(body, rng)
+        if rng.random() < 0.2:
+            body[rng.choice(["name", "seed", "validation_split", "extra"])] = rng.choice(
+                ["fuzz-model", "..", "a/b", "\u00e9", "x" * 65, 2**63, -1, 0.5, None, "digits", ".hidden"])
+        text = json.dumps(body)
+        if rng.random() < 0.2:
+            text = mutate(text.encode(), rng).decode("latin-1")
+        case["json"] = text
+        case["content_type"] = rng.choice(["application/json"] * 8 + ["text/plain", "", "application/json; x"])
+
+    def _test_results_case(self, case: dict, rng: random.Random) -> None:
+        """A GET /api/test-results/<model> with odd names and ranges."""
+        case["path"] = "/api/test-results/" + rng.choice(["digits", "words", "..%2F..", "nope", "%00", "d" * 300,
+                                                          "%FF", "%C3%A9", ".", "digits%2F..%2Fwords"])
+        case["query"] = rng.choice(["", "?offset=0&count=5", "?offset=-1", "?count=100000", "?offset=x",
+                                    "?offset=9999&count=500", "?count=0", "?offset=99999999999999999999999",
+                                    "?count=1e3", "?count=%00", "?offset=15&count=10", "?count=-3"])
+
+    def _model_file_case(self, case: dict, rng: random.Random) -> None:
+        """A GET /models/<model>/<file> with odd names."""
+        case["path"] = "/models/" + rng.choice(["digits", "words", "..", "%2e%2e", "nope", "%FF", "\u00e9",
+                                                "d" * 300]) + "/" + rng.choice(
+            ["model.json", "weights.bin", "metadata.json", "..%2Fsecret", "%00", "model.json%00.png", "",
+             "%2e%2e", "history.json", "model.json%2F..", "w" * 300, "%FF.bin"])
+
+    def _job_case(self, case: dict, rng: random.Random) -> None:
+        """A job id (get, stop or websocket) of odd shape."""
+        case["job_id"] = rng.choice(["0123456789abcdef", "..", "%00", "%FF", "x" * 1000, "%2F", "\u00e9", "-1"])
+        case["how"] = rng.choice(["get", "stop", "ws"])
+
+    def _page_case(self, case: dict, rng: random.Random) -> None:
+        """A page or static path, many of them hostile."""
+        case["path"] = rng.choice(["/", "/draw", "/speech", "/nope", "/%00", "/..%2F..%2Fetc%2Fpasswd",
+                                   "/vendor/chart.js", "/vendor/..%2F..%2Fpackage.json", "/vendor/%00",
+                                   "/vendor/" + "v" * 300, "/static/..%2F..%2Fapp.py", "/api/info",
+                                   "/api/models", "/%FF"])
+
+    def _audio_case(self, case: dict, rng: random.Random) -> None:
+        """The /ws/audio websocket: a (mutated) config, PCM chunks and a text message."""
+        config = {"sample_rate": 16000, "model": "words", "threshold": 0.5, "overlap": 0.5}
+        for _ in range(rng.randint(0, 2)):
+            config = _json_mutation(config, rng)
+        case["config"] = json.dumps(config) if rng.random() < 0.85 else rng.choice(
+            ["not json", "", "[]", "x" * 2000, "null", '{"model": "digits"}', '{"model": "../words"}'])
+        case["config_as_bytes"] = rng.random() < 0.05
+        case["chunks"] = [self.b64.b64encode(mutate(self.pcm, rng) if rng.random() < 0.4 else self.pcm).decode()
+                          for _ in range(rng.randint(0, 3))]
+        if rng.random() < 0.05:  # over the message cap
+            case["chunks"].append(self.b64.b64encode(bytes(70_000)).decode())
+        case["text"] = rng.choice(["stop", '{"type": "threshold", "value": 2}', '{"type": "x"}', "", "[]",
+                                   '{"type": "threshold", "value": 0.9}', '{"type": "stop"}', "t" * 2000,
+                                   '{"type": "threshold", "value": NaN}', '{"type": "threshold"}', "\ud800"])
 
     def _multipart(self, case: dict) -> bytes:
         boundary = case.get("boundary", "B").encode("utf-8", "surrogatepass")

@@ -97,8 +97,6 @@ def follow(client, job_id: str, into: list, timeout: float = 120) -> None:
 
 
 def test_two_jobs_and_predictions_at_once(client, models_dir, monkeypatch):
-    from sightsound import load_layers_model
-
     timeline = []  # (time, job id, event type) of every event, to see that the jobs really overlap
     emit = TrainingJob.emit
     monkeypatch.setattr(TrainingJob, "emit",
@@ -122,17 +120,7 @@ def test_two_jobs_and_predictions_at_once(client, models_dir, monkeypatch):
     for thread in followers:
         thread.start()
 
-    manager = client.app.state.web.jobs
-    answered, during_training = 0, 0
-    deadline = time.monotonic() + 120
-    while any(not manager.get(i).finished for i in jobs.values()) and time.monotonic() < deadline:
-        training = any(manager.get(i).state == "running" and manager.get(i).epoch >= 1 for i in jobs.values())
-        response = client.post("/api/predict", files={"file": ("d.png", digit_png(), "image/png")},
-                               data={"model": DIGITS, "top_k": "2"})
-        assert response.status_code == 200, response.text
-        assert len(response.json()["top"]) == 2
-        answered += 1
-        during_training += training
+    answered, during_training = predict_until_finished(client, jobs.values())
     for thread in followers:
         thread.join(30)
     assert during_training >= 3, (answered, during_training)
@@ -141,25 +129,48 @@ def test_two_jobs_and_predictions_at_once(client, models_dir, monkeypatch):
     assert a and b and max(a[0], b[0]) < min(a[-1], b[-1]), "the two jobs did not train at the same time"
 
     for name, job_id in jobs.items():
-        body, events = requests[name], streams[name]
-        assert events and {e["job_id"] for e in events} == {job_id}, name
-        start = next(e for e in events if e["type"] == "start")
-        assert start["name"] == name and start["model"] == body["model"] and start["batch_size"] == body["batch_size"]
-        n_train = int(body["train_limit"] * (1 - body["validation_split"]))
-        assert start["train_examples"] == n_train and start["total_batches"] == -(-n_train // body["batch_size"])
-        batches = [e["batch"] for e in events if e["type"] == "batch"]
-        assert batches == list(range(1, start["total_batches"] + 1)), name
-        final = events[-1]
-        assert final["type"] == "done" and final["model"] == name, final
-        state = client.get(f"/api/train/{job_id}").json()
-        assert state["params"] == body and state["name"] == name
-        saved = load_layers_model(str(models_dir / name), device="cpu")
-        assert saved.user_defined_metadata["preset"] == f"mnist-{body['model']}"
-        history = json.loads((models_dir / name / "history.json").read_text())
-        assert len(history["batches"]) == start["total_batches"]
+        check_finished_job(client, models_dir, name, requests[name], job_id, streams[name])
     assert not [p for p in models_dir.iterdir() if p.name.startswith(".training")]
     listed = {m["name"] for m in client.get("/api/models").json()["models"]}
     assert {"load-a", "load-b", DIGITS} <= listed
+
+
+def predict_until_finished(client, job_ids) -> tuple[int, int]:
+    """Ask for predictions until the jobs end (each must be answered); returns how many were answered and
+    how many of them while a job was past its first epoch's start."""
+    manager = client.app.state.web.jobs
+    answered, during_training = 0, 0
+    deadline = time.monotonic() + 120
+    while any(not manager.get(i).finished for i in job_ids) and time.monotonic() < deadline:
+        training = any(manager.get(i).state == "running" and manager.get(i).epoch >= 1 for i in job_ids)
+        response = client.post("/api/predict", files={"file": ("d.png", digit_png(), "image/png")},
+                               data={"model": DIGITS, "top_k": "2"})
+        assert response.status_code == 200, response.text
+        assert len(response.json()["top"]) == 2
+        answered += 1
+        during_training += training
+    return answered, during_training
+
+
+def check_finished_job(client, models_dir, name: str, body: dict, job_id: str, events: list[dict]) -> None:
+    """A job's events (its own, every batch, done), its state and the model and history it saved."""
+    from sightsound import load_layers_model
+
+    assert events and {e["job_id"] for e in events} == {job_id}, name
+    start = next(e for e in events if e["type"] == "start")
+    assert start["name"] == name and start["model"] == body["model"] and start["batch_size"] == body["batch_size"]
+    n_train = int(body["train_limit"] * (1 - body["validation_split"]))
+    assert start["train_examples"] == n_train and start["total_batches"] == -(-n_train // body["batch_size"])
+    batches = [e["batch"] for e in events if e["type"] == "batch"]
+    assert batches == list(range(1, start["total_batches"] + 1)), name
+    final = events[-1]
+    assert final["type"] == "done" and final["model"] == name, final
+    state = client.get(f"/api/train/{job_id}").json()
+    assert state["params"] == body and state["name"] == name
+    saved = load_layers_model(str(models_dir / name), device="cpu")
+    assert saved.user_defined_metadata["preset"] == f"mnist-{body['model']}"
+    history = json.loads((models_dir / name / "history.json").read_text())
+    assert len(history["batches"]) == start["total_batches"]
 
 
 # --------------------------------------------------------------------------- hostile bodies
