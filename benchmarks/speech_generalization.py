@@ -166,17 +166,22 @@ def train(data: Path, model_dir: Path, args) -> dict:
             "own_test_accuracy": history.get("test", {}).get("acc")}
 
 
-def clip_figures(recognizer, corpus: Path, clips: list[dict]) -> dict:
-    """Command-word accuracy and _unknown_ handling, overall and per voice, sex and accent."""
+def kokoro_groups(entry: dict) -> tuple[str, ...]:
+    """The groups a Kokoro clip is counted in besides ``all``: its voice, sex and accent."""
+    sex, accent = voice_group(entry["voice"])
+    return f"voice {entry['voice']}", f"sex {sex}", f"accent {accent}"
+
+
+def clip_figures(recognizer, corpus: Path, clips: list[dict], groups_of=kokoro_groups) -> dict:
+    """Command-word accuracy and _unknown_ handling, overall and per group (``groups_of(entry)``: by
+    default per voice, sex and accent)."""
     targets = set(sc.TARGET_WORDS)
     tally: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])  # right, words, quiet, others
     mistakes: dict[str, int] = defaultdict(int)
     for e in clips:
         samples, rate = audio.read_wav(corpus / e["path"])
         top = recognizer.recognize_clip(samples, rate).top[0][0]
-        sex, accent = voice_group(e["voice"])
-        keys = ("all", f"voice {e['voice']}", f"sex {sex}", f"accent {accent}")
-        for key in keys:
+        for key in ("all",) + tuple(groups_of(e)):
             if e["word"] in targets:
                 tally[key][0] += top == e["word"]
                 tally[key][1] += 1
@@ -276,9 +281,11 @@ def sentence_false_alarms(recognizer, wav: Path, threshold: float) -> dict:
     return {"false_alarms": len(results), "minutes": duration / 60, "words": [r.word for r in results]}
 
 
-def sentence_figures(recognizer, voices: list[str], args, work: Path) -> dict:
-    """False alarms while each held-out voice reads :data:`SENTENCES` (about three minutes of speech each)."""
-    per_voice = {voice: sentence_false_alarms(recognizer, sentence_recording(voice, work, args.seed), args.threshold)
+def sentence_figures(recognizer, voices: list[str], args, work: Path, tts=None) -> dict:
+    """False alarms while each voice reads :data:`SENTENCES` (about three minutes of speech each; Kokoro's
+    voices unless ``tts`` speaks them)."""
+    per_voice = {voice: sentence_false_alarms(recognizer, sentence_recording(voice, work, args.seed, tts),
+                                              args.threshold)
                  for voice in voices}
     minutes = sum(v["minutes"] for v in per_voice.values())
     alarms = sum(v["false_alarms"] for v in per_voice.values())
@@ -388,10 +395,15 @@ def main() -> None:
     for name in folds:
         results["folds"][name] = run_fold(name, corpus, entries, work, args)
         report(name, results["folds"][name])
+    finish(results, started, args.json, f"; work folder {work}")
+
+
+def finish(results: dict, started: float, json_path: str | None, where: str = "") -> None:
+    """Print how long the run took and write ``results`` as JSON when asked to."""
     results["seconds"] = time.perf_counter() - started
-    print(f"\n{results['seconds']:.0f} s in all; work folder {work}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1, default=str))
+    print(f"\n{results['seconds']:.0f} s in all{where}")
+    if json_path:
+        Path(json_path).write_text(json.dumps(results, indent=1, default=str))
 
 
 if __name__ == "__main__":

@@ -67,8 +67,8 @@ clips), :mod:`.render` (a clip's audio and the noise recordings) and :mod:`.buil
 from .build import build_corpus, importlib_version, partial_dir
 from .espeak import ESPEAK, EXCLUDED_VARIANTS, espeak_available, espeak_version, list_voices, speak
 from .plan import (clip_settings, kokoro_voice_splits, plan_clips, plan_kokoro_speakers, plan_sentence_windows,
-                   plan_speakers)
-from .render import BABBLE_TEXT, colored_noise, kokoro_engine, noise_files, render_chunk, render_clip
+                   plan_speakers, take_levels)
+from .render import BABBLE_TEXT, colored_noise, kokoro_engine, noise_files, place_word, render_chunk, render_clip
 from .spec import (
     CLIP,
     ENGINES,
@@ -92,7 +92,7 @@ from .spec import (
 __all__ = ["SIZES", "ENGINES", "SynthSize", "Speaker", "ClipJob", "SynthReport", "build_corpus", "list_voices",
            "plan_speakers", "plan_kokoro_speakers", "plan_sentence_windows", "READ_SENTENCES", "SENTENCE_WORD",
            "kokoro_voice_splits", "plan_clips", "clip_settings",
-           "parse_engines", "render_clip", "speak", "noise_files", "colored_noise", "espeak_available",
+           "parse_engines", "render_clip", "place_word", "take_levels", "speak", "noise_files", "colored_noise", "espeak_available",
            "partial_dir", "RATE", "CLIP", "ESPEAK", "EXCLUDED_VARIANTS", "TAKE_TEXTS", "SPLIT_SHARES", "KOKORO_SPEED",
            "KOKORO_BLEND_CHANCE", "JOURNAL", "PLAN", "BABBLE_TEXT", "espeak_version", "kokoro_engine", "render_chunk",
            "importlib_version"]

@@ -130,7 +130,7 @@ def plan_clips(size: SynthSize, seed: int, speakers: list[Speaker]) -> list[Clip
         text = TAKE_TEXTS[int(rng.integers(len(TAKE_TEXTS)))].format(w=word.replace("_", " "))
         pitch = int(np.clip(round(s.pitch + rng.uniform(-8, 8)), 0, 99))
         factor = rng.uniform(0.88, 1.12)  # the take's speaking rate; for Kokoro half as much speed change
-        common = dict(position=float(rng.uniform(0, 1)), **_levels(rng))
+        common = dict(position=float(rng.uniform(0, 1)), **take_levels(rng))
         relpath = f"{word}/{s.hash}_nohash_{n}.wav"
         if s.engine == "kokoro":
             jobs.append(ClipJob(index=index, relpath=relpath, word=word, voice=s.voice, text=text, pitch=0, rate=0,
@@ -143,7 +143,7 @@ def plan_clips(size: SynthSize, seed: int, speakers: list[Speaker]) -> list[Clip
     return jobs + plan_sentence_windows(size, seed, speakers, len(jobs))
 
 
-def _levels(rng: np.random.Generator) -> dict:
+def take_levels(rng: np.random.Generator) -> dict:
     """A clip's peak level, noise floor (level and colour) and noise seed."""
     return dict(peak_db=float(rng.uniform(-24, -2)), floor_db=float(rng.uniform(-75, -50)),
                 floor_color=("white", "pink", "brown")[int(rng.integers(3))], seed=int(rng.integers(2**63)))
@@ -165,7 +165,7 @@ def plan_sentence_windows(size: SynthSize, seed: int, speakers: list[Speaker], f
             for k in range(per):
                 jobs.append(ClipJob(index=first_index + len(jobs), relpath=f"{SENTENCE_WORD}/{s.hash}_nohash_{n}.wav",
                                     word=SENTENCE_WORD, voice=s.voice, text=READ_SENTENCES[i], pitch=0, rate=0,
-                                    position=float((k + rng.uniform()) / per), **_levels(rng), engine="kokoro",
+                                    position=float((k + rng.uniform()) / per), **take_levels(rng), engine="kokoro",
                                     partner=s.partner, weight=s.weight, speed=s.speed, excerpt=True))
                 n += 1
     return jobs

@@ -96,10 +96,16 @@ def _render_excerpt(job: ClipJob, kokoro_files: dict | None, rng: np.random.Gene
 def render_clip(job: ClipJob, kokoro_files: dict | None = None) -> np.ndarray:
     """The one-second clip (float64, 16 kHz) for a job: word placed, levelled, over a noise floor (or
     a second of a sentence, for an excerpt job)."""
-    rng = np.random.default_rng(job.seed)
     if job.excerpt:
-        return _render_excerpt(job, kokoro_files, rng)
-    word = _trim(_speak_job(job, kokoro_files))
+        return _render_excerpt(job, kokoro_files, np.random.default_rng(job.seed))
+    return place_word(_speak_job(job, kokoro_files), job)
+
+
+def place_word(spoken: np.ndarray, job: ClipJob) -> np.ndarray:
+    """``spoken`` (16 kHz) as a one-second clip the way ``job`` says: trimmed of its quiet ends, its peak at
+    ``job.peak_db``, starting at ``job.position`` of the free room, over ``job``'s noise floor."""
+    rng = np.random.default_rng(job.seed)
+    word = _trim(np.asarray(spoken, dtype=np.float64))
     if len(word) > CLIP:  # very slow takes: keep the start, fade out the end
         word = word[:CLIP].copy()
         fade = RATE // 50
