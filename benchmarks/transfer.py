@@ -40,7 +40,7 @@ from sightsound.data import acoustics  # noqa: E402
 from sightsound.data import speech_commands as sc  # noqa: E402
 from sightsound.data.synth.plan import kokoro_voice_splits  # noqa: E402
 from sightsound.data.synth.render import colored_noise  # noqa: E402
-from sightsound.data.synth.spec import EXTRA_UNKNOWN, RATE  # noqa: E402
+from sightsound.data.synth.spec import EXTRA_UNKNOWN, RATE, READ_SENTENCES  # noqa: E402
 from sightsound.speech import frontend  # noqa: E402
 from sightsound.speech.dataset import Dataset, Example  # noqa: E402
 
@@ -52,6 +52,7 @@ SNRS = (30.0, 20.0, 12.0)  #: dB of the word over pink, white or brown noise
 NOISE_COLORS = ("pink", "white", "brown")
 THRESHOLD = 0.75
 assert not set(NEW_WORDS) & set(sc.TARGET_WORDS + sc.AUX_WORDS + EXTRA_UNKNOWN)
+assert not set(NEW_WORDS) & {w.strip(".,?!").lower() for text in READ_SENTENCES for w in text.split()}
 
 
 def held_out_voices() -> list[str]:
