@@ -6,7 +6,9 @@
 3. the ``people`` recipe on it: ``speech train WORK/corpus WORK/model --recipe people``
    (about 50 minutes; an interrupted run continues from its last epoch);
 4. its figures on the Kokoro voices the corpus holds out for testing (``benchmarks/speech_generalization.py
-   --model``): the model never heard them;
+   --model``): the model never heard them; then on speech neither training nor the recipe's choice saw:
+   other synthesisers (``benchmarks/other_engines.py``, about 10 minutes) and real people
+   (``benchmarks/real_people.py``);
 5. model.json, weights.bin, metadata.json and MODEL_CARD.md into ``sightsound/speech/pretrained/``.
 
 Run again after an interruption: every step keeps what is done. The same seed gives the same corpus
@@ -54,19 +56,48 @@ def check_trained_model(model: Path, epochs: int | None, seed: int) -> None:
                          f"({', '.join(changed)} differ); remove that folder to train it again")
 
 
-def held_out_figures(corpus: Path, model: Path, work: Path, seed: int) -> dict:
-    """The generalisation benchmark's figures for ``model`` on the corpus's held-out Kokoro voices (kept
-    per weights file, so that a retrained model is measured again)."""
+def benchmark_figures(script: str, model: Path, work: Path, *options: str) -> dict:
+    """What ``benchmarks/SCRIPT.py --model MODEL`` measures, as JSON (kept per weights file, so that a
+    retrained model is measured again and an interrupted build does not measure twice)."""
     digest = hashlib.sha256((model / "weights.bin").read_bytes()).hexdigest()[:12]
-    out = work / f"held-out-{digest}.json"
+    out = work / f"{script}-{digest}.json"
     if not out.is_file():
-        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "speech_generalization.py"), "--corpus",
-                        str(corpus), "--model", str(model), "--work", str(work / "evaluation"),
-                        "--seed", str(seed), "--json", str(out)], check=True)
-    return json.loads(out.read_text())["folds"]["kokoro-speakers"]
+        subprocess.run([sys.executable, str(ROOT / "benchmarks" / f"{script}.py"), "--model", str(model),
+                        "--work", str(work / script), *options, "--json", str(out)], check=True)
+    return json.loads(out.read_text())
 
 
-def model_card(corpus: Path, model: Path, figures: dict, seed: int) -> str:
+def held_out_figures(corpus: Path, model: Path, work: Path, seed: int) -> dict:
+    """The generalisation benchmark's figures for ``model`` on the corpus's held-out Kokoro voices."""
+    figures = benchmark_figures("speech_generalization", model, work, "--corpus", str(corpus), "--seed", str(seed))
+    return figures["folds"]["kokoro-speakers"]
+
+
+def alarms(count: int) -> str:
+    return f"{count} false alarm{'s' * (count != 1)}"
+
+
+def independent_figures(model: Path, work: Path) -> str:
+    """The card's lines on speech from sources that neither training nor the recipe's choice saw: other
+    synthesisers (flite, Festival) and real people."""
+    engines = benchmark_figures("other_engines", model, work)
+    people = benchmark_figures("real_people", model, work)["totals"]
+    lines = []
+    for engine, figures in engines["engines"].items():
+        clips, stream, sentences = figures["clips"]["all"], figures["stream"], figures["sentences"]
+        lines.append(f"- {figures['description']}: {clips['command_accuracy']:.1%} of "
+                     f"{clips['command_words']} command words right, {clips['unknown_quiet']:.1%} of other "
+                     f"speech answered _unknown_/noise; streaming precision {stream['precision']:.3f}, recall "
+                     f"{stream['recall']:.3f}; {alarms(sentences['false_alarms'])} in "
+                     f"{sentences['minutes']} min of sentences (`python benchmarks/other_engines.py`).")
+    lines.append(f"- Real people (`python benchmarks/real_people.py`: 3 speakers in pocketsphinx's test "
+                 f"recordings, {people['minutes']} min): {people['right']} of {people['command_words']} command "
+                 f"words caught, precision {people['precision']:.2f}, {alarms(people['false_alarms'])}. "
+                 f"Too few to rank models; they show direction only.")
+    return "\n".join(lines)
+
+
+def model_card(corpus: Path, model: Path, figures: dict, independent: str, seed: int) -> str:
     from sightsound.tfjs import load_layers_model
 
     params = load_layers_model(str(model), device="cpu").count_params()
@@ -118,11 +149,16 @@ long recordings of those voices with noise and non-command words between the com
 precision {stream['precision']:.3f}, recall {stream['recall']:.3f}. Ordinary sentences read by those
 voices (no command word): {sentences['false_alarms']} false alarms in {sentences['minutes']} min.
 
+## Speech it was never tuned on
+
+Neither its training nor the choice of its recipe used these:
+
+{independent}
+
 ## Known limits
 
-- Trained only on synthetic voices. Its figures on real people are not measured here (no recorded
-  speech is reachable from the build machines); expect lower accuracy on real microphones, accents and
-  children's voices than on the held-out synthetic voices above.
+- Trained only on synthetic voices, and measured on only three real speakers (above); expect lower
+  accuracy on real microphones, accents and children's voices than on the held-out synthetic voices.
 - One-second windows: words longer than that, and commands said inside fast continuous speech, are
   harder; ordinary speech with homophones of command words ("to", "for", "know", "write") triggers them.
 - English command words only.
@@ -152,7 +188,7 @@ def main() -> int:
         train_speech(corpus, model, recipe=RECIPE, seed=args.seed, progress=True, device=args.device,
                      workers=args.workers, epochs=args.epochs)
     figures = held_out_figures(corpus, model, work, args.seed)
-    card = model_card(corpus, model, figures, args.seed)
+    card = model_card(corpus, model, figures, independent_figures(model, work), args.seed)
     write_text_atomic(model / "MODEL_CARD.md", card)
     if not args.no_install:
         target = model_files.pretrained_model_dir()

@@ -38,3 +38,26 @@ def test_a_model_trained_with_the_recipe_is_kept_and_another_is_refused(tmp_path
     other = {**trained, "augmentation": {**recipe["augmentation"], "snr_over": "word"}, "epochs": 3}
     with pytest.raises(SystemExit, match=r"\(augmentation, epochs differ\)"):
         build.check_trained_model(_history(tmp_path / "other", other), None, 0)
+
+
+def test_the_card_reports_other_engines_and_real_people_from_figures_kept_per_weights_file(tmp_path):
+    build = _script()
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(b"\x00" * 16)
+    digest = build.hashlib.sha256(b"\x00" * 16).hexdigest()[:12]
+    flite = {"description": "flite: kal, slt (never trained on)",
+             "clips": {"all": {"command_accuracy": 0.8125, "command_words": 16, "unknown_quiet": 0.5}},
+             "stream": {"precision": 0.95, "recall": 0.5}, "sentences": {"false_alarms": 3, "minutes": 2.5}}
+    (tmp_path / f"other_engines-{digest}.json").write_text(json.dumps({"engines": {"flite": flite}}))
+    people = {"command_words": 13, "right": 9, "precision": 0.9, "false_alarms": 1, "minutes": 1.06}
+    (tmp_path / f"real_people-{digest}.json").write_text(json.dumps({"totals": people}))
+    lines = build.independent_figures(model, tmp_path).splitlines()
+    assert lines[0].startswith("- flite: kal, slt (never trained on): 81.2% of 16 command words right, 50.0% ")
+    assert "precision 0.950, recall 0.500; 3 false alarms in 2.5 min" in lines[0]
+    assert "9 of 13 command words caught, precision 0.90, 1 false alarm." in lines[1]
+    (model / "weights.bin").write_bytes(b"\x01" * 16)   # another model is measured again, not read from the old
+    build.subprocess = type("NoRun", (), {"run": staticmethod(lambda *a, **k: (_ for _ in ()).throw(
+        RuntimeError(" ".join(a[0][1:3]))))})
+    with pytest.raises(RuntimeError, match=r"other_engines\.py --model"):
+        build.independent_figures(model, tmp_path)
