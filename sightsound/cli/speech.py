@@ -19,6 +19,7 @@ dataset folder itself: the one holding the word folders and the two lists.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 from .. import presets
@@ -179,6 +180,9 @@ def _add_synth(commands) -> None:
     synth.add_argument("--engines", default="espeak", metavar="LIST", type=_engines_arg,
                        help='comma-separated engines: espeak, kokoro (Kokoro-82M: pip install "sightsound[voices]"; '
                             "about 0.8 s per clip and core) (default: espeak)")
+    synth.add_argument("--sentence-windows", type=_count_arg, default=0, metavar="N",
+                       help="with kokoro: every training Kokoro speaker also reads N ordinary sentences, cut into "
+                            "one-second _unknown_ windows (default 0: none; see the README for what they cost)")
     synth.add_argument("--max-clips", type=int, default=None, metavar="N",
                        help="render at most N new clips, then stop (run again to resume)")
     synth.add_argument("--force", action="store_true", help="replace OUT_DIR if it is not empty")
@@ -293,10 +297,19 @@ def _engines_arg(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def run_synth(args: argparse.Namespace) -> int:
-    from ..data.synth import build_corpus
+def _count_arg(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a count of 0 or more, got {text!r}")
+    return int(text)
 
-    report = build_corpus(args.out, size=args.size, seed=args.seed, workers=args.workers, progress=True,
+
+def run_synth(args: argparse.Namespace) -> int:
+    from ..data.synth import SIZES, build_corpus
+
+    size = SIZES[args.size]
+    if args.sentence_windows:
+        size = dataclasses.replace(size, sentences_per_speaker=args.sentence_windows)
+    report = build_corpus(args.out, size=size, seed=args.seed, workers=args.workers, progress=True,
                           overwrite=args.force, engines=args.engines, max_clips=args.max_clips)
     from ..data.speech_commands import TARGET_WORDS
 

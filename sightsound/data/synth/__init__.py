@@ -10,7 +10,7 @@ exactly as Speech Commands lays them out::
     OUT_DIR/
       zero/ one/ ... yes/ no/          18 target words
       bed/ bird/ ... wow/              auxiliary words (become _unknown_)
-      sentence_window/                 one-second windows of ordinary sentences (Kokoro; become _unknown_)
+      sentence_window/                 one-second windows of read sentences (opt-in; become _unknown_)
       _background_noise_/*.wav         generated noise, 16 kHz, tens of seconds each
       validation_list.txt              "word/<speaker>_nohash_<n>.wav", one a line
       testing_list.txt
@@ -32,7 +32,8 @@ sometimes blended with a partner voice at a weight, at its own speed
 level, position and noise floor as above. Kokoro voices are split the same
 way: 3 voices validate and 3 test (a US female, a US male and a UK voice
 each), and a blend only pairs voices of the same split, so no voice is
-heard in two splits. Each training Kokoro speaker also reads one of
+heard in two splits. With ``SynthSize.sentences_per_speaker`` (``speech synth
+--sentence-windows N``; 0 by default), each training Kokoro speaker also reads that many of
 :data:`READ_SENTENCES` (no command word in any), and eight one-second
 windows spread over its reading go to ``sentence_window/``: running
 speech that the recogniser must answer with ``_unknown_``.

@@ -65,7 +65,7 @@ def build_corpus(out_dir: str | os.PathLike, size: str | SynthSize = "small", se
     """
     spec = _size_spec(size)
     size = spec.name
-    engines = _check_request(seed, engines, max_clips)
+    engines = _check_request(seed, engines, max_clips, spec)
     out = _target_dir(out_dir, overwrite)
     started = time.perf_counter()
 
@@ -118,13 +118,18 @@ def _size_spec(size: str | SynthSize) -> SynthSize:
     raise ValueError(f"unknown corpus size {size!r}; choose one of {', '.join(SIZES)}")
 
 
-def _check_request(seed: int, engines: str | tuple[str, ...], max_clips: int | None) -> tuple[str, ...]:
-    """The parsed engines, after checking ``seed`` and ``max_clips`` (ValueError when bad)."""
+def _check_request(seed: int, engines: str | tuple[str, ...], max_clips: int | None,
+                   spec: SynthSize) -> tuple[str, ...]:
+    """The parsed engines, after checking ``seed`` and ``max_clips`` (ValueError when bad) and that sentence
+    windows come with the engine that reads them (DataError)."""
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     engines = parse_engines(engines)
     if max_clips is not None and (isinstance(max_clips, bool) or not isinstance(max_clips, int) or max_clips < 0):
         raise ValueError(f"max_clips must be a non-negative int or None, got {max_clips!r}")
+    if spec.sentences_per_speaker and "kokoro" not in engines:
+        raise DataError("sentence windows are read by Kokoro speakers: add kokoro to the engines "
+                        "(--engines espeak,kokoro) or leave them out")
     return engines
 
 

@@ -86,15 +86,15 @@ class SynthSize:
     aux_per_speaker: int  # distinct auxiliary words each speaker says once
     noise_seconds: int
     kokoro_speakers: int = 0  # Kokoro speakers, when the kokoro engine is used
-    sentences_per_speaker: int = 0  # sentences each training Kokoro speaker reads for SENTENCE_WORD
+    sentences_per_speaker: int = 0  # sentences each training Kokoro speaker reads for SENTENCE_WORD (opt-in)
     windows_per_sentence: int = 8  # one-second windows cut from each of them
 
 
 SIZES = {
     "small": SynthSize("small", speakers=20, clips_per_word=20, aux_per_speaker=4, noise_seconds=15,
-                       kokoro_speakers=12, sentences_per_speaker=1),
+                       kokoro_speakers=12),
     "full": SynthSize("full", speakers=None, clips_per_word=1100, aux_per_speaker=12, noise_seconds=60,
-                      kokoro_speakers=196, sentences_per_speaker=1),
+                      kokoro_speakers=196),
 }
 
 
