@@ -7,7 +7,7 @@
    (about 50 minutes; an interrupted run continues from its last epoch);
 4. its figures on the Kokoro voices the corpus holds out for testing (``benchmarks/speech_generalization.py
    --model``): the model never heard them; then on speech neither training nor the recipe's choice saw:
-   other synthesisers (``benchmarks/other_engines.py``, about 10 minutes) and real people
+   other synthesisers (``benchmarks/other_engines.py``, about 6 minutes) and real people
    (``benchmarks/real_people.py``);
 5. model.json, weights.bin, metadata.json and MODEL_CARD.md into ``sightsound/speech/pretrained/``.
 
