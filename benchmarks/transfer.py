@@ -8,9 +8,14 @@ each k in (4, 8, 16), a transfer model learns :data:`NEW_WORDS` (none of the
 said by that voice, plus background noise; every example has its own speed
 (Kokoro's), pitch (a vocal-tract warp), room (reverberation) and noise (SNR);
 the 20 test examples per word use settings none of the k training examples had.
-``--other-speech`` also teaches 12 everyday words said by the voice as
-``_unknown_`` (which ``listen`` does not report), as a user can record "other
-speech" next to room noise; none of them occurs in the false-alarm sentences.
+Every head is also taught the other-speech examples shipped beside the base
+(``speech.other_speech_examples``: sentences and everyday words of the corpus's
+training voices, as ``_unknown_``, which ``listen`` does not report), as the
+command line and the web app teach them; ``--no-shipped-other-speech`` leaves
+them out, as the speech-commands package does. ``--other-speech`` also teaches
+12 everyday words said by the voice as ``_unknown_``, as a user can record
+"other speech" next to room noise; none of them occurs in the false-alarm
+sentences.
 Figures: accuracy on the test examples (the top word of the clip), and false
 alarms while the voice reads ordinary sentences (``listen``, threshold 0.75,
 as the chapter) for about a minute. Goals: >= 90 % with 8 examples per word,
@@ -18,6 +23,7 @@ as the chapter) for about a minute. Goals: >= 90 % with 8 examples per word,
 
     python benchmarks/transfer.py --quick          # one voice, k = 4 and 8, 10 test examples per word
     python benchmarks/transfer.py                  # all three voices, k = 4, 8, 16, 20 test examples
+    python benchmarks/transfer.py --quick --held-out validation   # a validation voice: for tuning
 """
 
 from __future__ import annotations
@@ -55,8 +61,8 @@ assert not set(NEW_WORDS) & set(sc.TARGET_WORDS + sc.AUX_WORDS + EXTRA_UNKNOWN)
 assert not set(NEW_WORDS) & {w.strip(".,?!").lower() for text in READ_SENTENCES for w in text.split()}
 
 
-def held_out_voices() -> list[str]:
-    return sorted(v for v, split in kokoro_voice_splits(0).items() if split == "testing")
+def held_out_voices(split: str = "testing") -> list[str]:
+    return sorted(v for v, which in kokoro_voice_splits(0).items() if which == split)
 
 
 def settings(count_train: int, count_test: int, seed: int) -> tuple[list, list]:
@@ -126,7 +132,8 @@ def teach(base, name: str, train: dict, k: int, args) -> speech.TransferRecogniz
     # run must not start from another's
     t = speech.create("BROWSER_FFT", model=base, device="cpu").create_transfer(name)
     t.load_examples(dataset.serialize())
-    t.train(epochs=args.epochs, optimizer="adam", augment_by_mixing_noise_ratio=0.3, seed=args.seed)
+    t.train(epochs=args.epochs, optimizer="adam", augment_by_mixing_noise_ratio=0.3, seed=args.seed,
+            other_speech=args.shipped_examples)
     return t
 
 
@@ -158,15 +165,21 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="write the figures as JSON here")
     parser.add_argument("--other-speech", action="store_true",
                         help="also teach 12 everyday words as _unknown_ (none of them in the sentences)")
+    parser.add_argument("--held-out", default="testing", choices=("testing", "validation"),
+                        help="the corpus's Kokoro voices to test on: its test voices, or its validation voices "
+                             "to tune this benchmark's settings on (never trained on either)")
+    parser.add_argument("--no-shipped-other-speech", action="store_true",
+                        help="do not teach the other-speech examples shipped beside the base model")
     args = parser.parse_args()
     args.k, args.tests = ((4, 8), 10) if args.quick else ((4, 8, 16), 20)
+    args.shipped_examples = None if args.no_shipped_other_speech else speech.other_speech_examples(args.model)
     from sightsound.data.voices import KokoroVoices
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     base = args.model  # None: the shipped model; loaded afresh for every run (see teach)
     tts = KokoroVoices()
-    voices = held_out_voices()[:1 if args.quick else None]
+    voices = held_out_voices(args.held_out)[:1 if args.quick else None]
     rows = [row for voice in voices for row in run_voice(base, tts, voice, args, work)]
     print("\n| k | accuracy | false alarms / min |\n|---:|---:|---:|")
     for k in args.k:

@@ -1,15 +1,18 @@
 """Build the speech model that ships inside the package (``make speech-model``), from nothing, resumably.
 
 1. Kokoro-82M's model and English voices into the cache (``python -m sightsound.data.voices``);
-2. the multi-engine corpus: ``speech synth WORK/corpus --size full --engines espeak,kokoro``
-   (about an hour on 2 cores; an interrupted build resumes);
+2. the multi-engine corpus: ``speech synth WORK/corpus --size full --engines espeak,kokoro
+   --sentence-windows 1`` (about 45 minutes on 2 cores; an interrupted build resumes);
 3. the ``people`` recipe on it: ``speech train WORK/corpus WORK/model --recipe people``
-   (about 50 minutes; an interrupted run continues from its last epoch);
+   (about 45 minutes; an interrupted run continues from its last epoch);
 4. its figures on the Kokoro voices the corpus holds out for testing (``benchmarks/speech_generalization.py
    --model``): the model never heard them; then on speech neither training nor the recipe's choice saw:
    other synthesisers (``benchmarks/other_engines.py``, about 6 minutes) and real people
    (``benchmarks/real_people.py``);
-5. model.json, weights.bin, metadata.json and MODEL_CARD.md into ``sightsound/speech/pretrained/``.
+5. the other-speech examples that transfer learning teaches as ``_unknown_`` (``other_speech.bin``:
+   windows of sentences and everyday words of the corpus's training voices);
+6. model.json, weights.bin, metadata.json, other_speech.bin and MODEL_CARD.md into
+   ``sightsound/speech/pretrained/``.
 
 Run again after an interruption: every step keeps what is done. The same seed gives the same corpus
 (the same clip manifest); training is deterministic on the same machine and PyTorch build.
@@ -30,15 +33,41 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import numpy as np  # noqa: E402
+
 from sightsound.data import voices  # noqa: E402
+from sightsound.data import speech_commands as sc  # noqa: E402
 from sightsound.data.augment import Augmentation  # noqa: E402
-from sightsound.data.synth import SENTENCE_WORD, build_corpus  # noqa: E402
+from sightsound.data.synth import SENTENCE_WORD, SIZES, build_corpus  # noqa: E402
 from sightsound.fileio import write_bytes_atomic, write_text_atomic  # noqa: E402
-from sightsound.speech import model_files  # noqa: E402
+from sightsound.speech import frontend, model_files  # noqa: E402
+from sightsound.speech.dataset import Dataset, Example  # noqa: E402
+from sightsound.speech.wav import read_wav  # noqa: E402
 from sightsound.training.speech import SpeechSettings, train_speech  # noqa: E402
 
 RECIPE = "people"
-SHIPPED_FILES = ("model.json", "weights.bin", model_files.METADATA_JSON)
+SENTENCE_WINDOWS = 1  #: sentences each training Kokoro speaker reads, cut into _unknown_ windows
+OTHER_SPEECH = 100  #: other-speech examples shipped for transfer learning, half of them sentence windows
+SHIPPED_FILES = ("model.json", "weights.bin", model_files.METADATA_JSON, model_files.OTHER_SPEECH_EXAMPLES)
+
+
+def other_speech(corpus: Path, seed: int, count: int = OTHER_SPEECH) -> tuple[bytes, int]:
+    """``count`` clips of the corpus's training split that are no command word, half of them sentence windows
+    (as many as there are), as ``_unknown_`` examples in the package's dataset format; and how many are
+    sentence windows."""
+    clips = [c for c in sc.read_manifest(corpus) if c["split"] == "training" and c["word"] not in sc.TARGET_WORDS
+             and c["word"] != sc.BACKGROUND_NOISE]
+    rng = np.random.default_rng(seed)
+    windows = [c for c in clips if c["word"] == SENTENCE_WORD]
+    words = [c for c in clips if c["word"] != SENTENCE_WORD]
+    chosen = [windows[i] for i in rng.permutation(len(windows))[:count // 2]]
+    sentence_windows = len(chosen)
+    chosen += [words[i] for i in rng.permutation(len(words))[:count - len(chosen)]]
+    dataset = Dataset()
+    for clip in chosen:
+        samples, rate = read_wav(corpus / clip["path"])
+        dataset.add_example(Example(model_files.UNKNOWN_TAG, frontend.spectrogram(samples, rate)[..., 0]))
+    return dataset.serialize(), sentence_windows
 
 
 def check_trained_model(model: Path, epochs: int | None, seed: int) -> None:
@@ -97,7 +126,8 @@ def independent_figures(model: Path, work: Path) -> str:
     return "\n".join(lines)
 
 
-def model_card(corpus: Path, model: Path, figures: dict, independent: str, seed: int) -> str:
+def model_card(corpus: Path, model: Path, figures: dict, independent: str, seed: int,
+               other: tuple[int, int]) -> str:
     from sightsound.tfjs import load_layers_model
 
     params = load_layers_model(str(model), device="cpu").count_params()
@@ -123,7 +153,8 @@ package's `create('BROWSER_FFT', undefined, modelURL, metadataURL)` load.
 
 - **Words** (20 classes, in output order): {', '.join(json.loads((model / 'metadata.json').read_text())['words'])}.
 - **Data**: a synthetic corpus in the Speech Commands layout, `speech synth --size {synth['size']} --engines
-  espeak,kokoro --seed {seed}`: {sum(synth['clips_per_word'].values())} one-second clips from espeak-ng
+  espeak,kokoro{f' --sentence-windows {SENTENCE_WINDOWS}' if count else ''} --seed {seed}`:
+  {sum(synth['clips_per_word'].values())} one-second clips from espeak-ng
   voices and Kokoro-82M's English voices (blends and speeds), with noise floors; `_unknown_` from
   Speech Commands' auxiliary words, other everyday words and short phrases{windows}.
 - **Recipe**: `speech train --recipe {RECIPE} --seed {seed}` ({settings['epochs']} epochs,
@@ -132,6 +163,11 @@ package's `create('BROWSER_FFT', undefined, modelURL, metadataURL)` load.
   noise at {snr[0]:g} to {snr[1]:g} dB, other tempos, vocal tracts, rooms and microphones, SpecAugment masks, cut
   words labelled `_unknown_`.
   Trained in {history['seconds'] / 60:.0f} min on this machine.
+- **Other speech for transfer learning**: `{model_files.OTHER_SPEECH_EXAMPLES}` beside the model holds
+  {other[0]} one-second clips of the corpus's training voices that are no command word ({other[1]} windows of
+  sentences, the rest everyday words and phrases), labelled `_unknown_`: `speech transfer` and the Teach
+  words page teach them to every new head, so that it stays quiet on ordinary speech
+  (`speech.other_speech_examples()`; `benchmarks/transfer.py` measures it).
 - **Built by** `make speech-model` (`scripts/build_speech_model.py`).
 
 ## Held-out figures
@@ -181,14 +217,18 @@ def main() -> int:
     if voices.main([]) != 0:
         return 1
     if not (corpus / "synth.json").is_file():
-        build_corpus(corpus, size=args.size, seed=args.seed, workers=args.workers, engines="espeak,kokoro")
+        size = dataclasses.replace(SIZES[args.size], sentences_per_speaker=SENTENCE_WINDOWS)
+        build_corpus(corpus, size=size, seed=args.seed, workers=args.workers, engines="espeak,kokoro")
     if (model / "history.json").is_file():
         check_trained_model(model, args.epochs, args.seed)
     else:
         train_speech(corpus, model, recipe=RECIPE, seed=args.seed, progress=True, device=args.device,
                      workers=args.workers, epochs=args.epochs)
     figures = held_out_figures(corpus, model, work, args.seed)
-    card = model_card(corpus, model, figures, independent_figures(model, work), args.seed)
+    examples, sentence_windows = other_speech(corpus, args.seed)
+    write_bytes_atomic(model / model_files.OTHER_SPEECH_EXAMPLES, examples)
+    card = model_card(corpus, model, figures, independent_figures(model, work), args.seed,
+                      (OTHER_SPEECH, sentence_windows))
     write_text_atomic(model / "MODEL_CARD.md", card)
     if not args.no_install:
         target = model_files.pretrained_model_dir()

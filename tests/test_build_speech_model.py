@@ -61,3 +61,34 @@ def test_the_card_reports_other_engines_and_real_people_from_figures_kept_per_we
         RuntimeError(" ".join(a[0][1:3]))))})
     with pytest.raises(RuntimeError, match=r"other_engines\.py --model"):
         build.independent_figures(model, tmp_path)
+
+
+def test_the_other_speech_examples_come_from_training_voices_half_of_them_sentence_windows(tmp_path):
+    import numpy as np
+
+    from sightsound.speech import frontend
+    from sightsound.speech.dataset import Dataset
+    from sightsound.speech.wav import read_wav, write_wav
+
+    build = _script()
+    corpus = tmp_path / "corpus"
+    clips = [("sentence_window", "training")] * 3 + [("sentence_window", "validation"), ("yes", "training")] \
+        + [("bed", "training"), ("hello", "training"), ("cat", "testing"), ("bird", "training")]
+    rows, spectrograms = [], {}
+    for i, (word, split) in enumerate(clips):
+        path = f"{word}/{i:08x}_nohash_0.wav"
+        samples = np.random.default_rng(i).standard_normal(16000).astype(np.float32) * 0.1
+        (corpus / word).mkdir(parents=True, exist_ok=True)
+        write_wav(corpus / path, samples, 16000)
+        rows.append({"path": path, "word": word, "split": split, "engine": "espeak"})
+        spectrograms[path] = frontend.spectrogram(*read_wav(corpus / path))[..., 0]
+    (corpus / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    data, windows = build.other_speech(corpus, seed=0, count=4)
+    examples = list(Dataset.from_bytes(data).examples.values())
+    assert windows == 2 and len(examples) == 4 and {e.label for e in examples} == {"_unknown_"}
+    chosen = [next(p for p, s in spectrograms.items() if np.allclose(s, e.spectrogram, atol=1e-5)) for e in examples]
+    assert [p.split("/")[0] for p in chosen].count("sentence_window") == 2
+    assert all(rows[int(p.split("/")[1][:8], 16)]["split"] == "training" and not p.startswith("yes/") for p in chosen)
+    assert build.other_speech(corpus, seed=0, count=4)[0] == data  # the same seed: the same examples
+    data, windows = build.other_speech(corpus, seed=0, count=8)  # more than there are: every one once
+    assert windows == 3 and len(Dataset.from_bytes(data).examples) == 6

@@ -15,6 +15,7 @@ from sightsound.speech.dataset import Dataset, Example
 
 NODE_SCRIPT = "tests/js/speech_transfer.js"
 NOISE = speech.BACKGROUND_NOISE_TAG
+UNKNOWN = speech.UNKNOWN_TAG
 ESPEAK = needs_espeak()  # the new words are rendered by espeak-ng
 
 
@@ -197,17 +198,25 @@ def test_cli_teaches_words_from_folders_and_from_a_bin(tmp_path, capsys):
                  "--device", "cpu"]) == 0
     printed = capsys.readouterr().out
     assert "Examples: _background_noise_ 2, banana 3, teapot 3, violin 3" in printed
+    assert "Other speech: 100 examples, taught as _unknown_" in printed  # the shipped ones, by default
     assert "Accuracy per word (training windows):" in printed and all(f"  {w} " in printed for w in WORDS)
     for name in ("model.json", "weights.bin", "metadata.json", "examples.bin", "history.json", "curves.png"):
         assert (out / name).is_file(), name
-    assert json.loads((out / "metadata.json").read_text())["wordLabels"] == [NOISE, *WORDS]
+    assert json.loads((out / "metadata.json").read_text())["wordLabels"] == [NOISE, UNKNOWN, *WORDS]
     assert len(json.loads((out / "history.json").read_text())["epochs"]) == 3
-    assert speech.create("BROWSER_FFT", model=out, device="cpu").word_labels() == [NOISE, *WORDS]
+    assert speech.create("BROWSER_FFT", model=out, device="cpu").word_labels() == [NOISE, UNKNOWN, *WORDS]
+    assert Dataset.from_bytes((out / "examples.bin").read_bytes()).counts() == {NOISE: 2, **{w: 3 for w in WORDS}}
     again = tmp_path / "again"
     assert main(["speech", "transfer", str(again), "--examples", str(out / "examples.bin"), "--epochs", "2",
-                 "--validation-split", "0.3", "--fine-tuning-epochs", "1", "--device", "cpu"]) == 0
-    assert "Accuracy per word (validation windows):" in capsys.readouterr().out
+                 "--validation-split", "0.3", "--fine-tuning-epochs", "1", "--device", "cpu",
+                 "--no-other-speech"]) == 0
+    printed = capsys.readouterr().out
+    assert "Accuracy per word (validation windows):" in printed and "Other speech" not in printed
     assert len(json.loads((again / "history.json").read_text())["epochs"]) == 3  # 2 + 1 fine-tuning
+    assert json.loads((again / "metadata.json").read_text())["wordLabels"] == [NOISE, *WORDS]
+    assert main(["speech", "transfer", str(tmp_path / "o2"), "--examples", str(examples), "--epochs", "1",
+                 "--other-speech", str(out / "examples.bin")]) == 2  # not all _unknown_: refused, named
+    assert "expected examples labelled _unknown_ only, got _background_noise_, banana" in capsys.readouterr().err
     (tmp_path / "bad.bin").write_bytes(b"TFJSSCDX" + (out / "examples.bin").read_bytes()[8:])
     assert main(["speech", "transfer", str(tmp_path / "o3"), "--examples", str(tmp_path / "bad.bin")]) == 2
     assert "bad.bin: wrong descriptor" in capsys.readouterr().err
@@ -237,3 +246,46 @@ def test_the_transfer_recognizer_listens_to_a_stream(trained, tmp_path):
     trained.wait()
     words = [r.word for r in heard]
     assert [w for i, w in enumerate(words) if i == 0 or words[i - 1] != w] == said  # each word once or more
+
+
+def test_the_shipped_other_speech_examples_are_one_window_each_of_unknown(tmp_path):
+    shipped = Dataset.from_bytes(speech.other_speech_examples())
+    assert shipped.counts() == {UNKNOWN: 100}
+    assert {e.spectrogram.shape for e in shipped.examples.values()} == {(43, frontend.FRAME_SIZE)}
+    with pytest.raises(DataError, match=r"other_speech\.bin: missing; .*make speech-model"):
+        speech.other_speech_examples(tmp_path)
+
+
+@ESPEAK
+def test_other_speech_is_taught_as_unknown_and_keeps_the_head_quiet_on_other_words():
+    """With the shipped other-speech examples, a head answers _unknown_ for everyday words it never heard,
+    where one taught the new words and noise alone names one of them; its new words stay recognised."""
+    other_words = ("window", "yellow", "morning", "paper", "garden", "people", "water", "music")
+    unseen = [(60, 165), (35, 210), (65, 140), (45, 180)]
+
+    def head(other_speech):
+        t = speech.create("BROWSER_FFT", device="cpu").create_transfer("other-speech")
+        for word in WORDS:
+            for i, (pitch, rate) in enumerate(SETTINGS[:4]):
+                t.collect_example(word, word_clip(word, pitch, rate, i), sample_rate=RATE)
+        for i in range(2):
+            t.collect_example(NOISE, noise_clip(2, i), sample_rate=RATE, duration_sec=2)
+        t.train(epochs=30, optimizer="adam", seed=0, other_speech=other_speech)
+        new = sum(t.recognize(word_clip(w, p, r, 7), sample_rate=RATE).word == w for w in WORDS for p, r in unseen)
+        named = sum(t.recognize(word_clip(w, p, r, 9), sample_rate=RATE).word in WORDS
+                    for w in other_words for p, r in unseen[:2])
+        return t, new, named
+
+    plain, plain_new, plain_named = head(None)
+    taught, taught_new, taught_named = head(speech.other_speech_examples())
+    assert plain.word_labels() == [NOISE, *WORDS]
+    assert taught.word_labels() == [NOISE, UNKNOWN, *WORDS]
+    assert taught.count_examples() == {NOISE: 2, **{w: 4 for w in WORDS}}  # the collected examples only
+    assert taught_new >= 9 and taught_new >= plain_new  # of 12 (10 and 8 when this was written)
+    assert plain_named >= 8 and taught_named <= plain_named // 3  # of 16 everyday words (12 and 2)
+    bad = Dataset()
+    bad.add_example(Example("banana", np.zeros((43, frontend.FRAME_SIZE), np.float32)))
+    with pytest.raises(DataError, match="expected examples labelled _unknown_ only, got banana"):
+        taught.train(epochs=1, other_speech=bad)
+    with pytest.raises(DataError, match="other speech: .*descriptor"):
+        taught.train(epochs=1, other_speech=b"TFJSSCDX" + speech.other_speech_examples()[8:])

@@ -54,6 +54,7 @@ def test_teach_words_from_examples_then_recognise_save_and_reload(client, tmp_pa
     assert (session["noise_label"], session["unknown_label"]) == ("_background_noise_", "_unknown_")
     assert session["epochs"] == {"default": 50, "min": 1, "max": 500}
     assert session["seed"] == {"min": 0, "max": 2**31 - 1}
+    assert session["other_speech_examples"] == 100  # shipped beside the model; every training teaches them
     sid = session["id"]
     first = post_example(client, sid, WORDS[0], word_clip(WORDS[0], *SETTINGS[0]))
     assert np.array(first["spectrogram"]).shape == (43, 232)
@@ -82,7 +83,7 @@ def test_teach_words_from_examples_then_recognise_save_and_reload(client, tmp_pa
     assert Dataset.from_bytes(data).counts() == state["counts"]
     assert client.post(f"/api/teach/{sid}/save", json={"name": "my-words"}).status_code == 200
     models = {m["name"]: m for m in client.get("/api/models").json()["models"]}
-    assert models["my-words"]["kind"] == "speech" and models["my-words"]["labels"] == [NOISE, *WORDS]
+    assert models["my-words"]["kind"] == "speech" and models["my-words"]["labels"] == [NOISE, "_unknown_", *WORDS]
     assert client.get("/models/my-words/metadata.json").status_code == 200
     other = client.post("/api/teach").json()["id"]
     reply = client.post(f"/api/teach/{other}/examples.bin", content=b"TFJSSCDX" + data[8:])

@@ -11,6 +11,10 @@ package's format. Writes into OUT_DIR the model (``model.json``, weights,
 ``create('BROWSER_FFT', undefined, modelURL, metadataURL)``), ``examples.bin``,
 ``history.json`` and ``curves.png``, and prints the accuracy per word (on the
 validation windows, or on the training windows without ``--validation-split``).
+Unlike the package, it also teaches examples of ordinary speech as
+``_unknown_`` (the ones shipped beside sightsound's model, or ``--other-speech
+FILE``), so that the new model stays quiet when people talk about other
+things; ``--no-other-speech`` trains on your examples alone.
 Registered by ``cli/speech.py`` through :func:`add_transfer_command`.
 """
 
@@ -19,6 +23,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..speech.model_files import UNKNOWN_TAG
 from .common import add_device, add_seed, add_speech_model, speech_recognizer
 
 DEFAULT_EPOCHS = 50  #: more than the package's 20: its sgd learns slowly, the CLI uses adam by default
@@ -55,6 +60,12 @@ def add_transfer_command(commands) -> None:
                           help="add every word window mixed with background noise at this ratio")
     transfer.add_argument("--window-hop-ratio", type=_fraction, default=None,
                           help="hop between training windows of long examples, in windows (default 0.25)")
+    other = transfer.add_mutually_exclusive_group()
+    other.add_argument("--other-speech", default=None, metavar="BIN",
+                       help="examples of other speech, all labelled _unknown_, in the package's .bin format "
+                            "(default: the ones shipped beside sightsound's model)")
+    other.add_argument("--no-other-speech", action="store_true",
+                       help="teach your examples only, as the package does")
     add_seed(transfer)
     add_device(transfer)
     transfer.set_defaults(func=run_transfer)
@@ -72,6 +83,22 @@ def run_transfer(args: argparse.Namespace) -> int:
         raise SightsoundError(str(err)) from None
 
 
+def _other_speech(args: argparse.Namespace):
+    """The other-speech examples to teach: ``--other-speech``'s, the shipped ones, or None."""
+    from ..errors import DataError
+    from ..speech.dataset import Dataset
+    from ..speech.transfer import other_speech_examples
+
+    if args.no_other_speech:
+        return None
+    if args.other_speech is None:
+        return Dataset.from_bytes(other_speech_examples(), "sightsound's other-speech examples")
+    path = Path(args.other_speech)
+    if not path.is_file():
+        raise DataError(f"--other-speech {path}: no such file")
+    return Dataset.from_bytes(path.read_bytes(), str(path))
+
+
 def _transfer(args: argparse.Namespace, source: Path) -> int:
     from ..engine.callbacks import concat_histories
     from ..fileio import write_json_atomic
@@ -85,11 +112,14 @@ def _transfer(args: argparse.Namespace, source: Path) -> int:
     else:
         t.load_examples(source.read_bytes(), where=str(source))
     print("Examples: " + ", ".join(f"{word} {n}" for word, n in t.count_examples().items()))
+    other_speech = _other_speech(args)
+    if other_speech is not None:
+        print(f"Other speech: {len(other_speech.examples)} examples, taught as {UNKNOWN_TAG}")
     result = t.train(epochs=args.epochs, batch_size=args.batch_size, validation_split=args.validation_split,
                      fine_tuning_epochs=args.fine_tuning_epochs, optimizer=args.optimizer,
                      fine_tuning_optimizer=args.optimizer,
                      augment_by_mixing_noise_ratio=args.augment_by_mixing_noise_ratio,
-                     window_hop_ratio=args.window_hop_ratio, seed=args.seed)
+                     window_hop_ratio=args.window_hop_ratio, seed=args.seed, other_speech=other_speech)
     histories = result if isinstance(result, list) else [result]
     t.save(out)
     (out / "examples.bin").write_bytes(t.serialize_examples())

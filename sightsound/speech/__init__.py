@@ -18,7 +18,8 @@ One role per module, as in the package's ``src/``:
 ``stream``          ``listen()``'s options and semantics on a stream, and its threads
 ``recognizer``      ``create``, and the :class:`Recognizer` (``recognize``, ``listen``)
 ``dataset``         transfer-learning examples and the package's binary dataset format (``TFJSSCDS``)
-``transfer``        ``create_transfer``: the :class:`TransferRecognizer` that learns new words
+``transfer``        ``create_transfer``: the :class:`TransferRecognizer` that learns new words; the
+                    other-speech examples shipped beside the model
 ==================  ===========================================================================
 
 :mod:`sightsound.audio` re-exports the front end and WAV functions under
@@ -32,9 +33,10 @@ from .recognizer import FFT_TYPES, Recognizer, create
 from .results import ClipRecognition, RecognitionResult, SpectrogramData
 from .sources import AudioSource, ChunkSource, MicrophoneSource, PushSource, WavFileSource
 from .stream import STOP_TIMEOUT, ListenOptions, StreamProcessor
-from .transfer import TransferRecognizer
+from .transfer import TransferRecognizer, other_speech_examples
 
 __all__ = ["create", "Recognizer", "RecognitionResult", "SpectrogramData", "ClipRecognition", "ListenOptions",
            "StreamProcessor", "WavFileSource", "MicrophoneSource", "ChunkSource", "PushSource", "AudioSource",
            "StreamResampler", "BACKGROUND_NOISE_TAG", "UNKNOWN_TAG", "METADATA_JSON", "pretrained_model_dir",
-           "VOCABULARIES", "FFT_TYPES", "FRAME_DURATION_MILLIS", "STOP_TIMEOUT", "TransferRecognizer"]
+           "VOCABULARIES", "FFT_TYPES", "FRAME_DURATION_MILLIS", "STOP_TIMEOUT", "TransferRecognizer",
+           "other_speech_examples"]

@@ -39,6 +39,9 @@ MAX_METADATA_BYTES = 1 << 20  #: a larger metadata.json is refused (read from di
 #: The speech model shipped inside the package (model.json, weights, metadata.json, MODEL_CARD.md):
 #: what ``create()``, ``speech recognize``/``listen`` and the web app's "built-in" model use by default.
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+#: Beside a model: examples of ordinary speech (``TFJSSCDS``, all ``_unknown_``) that transfer learning
+#: teaches so that a new head stays quiet on speech that is not its words.
+OTHER_SPEECH_EXAMPLES = "other_speech.bin"
 
 
 def pretrained_model_dir() -> Path:
@@ -156,5 +159,5 @@ def model_words(model_ref: str, metadata=None, request_options: dict | None = No
 
 
 __all__ = ["METADATA_JSON", "BACKGROUND_NOISE_TAG", "UNKNOWN_TAG", "NOISE_WORDS", "SPEECH_COMMANDS_VERSION",
-           "PRETRAINED_DIR", "pretrained_model_dir", "metadata", "write_metadata", "words_of", "parse_metadata",
+           "PRETRAINED_DIR", "OTHER_SPEECH_EXAMPLES", "pretrained_model_dir", "metadata", "write_metadata", "words_of", "parse_metadata",
            "read_words", "folder_words", "fetch_words", "model_words"]

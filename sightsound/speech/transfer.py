@@ -22,6 +22,16 @@ the package keeps a model built for an older word list after new words are
 collected (and then fails on the shapes), here the head is rebuilt; and the
 package trains through ``fitDataset`` once the examples exceed a minute, which
 changes only its memory use, so here training always runs on arrays.
+
+One addition: ``train(other_speech=...)`` also teaches examples of ordinary
+speech as ``_unknown_``. A head taught only the new words and room noise has
+never heard other speech, and calls much of it one of its words; the package
+has no answer but recording other speech yourself. sightsound ships such
+examples beside its model (:func:`other_speech_examples`), and its command line
+and web app teach them by default; the Python API, like the package, only when
+asked::
+
+    >>> t.train(epochs=25, other_speech=speech.other_speech_examples())  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -42,6 +52,9 @@ from .wav import read_wav
 DEFAULT_WINDOW_HOP_RATIO = 0.25  #: the package's hop between training windows, as a fraction of a window
 DEFAULT_EPOCHS = 20  #: ``train()``'s epochs when not given, as the package
 HEAD_NAME = "NewHeadDense"  #: the new head's dense layer, named as the package names it
+#: With other speech, the _unknown_ windows together weigh in the loss as much as this many times the windows
+#: of the word with the most: many more of them than of a word otherwise teach a head to doubt its own words.
+OTHER_SPEECH_WEIGHT = 4.0
 
 
 class TransferRecognizer(Recognizer):
@@ -185,23 +198,45 @@ class TransferRecognizer(Recognizer):
                                 f"({self.words}) has been collected for transfer learning. Requires at least 2.")
 
     def training_data(self, window_hop_ratio: float | None = None, augment_by_mixing_noise_ratio=None,
-                      rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """The windows training uses (``collectTransferDataAsTensors``): ``xs`` and one-hot ``ys``."""
+                      rng: np.random.Generator | None = None, dataset: Dataset | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        """The windows training uses (``collectTransferDataAsTensors``): ``xs`` and one-hot ``ys`` over the
+        words, of the collected examples (or of ``dataset``'s)."""
         ratio = window_hop_ratio or DEFAULT_WINDOW_HOP_RATIO
-        xs, labels = training_windows(self.dataset, self.num_frames, max(1, round(ratio * self.num_frames)),
+        dataset = self.dataset if dataset is None else dataset
+        xs, labels = training_windows(dataset, self.num_frames, max(1, round(ratio * self.num_frames)),
                                       augment_by_mixing_noise_ratio, rng)
-        return xs, np.eye(len(self.words), dtype=np.float32)[labels]
+        columns = np.array([self.words.index(word) for word in dataset.vocabulary()])  # by name: a head
+        return xs, np.eye(len(self.words), dtype=np.float32)[columns[labels]]  # taught other speech has more words
+
+    def _training_set(self, other_speech) -> Dataset:
+        """The examples ``train`` learns from: the collected ones, and ``other_speech``'s if given."""
+        if other_speech is None:
+            return self.dataset
+        extra = other_speech if isinstance(other_speech, Dataset) else Dataset.from_bytes(other_speech,
+                                                                                           "other speech")
+        wrong = [word for word in extra.vocabulary() if word != model_files.UNKNOWN_TAG]
+        if extra.empty() or wrong:
+            raise DataError(f"other speech: expected examples labelled {model_files.UNKNOWN_TAG} only, got "
+                            f"{', '.join(wrong[:5]) or 'none'}")
+        merged = Dataset()
+        merged.merge(self.dataset)
+        merged.merge(extra)
+        return merged
 
     def train(self, epochs: int | None = None, batch_size: int = 32, validation_split: float | None = None,
               fine_tuning_epochs: int | None = None, optimizer="sgd", fine_tuning_optimizer="sgd",
               augment_by_mixing_noise_ratio: float | None = None, window_hop_ratio: float | None = None,
-              callbacks=None, fine_tuning_callbacks=None, seed: int | None = None):
+              callbacks=None, fine_tuning_callbacks=None, seed: int | None = None, other_speech=None):
         """Train the head, then (``fine_tuning_epochs``) the head and the second-last dense layer.
 
         As the package's ``train``: categorical cross-entropy, ``sgd`` by default, the windows of
         :meth:`training_data` shuffled, a class-balanced validation split when ``validation_split`` is
-        given; ``seed`` makes a run repeat. Returns the :class:`~sightsound.engine.callbacks.History`, or ``[history,
-        fine_tuning_history]`` after fine-tuning. Fewer than two words: :class:`TrainingError`.
+        given; ``seed`` makes a run repeat. ``other_speech`` (a :class:`Dataset` or its bytes, every example
+        labelled ``_unknown_``, e.g. :func:`other_speech_examples`) is taught beside the collected examples,
+        weighing together :data:`OTHER_SPEECH_WEIGHT` times the windows of the most-collected word; the words
+        then include ``_unknown_``, which ``listen`` does not report. Returns the
+        :class:`~sightsound.engine.callbacks.History`, or ``[history, fine_tuning_history]`` after fine-tuning. Fewer than two words: :class:`TrainingError`.
         """
         self._check_words()
         if fine_tuning_epochs is not None and (not isinstance(fine_tuning_epochs, int) or fine_tuning_epochs < 0):
@@ -209,10 +244,14 @@ class TransferRecognizer(Recognizer):
                              f"{fine_tuning_epochs}")
         if seed is not None:  # the new head's initial weights, dropout and the shuffles repeat
             set_seed(seed)
+        dataset = self._training_set(other_speech)
+        self.words = dataset.vocabulary()
         if self.model is None or self._model_words != self.words:
             self._build_model()
         rng = np.random.default_rng(seed)
-        xs, ys = self.training_data(window_hop_ratio, augment_by_mixing_noise_ratio, rng)
+        xs, ys = self.training_data(window_hop_ratio, augment_by_mixing_noise_ratio, rng, dataset)
+        if other_speech is not None:
+            _weigh_unknown(ys, self.words)
         order = rng.permutation(len(xs))
         xs, ys = xs[order], ys[order]
         validation = None
@@ -305,6 +344,29 @@ class TransferRecognizer(Recognizer):
                            "supported.")
 
 
+def _weigh_unknown(ys: np.ndarray, words: list[str]) -> None:
+    """Scale the ``_unknown_`` rows of the one-hot ``ys`` (in place) to :data:`OTHER_SPEECH_WEIGHT`: a class
+    weight, since categorical cross-entropy (here as in TF.js) scales with the sum of a target row."""
+    counts = ys.sum(axis=0)
+    unknown = words.index(model_files.UNKNOWN_TAG)
+    most = max(n for word, n in zip(words, counts) if word not in model_files.NOISE_WORDS)
+    ys[ys[:, unknown] > 0, unknown] = min(1.0, OTHER_SPEECH_WEIGHT * most / counts[unknown])
+
+
+def other_speech_examples(folder=None) -> bytes:
+    """The examples of ordinary speech shipped beside the model in ``folder`` (default: the shipped model's),
+    in the package's ``TFJSSCDS`` format, every one labelled ``_unknown_``: windows of sentences and everyday
+    words said by the training voices of its corpus (never by a voice its benchmarks hold out). For
+    ``train(other_speech=...)``, or the package's ``loadExamples``."""
+    from pathlib import Path
+
+    path = Path(folder or model_files.pretrained_model_dir()) / model_files.OTHER_SPEECH_EXAMPLES
+    if not path.is_file():
+        raise DataError(f"{path}: missing; the shipped model's other-speech examples are written by "
+                        f"`make speech-model` (scripts/build_speech_model.py)")
+    return path.read_bytes()
+
+
 def _read_audio(source, sample_rate: int | None, needed: int) -> np.ndarray:
     """The first ``needed`` 44.1-kHz samples of ``source`` (zero-padded), float64."""
     if isinstance(source, np.ndarray) or isinstance(source, (list, tuple)):
@@ -334,4 +396,4 @@ def _read_audio(source, sample_rate: int | None, needed: int) -> np.ndarray:
     return np.concatenate([x, np.zeros(needed - x.size)]) if x.size < needed else x
 
 
-__all__ = ["TransferRecognizer", "DEFAULT_WINDOW_HOP_RATIO", "HEAD_NAME"]
+__all__ = ["TransferRecognizer", "DEFAULT_WINDOW_HOP_RATIO", "HEAD_NAME", "other_speech_examples"]

@@ -12,7 +12,9 @@ spectrograms are the recognizer's own. Registered by ``app.py`` through
 ``POST   /api/teach/{id}/examples``    ``?word=W`` and a WAV body -> the example's uid and spectrogram
 ``DELETE /api/teach/{id}/examples/U``  remove example U
 ``POST   /api/teach/{id}/train``       ``{"epochs", "seed"}``: start training (one at a time); a seed
-                                       makes the head's initial weights and shuffles repeat
+                                       makes the head's initial weights and shuffles repeat. Training
+                                       also teaches the other-speech examples shipped beside the model
+                                       as ``_unknown_`` (``speech.other_speech_examples``)
 ``GET    /api/teach/{id}/train``       its progress: the epochs so far, done, error
 ``POST   /api/teach/{id}/recognize``   a WAV body -> the word and the probabilities
 ``GET    /api/teach/{id}/examples.bin``  the examples in the speech-commands format (download)
@@ -73,6 +75,16 @@ class Sessions:
     def __init__(self):
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
+        self._other_speech = None
+
+    def other_speech(self):
+        """The shipped other-speech examples (read once), which every session's training also teaches."""
+        from ..speech.dataset import Dataset
+        from ..speech.transfer import other_speech_examples
+
+        if self._other_speech is None:
+            self._other_speech = Dataset.from_bytes(other_speech_examples(), "sightsound's other-speech examples")
+        return self._other_speech
 
     def create(self) -> str:
         from .. import speech
@@ -99,10 +111,11 @@ def describe(session: Session) -> dict:
             "trained": t.model is not None}
 
 
-def train_in_background(session: Session, epochs: int, seed: int | None = None) -> None:
+def train_in_background(session: Session, epochs: int, seed: int | None = None, other_speech=None) -> None:
     def work():
         try:
-            session.transfer.train(epochs=epochs, optimizer="adam", callbacks=[_Progress(session)], seed=seed)
+            session.transfer.train(epochs=epochs, optimizer="adam", callbacks=[_Progress(session)], seed=seed,
+                                   other_speech=other_speech)
         except SightsoundError as err:
             session.error = str(err)
         finally:
@@ -139,6 +152,7 @@ def add_routes(app: FastAPI, state) -> None:
         # the page records noise and other speech under these labels: theirs to ask, not to know
         return {"id": await run_in_threadpool(sessions.create), "noise_label": BACKGROUND_NOISE_TAG,
                 "unknown_label": UNKNOWN_TAG,
+                "other_speech_examples": len((await run_in_threadpool(sessions.other_speech)).examples),
                 "epochs": {"default": DEFAULT_EPOCHS, "min": MIN_EPOCHS, "max": MAX_EPOCHS},
                 "seed": {"min": 0, "max": MAX_SEED}}
 
@@ -177,7 +191,8 @@ def _add_model_routes(app: FastAPI, sessions: Sessions, state) -> None:
         seed = options.get("seed")
         if seed is not None and (not _is_int(seed) or not 0 <= seed <= MAX_SEED):
             raise TeachError(f"seed must be an integer from 0 to {MAX_SEED}, or absent")
-        train_in_background(sessions.get(sid), epochs, seed)
+        session = sessions.get(sid)
+        train_in_background(session, epochs, seed, await run_in_threadpool(sessions.other_speech))
         return {"started": True}
 
     @app.get("/api/teach/{sid}/train")

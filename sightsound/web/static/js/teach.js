@@ -175,6 +175,8 @@ async function start() {
   ({ id: sid, noise_label: NOISE, unknown_label: UNKNOWN } = session);
   Object.assign($("epochs"), { min: session.epochs.min, max: session.epochs.max, value: session.epochs.default });
   Object.assign($("seed"), { min: session.seed.min, max: session.seed.max });
+  $("other-speech-note").textContent = `Training also teaches ${session.other_speech_examples} examples of ` +
+    `other speech shipped with sightsound (as ${UNKNOWN}), so that the new model stays quiet when people say other things.`;
   $("download").href = `/api/teach/${sid}/examples.bin`;
   $("record").onclick = () => run(async () => {
     const word = $("new-word").value.trim();
