@@ -25,8 +25,11 @@ import contextlib
 import copy
 import logging
 import os
+import tempfile
 import warnings
 from pathlib import Path
+
+import numpy as np
 
 import torch
 from torch import nn
@@ -91,6 +94,50 @@ def export_onnx(model, path: str | os.PathLike, opset_version: int | None = None
                           dynamic_shapes={"xs": tuple({0: batch} for _ in examples)}, opset_version=opset_version,
                           dynamo=True, external_data=False, verbose=False)
     return out
+
+
+class OnnxPredictor:
+    """``model.predict`` through ONNX Runtime on one thread, for serving one input at a time.
+
+    A model as small as the chapter's spends most of a PyTorch call on the per-layer dispatch that ONNX
+    Runtime does not have. The graph comes from ``onnx_file`` (``sightsound export`` of the model's saved
+    folder: :meth:`from_folder`) or is exported from the model's weights now; the outputs match
+    ``model.predict``'s within float32 rounding. One input and one output (every ``Sequential``); needs the
+    ``onnx`` extra. Thread-safe, as ONNX Runtime's sessions are.
+    """
+
+    def __init__(self, model, onnx_file: str | os.PathLike | None = None):
+        import onnxruntime
+
+        if onnx_names(model) != ([INPUT_NAME], [OUTPUT_NAME]):
+            raise ValueError("OnnxPredictor takes a model with one input and one output")
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = 1
+        with tempfile.TemporaryDirectory() as folder:
+            path = onnx_file or export_onnx(model, Path(folder) / "model.onnx")
+            self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.input_shape = model.input_shape
+        self.output_shape = model.output_shape
+
+    @classmethod
+    def from_folder(cls, model, folder: str | os.PathLike, timeout: float = 600) -> "OnnxPredictor":
+        """For ``model`` as saved in ``folder``: the export runs in a child process (``sightsound export``),
+        since the exporter traces by patching PyTorch for the whole process, which threads that train or
+        predict meanwhile must not meet. :class:`RuntimeError` names what failed."""
+        import subprocess
+        import sys
+
+        with tempfile.TemporaryDirectory() as work:
+            out = Path(work) / "model.onnx"
+            done = subprocess.run([sys.executable, "-m", "sightsound", "export", str(folder), "-o", str(out)],
+                                  capture_output=True, text=True, timeout=timeout, check=False)
+            if done.returncode != 0 or not out.is_file():
+                raise RuntimeError(f"exporting {folder} to ONNX failed: {done.stderr.strip()[-500:]}")
+            return cls(model, out)
+
+    def predict(self, x) -> np.ndarray:
+        """The outputs for a batch ``x`` (``[N, *input_shape]``), as ``model.predict`` gives them."""
+        return self.session.run(None, {INPUT_NAME: np.ascontiguousarray(x, dtype=np.float32)})[0]
 
 
 @contextlib.contextmanager

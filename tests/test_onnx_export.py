@@ -83,3 +83,31 @@ def test_export_of_a_functional_model_with_several_inputs_and_outputs(tmp_path):
     x, _ = two_branch_data(3, seed=2)
     for ours, theirs in zip(model.predict(x), session.run(None, {"image": x[0], "features": x[1]})):
         assert ours.shape == theirs.shape and np.abs(ours - theirs).max() <= 1e-5
+
+
+def test_the_onnx_predictor_predicts_what_the_model_predicts_and_takes_one_input_only():
+    from sightsound.onnx_export import OnnxPredictor
+
+    sightsound.set_seed(6)
+    model = presets.build("mnist-conv", device="cpu")
+    predictor = OnnxPredictor(model)
+    assert predictor.input_shape == model.input_shape and predictor.output_shape == model.output_shape
+    for batch in (1, 4):
+        x = np.random.default_rng(batch).random((batch, 28, 28, 1))  # float64 in: converted, as predict does
+        assert np.abs(predictor.predict(x) - model.predict(x)).max() <= 1e-5
+    with pytest.raises(ValueError, match="one input and one output"):
+        OnnxPredictor(two_branch_model())
+
+
+def test_the_onnx_predictor_of_a_saved_folder_is_exported_in_a_child_process(tmp_path):
+    from sightsound.onnx_export import OnnxPredictor
+
+    sightsound.set_seed(7)
+    model = presets.build("mnist-conv", device="cpu")
+    model.save(tmp_path / "saved")
+    predictor = OnnxPredictor.from_folder(model, tmp_path / "saved")
+    x = np.random.default_rng(0).random((2, 28, 28, 1), dtype=np.float32)
+    assert np.abs(predictor.predict(x) - model.predict(x)).max() <= 1e-5
+    (tmp_path / "broken").mkdir()
+    with pytest.raises(RuntimeError, match=r"exporting .*broken to ONNX failed: .*model\.json"):
+        OnnxPredictor.from_folder(model, tmp_path / "broken")

@@ -229,6 +229,26 @@ def test_predict_returns_top_k(client):
     assert body["input"]["width"] == 28 and len(body["input"]["pixels"]) > 0
 
 
+def test_predict_serves_through_onnx_runtime_once_exported_with_the_same_answer(client, models_dir):
+    from sightsound.onnx_export import OnnxPredictor
+    from sightsound.web.models import ModelStore
+
+    store = ModelStore(models_dir)
+    first = store.predictor(MODEL)  # the loaded model, while the export runs in the background
+    assert first is store.load(MODEL)
+    for _ in range(300):
+        served = store.predictor(MODEL)
+        if isinstance(served, OnnxPredictor):
+            break
+        time.sleep(0.1)
+    assert isinstance(served, OnnxPredictor), "the ONNX predictor was not made within 30 s"
+    x = np.random.default_rng(0).random((1, 28, 28, 1), dtype=np.float32)
+    assert np.abs(served.predict(x) - first.predict(x)).max() <= 1e-5
+    answers = [client.post("/api/predict", files={"file": ("one.png", digit_one_png(), "image/png")},
+                           data={"model": MODEL}).json()["probabilities"] for _ in range(2)]
+    assert np.abs(np.subtract(*answers)).max() <= 1e-5
+
+
 def test_predict_accepts_raw_image_body_and_raw_mode(client):
     response = client.post(f"/api/predict?model={MODEL}&raw=1", content=digit_one_png(),
                            headers={"content-type": "image/png"})

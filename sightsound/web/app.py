@@ -346,7 +346,7 @@ def _add_model_routes(app: FastAPI, state: WebState) -> None:
                                      code="not_mnist")
             image = decode_image(upload[0], check_content_type(upload[1]))
             started = time.perf_counter()
-            prediction = predict_image(state.store.load(name), image, info.labels, k=top, raw=raw)
+            prediction = predict_image(state.store.predictor(name), image, info.labels, k=top, raw=raw)
             return {"model": name, "raw": raw, **prediction.to_json(),
                     "ms": round((time.perf_counter() - started) * 1000, 2)}
 

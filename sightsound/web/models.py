@@ -98,6 +98,7 @@ class ModelStore:
         self.root = Path(models_dir).expanduser().resolve()
         self.builtin_speech = builtin_speech
         self._cache: dict[str, tuple[int, object]] = {}
+        self._served: dict[str, tuple[int, object]] = {}  # name -> (stamp, OnnxPredictor, or None while made)
         self._lock = threading.Lock()
 
     # -- paths -----------------------------------------------------------------
@@ -220,6 +221,7 @@ class ModelStore:
                            code="delete_failed") from error
         with self._lock:
             self._cache.pop(name, None)
+            self._served.pop(name, None)
         shutil.rmtree(doomed, ignore_errors=True)
 
     # -- loading ---------------------------------------------------------------
@@ -237,3 +239,33 @@ class ModelStore:
         with self._lock:
             self._cache[name] = (stamp, model)
         return model
+
+    def predictor(self, name: str):
+        """What predicts with model ``name`` one image at a time: its :class:`~sightsound.onnx_export.OnnxPredictor`
+        once made, the loaded model until then. The first call starts making it in the background (exporting
+        takes seconds, in a child process); a model it cannot be made for (no ONNX Runtime, a layer ONNX
+        lacks) stays served by PyTorch."""
+        model = self.load(name)
+        stamp = (self.path(name) / "model.json").stat().st_mtime_ns
+        with self._lock:
+            served = self._served.get(name)
+            if served and served[0] == stamp:
+                return served[1] or model
+            self._served[name] = (stamp, None)
+        threading.Thread(target=self._make_predictor, args=(name, stamp, model), name="onnx-export",
+                         daemon=True).start()
+        return model
+
+    def _make_predictor(self, name: str, stamp: int, model) -> None:
+        from ..onnx_export import OnnxPredictor
+
+        folder = self.path(name)
+        try:
+            predictor = OnnxPredictor.from_folder(model, folder)
+            if (folder / "model.json").stat().st_mtime_ns != stamp:
+                return  # saved again while exporting: the next call exports the new one
+        except Exception:  # noqa: BLE001  (any failure to export or load: PyTorch keeps serving this model)
+            return
+        with self._lock:
+            if self._served.get(name) == (stamp, None):
+                self._served[name] = (stamp, predictor)
