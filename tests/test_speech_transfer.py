@@ -1,6 +1,7 @@
 """Transfer learning (``create_transfer``) and the TFJSSCDS dataset format, against the real package in Node."""
 
 import json
+import re
 import struct
 
 import numpy as np
@@ -200,6 +201,7 @@ def test_cli_teaches_words_from_folders_and_from_a_bin(tmp_path, capsys):
     assert "Examples: _background_noise_ 2, banana 3, teapot 3, violin 3" in printed
     assert "Other speech: 100 examples, taught as _unknown_" in printed  # the shipped ones, by default
     assert "Accuracy per word (training windows):" in printed and all(f"  {w} " in printed for w in WORDS)
+    assert re.search(r"\n  _unknown_ +[01]\.\d{3}\n", printed)  # measured on the other speech's windows
     for name in ("model.json", "weights.bin", "metadata.json", "examples.bin", "history.json", "curves.png"):
         assert (out / name).is_file(), name
     assert json.loads((out / "metadata.json").read_text())["wordLabels"] == [NOISE, UNKNOWN, *WORDS]

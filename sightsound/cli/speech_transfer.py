@@ -126,7 +126,8 @@ def _transfer(args: argparse.Namespace, source: Path) -> int:
     history = concat_histories(*(h.to_json() for h in histories))
     write_json_atomic(out / "history.json", history)
     plot_curves(history, out / "curves.png", title=f"transfer: {', '.join(t.word_labels())}")
-    xs, ys = t.validation_data if t.validation_data is not None else t.training_data(args.window_hop_ratio)
+    xs, ys = t.validation_data if t.validation_data is not None \
+        else t.training_data(args.window_hop_ratio, other_speech=other_speech)
     which = "validation" if t.validation_data is not None else "training"
     print(f"\nAccuracy per word ({which} windows):")
     for word, acc in t.word_accuracy(xs, ys).items():

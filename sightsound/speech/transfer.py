@@ -198,12 +198,13 @@ class TransferRecognizer(Recognizer):
                                 f"({self.words}) has been collected for transfer learning. Requires at least 2.")
 
     def training_data(self, window_hop_ratio: float | None = None, augment_by_mixing_noise_ratio=None,
-                      rng: np.random.Generator | None = None, dataset: Dataset | None = None
-                      ) -> tuple[np.ndarray, np.ndarray]:
+                      rng: np.random.Generator | None = None, other_speech=None) -> tuple[np.ndarray, np.ndarray]:
         """The windows training uses (``collectTransferDataAsTensors``): ``xs`` and one-hot ``ys`` over the
-        words, of the collected examples (or of ``dataset``'s)."""
+        words, of the collected examples and of ``other_speech``'s (as :meth:`train` takes it)."""
+        return self._windows(self._training_set(other_speech), window_hop_ratio, augment_by_mixing_noise_ratio, rng)
+
+    def _windows(self, dataset: Dataset, window_hop_ratio, augment_by_mixing_noise_ratio, rng):
         ratio = window_hop_ratio or DEFAULT_WINDOW_HOP_RATIO
-        dataset = self.dataset if dataset is None else dataset
         xs, labels = training_windows(dataset, self.num_frames, max(1, round(ratio * self.num_frames)),
                                       augment_by_mixing_noise_ratio, rng)
         columns = np.array([self.words.index(word) for word in dataset.vocabulary()])  # by name: a head
@@ -249,7 +250,7 @@ class TransferRecognizer(Recognizer):
         if self.model is None or self._model_words != self.words:
             self._build_model()
         rng = np.random.default_rng(seed)
-        xs, ys = self.training_data(window_hop_ratio, augment_by_mixing_noise_ratio, rng, dataset)
+        xs, ys = self._windows(dataset, window_hop_ratio, augment_by_mixing_noise_ratio, rng)
         if other_speech is not None:
             _weigh_unknown(ys, self.words)
         order = rng.permutation(len(xs))
