@@ -237,7 +237,8 @@ class TransferRecognizer(Recognizer):
         labelled ``_unknown_``, e.g. :func:`other_speech_examples`) is taught beside the collected examples,
         weighing together :data:`OTHER_SPEECH_WEIGHT` times the windows of the most-collected word; the words
         then include ``_unknown_``, which ``listen`` does not report. Returns the
-        :class:`~sightsound.engine.callbacks.History`, or ``[history, fine_tuning_history]`` after fine-tuning. Fewer than two words: :class:`TrainingError`.
+        :class:`~sightsound.engine.callbacks.History`, or ``[history, fine_tuning_history]`` after fine-tuning.
+        Fewer than two words: :class:`TrainingError`.
         """
         self._check_words()
         if fine_tuning_epochs is not None and (not isinstance(fine_tuning_epochs, int) or fine_tuning_epochs < 0):
@@ -350,8 +351,9 @@ def _weigh_unknown(ys: np.ndarray, words: list[str]) -> None:
     weight, since categorical cross-entropy (here as in TF.js) scales with the sum of a target row."""
     counts = ys.sum(axis=0)
     unknown = words.index(model_files.UNKNOWN_TAG)
-    most = max(n for word, n in zip(words, counts) if word not in model_files.NOISE_WORDS)
-    ys[ys[:, unknown] > 0, unknown] = min(1.0, OTHER_SPEECH_WEIGHT * most / counts[unknown])
+    most = max((n for word, n in zip(words, counts) if word not in model_files.NOISE_WORDS), default=0)
+    if most:  # no word of the user's (noise and other speech alone): nothing to weigh against
+        ys[ys[:, unknown] > 0, unknown] = min(1.0, OTHER_SPEECH_WEIGHT * most / counts[unknown])
 
 
 def other_speech_examples(folder=None) -> bytes:
