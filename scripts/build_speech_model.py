@@ -52,9 +52,9 @@ SHIPPED_FILES = ("model.json", "weights.bin", model_files.METADATA_JSON, model_f
 
 
 def other_speech(corpus: Path, seed: int, count: int = OTHER_SPEECH) -> tuple[bytes, int]:
-    """``count`` clips of the corpus's training split that are no command word, half of them sentence windows
-    (as many as there are), as ``_unknown_`` examples in the package's dataset format; and how many are
-    sentence windows."""
+    """``count`` clips of the corpus's training split that are no command word (or all, if fewer), half of
+    them sentence windows (as many as there are), as ``_unknown_`` examples in the package's dataset format;
+    and how many are sentence windows."""
     clips = [c for c in sc.read_manifest(corpus) if c["split"] == "training" and c["word"] not in sc.TARGET_WORDS
              and c["word"] != sc.BACKGROUND_NOISE]
     rng = np.random.default_rng(seed)
@@ -228,7 +228,7 @@ def main() -> int:
     examples, sentence_windows = other_speech(corpus, args.seed)
     write_bytes_atomic(model / model_files.OTHER_SPEECH_EXAMPLES, examples)
     card = model_card(corpus, model, figures, independent_figures(model, work), args.seed,
-                      (OTHER_SPEECH, sentence_windows))
+                      (len(Dataset.from_bytes(examples).examples), sentence_windows))
     write_text_atomic(model / "MODEL_CARD.md", card)
     if not args.no_install:
         target = model_files.pretrained_model_dir()

@@ -113,9 +113,12 @@ class OnnxPredictor:
             raise ValueError("OnnxPredictor takes a model with one input and one output")
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = options.inter_op_num_threads = 1
-        with tempfile.TemporaryDirectory() as folder:
-            path = onnx_file or export_onnx(model, Path(folder) / "model.onnx")
-            self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        if onnx_file is not None:
+            self.session = onnxruntime.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
+        else:
+            with tempfile.TemporaryDirectory() as folder:
+                path = export_onnx(model, Path(folder) / "model.onnx")
+                self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input_shape = model.input_shape
         self.output_shape = model.output_shape
 

@@ -87,12 +87,12 @@ def _other_speech(args: argparse.Namespace):
     """The other-speech examples to teach: ``--other-speech``'s, the shipped ones, or None."""
     from ..errors import DataError
     from ..speech.dataset import Dataset
-    from ..speech.transfer import other_speech_examples
+    from ..speech.transfer import shipped_other_speech
 
     if args.no_other_speech:
         return None
     if args.other_speech is None:
-        return Dataset.from_bytes(other_speech_examples(), "sightsound's other-speech examples")
+        return shipped_other_speech()
     path = Path(args.other_speech)
     if not path.is_file():
         raise DataError(f"--other-speech {path}: no such file")

@@ -370,6 +370,11 @@ def other_speech_examples(folder=None) -> bytes:
     return path.read_bytes()
 
 
+def shipped_other_speech() -> Dataset:
+    """:func:`other_speech_examples` of the shipped model, read (what the command line and web app teach)."""
+    return Dataset.from_bytes(other_speech_examples(), "sightsound's other-speech examples")
+
+
 def _read_audio(source, sample_rate: int | None, needed: int) -> np.ndarray:
     """The first ``needed`` 44.1-kHz samples of ``source`` (zero-padded), float64."""
     if isinstance(source, np.ndarray) or isinstance(source, (list, tuple)):
@@ -399,4 +404,5 @@ def _read_audio(source, sample_rate: int | None, needed: int) -> np.ndarray:
     return np.concatenate([x, np.zeros(needed - x.size)]) if x.size < needed else x
 
 
-__all__ = ["TransferRecognizer", "DEFAULT_WINDOW_HOP_RATIO", "HEAD_NAME", "other_speech_examples"]
+__all__ = ["TransferRecognizer", "DEFAULT_WINDOW_HOP_RATIO", "HEAD_NAME", "other_speech_examples",
+           "shipped_other_speech"]

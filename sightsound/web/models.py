@@ -227,26 +227,29 @@ class ModelStore:
     # -- loading ---------------------------------------------------------------
     def load(self, name: str):
         """The loaded model ``name`` (cached until its ``model.json`` changes), on the CPU."""
+        return self._loaded(name)[1]
+
+    def _loaded(self, name: str) -> tuple[int, object]:
+        """``(stamp, model)``: the model's ``model.json`` modification time and the (cached) loaded model."""
         folder = self.path(name)
         stamp = (folder / "model.json").stat().st_mtime_ns
         with self._lock:
             cached = self._cache.get(name)
             if cached and cached[0] == stamp:
-                return cached[1]
+                return cached
         from ..tfjs import load_layers_model
 
         model = load_layers_model(str(folder), device="cpu")
         with self._lock:
             self._cache[name] = (stamp, model)
-        return model
+        return stamp, model
 
     def predictor(self, name: str):
         """What predicts with model ``name`` one image at a time: its :class:`~sightsound.onnx_export.OnnxPredictor`
         once made, the loaded model until then. The first call starts making it in the background (exporting
         takes seconds, in a child process); a model it cannot be made for (no ONNX Runtime, a layer ONNX
         lacks) stays served by PyTorch."""
-        model = self.load(name)
-        stamp = (self.path(name) / "model.json").stat().st_mtime_ns
+        stamp, model = self._loaded(name)
         with self._lock:
             served = self._served.get(name)
             if served and served[0] == stamp:

@@ -79,11 +79,10 @@ class Sessions:
 
     def other_speech(self):
         """The shipped other-speech examples (read once), which every session's training also teaches."""
-        from ..speech.dataset import Dataset
-        from ..speech.transfer import other_speech_examples
+        from ..speech.transfer import shipped_other_speech
 
         if self._other_speech is None:
-            self._other_speech = Dataset.from_bytes(other_speech_examples(), "sightsound's other-speech examples")
+            self._other_speech = shipped_other_speech()
         return self._other_speech
 
     def create(self) -> str:
