@@ -351,6 +351,70 @@ def test_read_image_narrows_formats_and_names_its_refusals():
         image.read_image(png, max_pixels=10)
 
 
+def saved(picture: Image.Image, file_format: str = "PNG", **options) -> bytes:
+    buffer = io.BytesIO()
+    picture.save(buffer, file_format, **options)
+    return buffer.getvalue()
+
+
+def test_read_pixels_decodes_plain_pngs_to_pillows_pixels():
+    rng = np.random.default_rng(3)
+    noise = rng.integers(0, 256, size=(23, 37, 4), dtype=np.uint8)
+    pictures = {"L": Image.fromarray(noise[..., 0]), "RGB": Image.fromarray(noise[..., :3]),
+                "RGBA": Image.fromarray(noise)}
+    for mode, picture in pictures.items():
+        # compressed hard, interlaced, with colour-space and resolution chunks: still plain
+        for options in ({}, {"optimize": True}, {"interlace": 1}, {"dpi": (96, 96), "icc_profile": b"\0" * 128}):
+            data = saved(picture, **options)
+            decoded = image.read_pixels(data, name="drawing")
+            assert isinstance(decoded, image.DecodedPixels) and decoded.format == "PNG", (mode, options)
+            assert np.array_equal(decoded.pixels, np.asarray(Image.open(io.BytesIO(data)))), (mode, options)
+            assert image.describe_source(decoded) == "<PNG image 37x23>"
+    # every reader gives what it gave from Pillow's decoding: bytes, files and an upload decoded first
+    drawing = png_bytes((draw("7", 80, 7) * 255).astype(np.uint8))
+    from_pillow = Image.open(io.BytesIO(drawing))
+    assert np.array_equal(image.prepare_digit(drawing), image.prepare_digit(from_pillow))
+    assert np.array_equal(image.prepare_digit(image.read_pixels(drawing)), image.prepare_digit(from_pillow))
+    rgba = saved(pictures["RGBA"])
+    assert np.array_equal(image.from_pixels(rgba, 4), image.from_pixels(Image.open(io.BytesIO(rgba)), 4))
+    large = saved(Image.fromarray(np.kron(noise[..., 0], np.ones((20, 20), dtype=np.uint8))))  # shrunk first
+    assert np.array_equal(image.prepare_digit(large), image.prepare_digit(Image.open(io.BytesIO(large))))
+
+
+def test_read_pixels_leaves_other_pngs_and_formats_to_pillow():
+    grey = Image.fromarray(np.arange(100, dtype=np.uint8).reshape(10, 10))
+    text = PngImagePlugin.PngInfo()
+    text.add_text("Comment", "drawn by hand")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated: Pillow's path turns it upright
+    others = {"palette": saved(grey.convert("P")), "transparency key": saved(grey, transparency=0),
+              "text": saved(grey, pnginfo=text), "exif": saved(grey, exif=exif),
+              "grey and alpha": saved(grey.convert("LA")), "16 bits": saved(grey.convert("I;16")),
+              "jpeg": saved(grey, "JPEG")}
+    for label, data in others.items():
+        assert isinstance(image.read_pixels(data), Image.Image), label
+    assert image.from_pixels(others["exif"]).shape[:2] == (10, 10)
+    assert np.array_equal(image.from_pixels(others["exif"])[..., 0], np.rot90(np.asarray(grey), -1))
+
+
+def test_read_pixels_refuses_what_read_image_refuses(monkeypatch):
+    data = png_bytes(np.zeros((4, 6), dtype=np.uint8))
+    with pytest.raises(image.ImageFormatRefused, match="upload: the image is PNG, not JPEG"):
+        image.read_pixels(data, name="upload", formats=("JPEG",))
+    monkeypatch.setattr(image.decode.pyspng, "load", lambda *_: pytest.fail("decoded a refused image"))
+    with pytest.raises(image.ImageTooLarge, match="upload: 6x4 = 24 pixels is more than the 10 allowed"):
+        image.read_pixels(data, max_pixels=10, name="upload")
+    with pytest.raises(image.ImageTooLarge, match="decompression bomb"):
+        image.read_pixels(png_header_claiming(60_000, 60_000))
+    monkeypatch.undo()
+    # a checksum that does not match, or a stream libspng cannot decode: Pillow reads it, or words its error
+    broken = bytearray(data)
+    broken[-13] ^= 0xFF  # the last byte of the IDAT chunk's CRC
+    assert isinstance(image.read_pixels(bytes(broken)), Image.Image)
+    with pytest.raises(ImageError, match="truncated or corrupt"):
+        image.read_pixels(png_header_claiming(60, 40))  # a valid header, too little pixel data
+
+
 def test_blank_and_noise_images_have_no_digit():
     rng = np.random.default_rng(7)
     speck = np.zeros((100, 100), dtype=np.uint8)

@@ -38,15 +38,16 @@ The package, one role per module:
 
 from __future__ import annotations
 
-from .decode import (MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, SUPPORTED_FORMATS, ImageFormatRefused, ImageSource,
-                     ImageTooLarge, describe_source, read_image)
+from .decode import (MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, SUPPORTED_FORMATS, DecodedPixels, ImageFormatRefused,
+                     ImageSource, ImageTooLarge, describe_source, read_image, read_pixels)
 from .digits import MNIST_BOX, MNIST_CENTRE, MNIST_SIZE, NoDigitFound, prepare_digit
 from .model_io import model_input, top_k
 from .ops import (expand_dims, from_pixels, nchw_to_nhwc, nhwc_to_nchw, normalize, resize_bilinear,
                   resize_nearest_neighbor, to_tensor4d)
 
 __all__ = [
-    "MAX_IMAGE_PIXELS", "MAX_IMAGE_BYTES", "SUPPORTED_FORMATS", "NoDigitFound", "read_image", "from_pixels",
+    "MAX_IMAGE_PIXELS", "MAX_IMAGE_BYTES", "SUPPORTED_FORMATS", "NoDigitFound", "read_image", "read_pixels",
+    "DecodedPixels", "from_pixels",
     "to_tensor4d", "expand_dims", "nhwc_to_nchw", "nchw_to_nhwc", "normalize", "resize_bilinear",
     "resize_nearest_neighbor", "prepare_digit", "model_input", "top_k", "describe_source",
     "ImageTooLarge", "ImageFormatRefused", "ImageSource", "MNIST_SIZE", "MNIST_BOX", "MNIST_CENTRE",

@@ -1,6 +1,6 @@
 """Pixels from any image source: colour and alpha planes on the 0-255 scale.
 
-Paths and bytes are decoded by :func:`~sightsound.image.decode.read_image` (the one
+Paths and bytes are decoded by :func:`~sightsound.image.decode.read_pixels` (the one
 guarded decoder); Pillow images, NumPy arrays (HxW, HxWx1..4; uint8, uint16, other
 integers, floats, bools), video frames (PyAV, anything with ``__array__``),
 matplotlib canvases and figures and ``{"data", "width", "height"}`` RGBA mappings
@@ -16,7 +16,8 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ImageError
-from .decode import ImageSource, check_pixel_count, describe_source, is_decodable, read_image
+from .decode import (DecodedPixels, ImageSource, check_pixel_count, describe_source, is_decodable,
+                     read_pixels)
 
 __all__ = ["read_planes"]
 
@@ -130,12 +131,18 @@ def read_planes(src: ImageSource, name: str, *, shrink_to: int | None = None, sh
     """Read any source into (colour planes, alpha or None, decoded-image flag).
 
     Colour is HxW or HxWx3 on a 0-255 scale (uint8 or float32), alpha float32 in 0-1. The flag
-    is true for paths, bytes and Pillow images (pixels as a canvas would store them). With
+    is true for paths, bytes, :class:`~sightsound.image.decode.DecodedPixels` and Pillow images (pixels
+    as a canvas would store them). With
     ``shrink_to``, images (not arrays) whose longer side is above ``shrink_above`` are shrunk to
     that side early (JPEG draft mode while decoding, then an area filter), for speed.
     """
-    if is_decodable(src):
-        img = read_image(src, name=name, draft_side=shrink_to)
+    if is_decodable(src) or isinstance(src, DecodedPixels):
+        img = src if isinstance(src, DecodedPixels) else read_pixels(src, name=name, draft_side=shrink_to)
+        if isinstance(img, DecodedPixels):
+            if not shrink_to or max(img.pixels.shape[:2]) <= (shrink_above or shrink_to):
+                colour, alpha = _planes_from_array(img.pixels, name)
+                return colour, alpha, True
+            img = Image.fromarray(img.pixels)
         if shrink_to and max(img.size) > (shrink_above or shrink_to) and not img.mode.startswith(("I", "F")):
             img = _shrink_pil(img, shrink_to, name)
         colour, alpha = _planes_from_pil(img, name)

@@ -75,7 +75,7 @@ def check_content_type(content_type: str | None) -> str:
 
 
 def decode_image(data: bytes, expected_format: str | None = None):
-    """Decode an upload with ``sightsound.image.read_image``; its refusals become :class:`UploadRejected`.
+    """Decode an upload with ``sightsound.image.read_pixels``; its refusals become :class:`UploadRejected`.
 
     413 for too many pixels (code ``image_too_large``); :class:`NotAnImage` (415) when the data is not
     the format the content type names, or no image at all (400).
@@ -83,7 +83,7 @@ def decode_image(data: bytes, expected_format: str | None = None):
     from .. import image
 
     try:
-        return image.read_image(data, MAX_UPLOAD_PIXELS, name="the upload",
+        return image.read_pixels(data, MAX_UPLOAD_PIXELS, name="the upload",
                                 formats=(expected_format,) if expected_format else None)
     except image.ImageTooLarge as error:
         raise UploadRejected(str(error), status=413, code="image_too_large") from error
