@@ -160,12 +160,12 @@ RECIPES = {
     # ``people``: the shipped speech model (measured on voices it never heard by
     # benchmarks/speech_generalization.py): the batch-normalised ``speech-bn`` on a multi-engine corpus,
     # with every voice, room and microphone change of sightsound.data.acoustics, SpecAugment masks, the
-    # robust recipe's noise, _unknown_ share and cut words; every Kokoro clip is heard eight times an
+    # robust recipe's noise, _unknown_ share and cut words; every Kokoro clip is heard twelve times an
     # epoch, since its voices are the more natural ones and far fewer than espeak-ng's.
     "people": {
         "speech-conv": {"model": "speech-bn", "optimizer": "adam", "learning_rate": 0.003, "batch_size": 64,
                         "epochs": 30, "schedule": {"class_name": "OneCycle", "warmup": 0.15},
-                        "unknown_share": 0.2, "noise_share": 0.1, "engine_repeats": {"kokoro": 8},
+                        "unknown_share": 0.2, "noise_share": 0.1, "engine_repeats": {"kokoro": 12},
                         "augmentation": {"noise_probability": 0.8, "snr_db": [0.0, 30.0],
                                          "fragment_probability": 0.1, "partial_probability": 0.15,
                                          "tempo_probability": 0.5, "warp_probability": 0.6,
