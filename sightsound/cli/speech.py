@@ -87,7 +87,9 @@ def _add_train(commands) -> None:
                        help="fraction of each split that is _background_noise_ (default 0.05; robust: 0.1)")
     train.add_argument("--engine-repeats", default=None, metavar="ENGINE=N[,...]", type=_engine_repeats,
                        help="each epoch hears every clip of these synthesisers N times, freshly augmented each time "
-                            "(from the corpus's manifest.jsonl; default: once; people: kokoro=12)")
+                            "(from the corpus's manifest.jsonl; default: once; people: "
+                            + ",".join(f"{engine}={n}" for engine, n in
+                                       presets.RECIPES["people"]["speech-conv"]["engine_repeats"].items()) + ")")
     _add_augmentation_options(train)
     train.add_argument("--dtype-policy", default="float32", choices=["float32", "mixed_bfloat16"],
                        help="float32 = TF.js's numerics (default); mixed_bfloat16 = layers in bfloat16, weights "
