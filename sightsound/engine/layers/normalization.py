@@ -132,9 +132,14 @@ class _BatchNorm(nn.BatchNorm1d):
     def _forward(self, x):
         if not self.training:
             return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
-        dims = [d for d in range(x.dim()) if d != 1]
+        if x.numel() == x.shape[1]:
+            raise ValueError(f"batch normalisation in training needs more than 1 value per channel, got "
+                             f"input of shape {list(x.shape)}")
+        # The batch statistics come from the normalising kernel itself (its mean and 1/sqrt(var + eps)):
+        # a separate var_mean pass over a channels_last activation costs as much as the normalisation.
+        out, mean, inv_std = torch.native_batch_norm(x, self.weight, self.bias, None, None, True, 0.0, self.eps)
         with torch.no_grad():
-            var, mean = torch.var_mean(x, dim=dims, unbiased=False)
-            self.running_mean.lerp_(mean, self.momentum)
+            var = inv_std.to(self.running_var.dtype).pow(-2).sub_(self.eps).clamp_(min=0.0)
+            self.running_mean.lerp_(mean.to(self.running_mean.dtype), self.momentum)
             self.running_var.lerp_(var, self.momentum)
-        return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
+        return out
