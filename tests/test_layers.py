@@ -165,6 +165,36 @@ def test_kernel_larger_than_input_is_a_shape_error():
         Sequential([layers.conv2d(filters=2, kernel_size=5, input_shape=[3, 3, 1])])
 
 
+def test_bias_and_relu_moved_after_max_pooling_give_the_same_numbers_and_gradients():
+    """A Sequential runs a conv2d's bias and relu after the max pooling that follows it; every output and
+    gradient must equal the layers run one after another, as they are (and a tanh stays before the pool)."""
+    from sightsound.engine.functional import built_module
+
+    bias = {"class_name": "RandomNormal", "config": {"mean": 0.0, "stddev": 1.0, "seed": 3}}
+    model = Sequential([
+        layers.conv2d(input_shape=[12, 12, 2], filters=3, kernel_size=3, activation="relu", bias_initializer=bias),
+        layers.max_pooling2d(pool_size=2),
+        layers.conv2d(filters=4, kernel_size=2, padding="same", bias_initializer=bias),
+        layers.max_pooling2d(pool_size=2, strides=2, padding="same"),
+        layers.conv2d(filters=2, kernel_size=1, activation="tanh", bias_initializer=bias),
+        layers.max_pooling2d(pool_size=[1, 2]),
+        layers.flatten(), layers.dense(units=3)], device="cpu").build()
+    moved = [type(block).__name__ for block in model.net.blocks]
+    assert moved[1] == moved[3] == "_AfterPooling" and moved[5] != "_AfterPooling"
+    x = torch.randn(5, 12, 12, 2)
+    fused = model.net(x)
+    fused.square().sum().backward()
+    fused_grads = [p.grad.clone() for p in model.net.parameters()]
+    model.net.zero_grad()
+    plain = x.permute(0, 3, 1, 2)
+    for layer in model.layers:
+        plain = built_module(layer)(plain)
+    plain.square().sum().backward()
+    assert torch.equal(fused, plain)
+    for fused_grad, param in zip(fused_grads, model.net.parameters()):
+        assert torch.allclose(fused_grad, param.grad, rtol=1e-5, atol=1e-6)
+
+
 def test_batchnorm_moving_variance_uses_biased_batch_variance_like_tfjs():
     model = Sequential([layers.batch_normalization(input_shape=[3])], device="cpu")
     model.compile(optimizer="sgd", loss="meanSquaredError")

@@ -378,15 +378,27 @@ def built_module(layer: Layer) -> nn.Module | None:
 
 
 def fuse_pool_relu(layers: list, blocks: list[nn.Module]) -> list[nn.Module]:
-    """The blocks of a chain of ``layers`` (a Sequential's), with each relu that comes just before a
-    maxPooling2d (a conv2d's relu activation, an Activation('relu') or a ReLU() layer) moved after the pooling:
-    the same numbers (relu and max commute, gradients included), with the relu and its backward on 4x fewer
-    elements. The layers' own modules are not changed: wherever else they run, they run unfused."""
+    """The blocks of a chain of ``layers`` (a Sequential's), with what comes just before a maxPooling2d moved
+    after the pooling: a relu (a conv2d's relu activation, an Activation('relu') or a ReLU() layer), and the bias
+    of a conv2d with a relu or no activation. The same numbers, gradients included: relu and max commute, and so
+    do max and adding a per-channel constant (rounding is monotonic; the pooling pads with -inf), so the add, the
+    relu and their backward run on 4x fewer elements, and the convolution's backward computes no bias
+    gradient (oneDNN's is slow for few channels). The layers' own modules are not changed: wherever else they
+    run, they run unfused."""
     chain = list(blocks)
     for i in range(len(layers) - 1):
-        if isinstance(layers[i + 1], MaxPooling2D) and _plain_relu(layers[i]):
-            chain[i] = blocks[i].without_activation() if isinstance(layers[i], Conv2D) else nn.Identity()
-            chain[i + 1] = _ReluAfter(blocks[i + 1])
+        if not isinstance(layers[i + 1], MaxPooling2D):
+            continue
+        relu = _plain_relu(layers[i])
+        conv = layers[i] if isinstance(layers[i], Conv2D) and layers[i].activation in ("relu", "linear") else None
+        bias = blocks[i].conv.bias if conv is not None and conv.use_bias else None
+        if conv is not None and (relu or bias is not None):
+            chain[i] = blocks[i].without_activation(add_bias=bias is None)
+        elif relu:
+            chain[i] = nn.Identity()
+        else:
+            continue
+        chain[i + 1] = _AfterPooling(blocks[i + 1], bias, relu)
     return chain
 
 
@@ -397,12 +409,17 @@ def _plain_relu(layer: Layer) -> bool:
     return isinstance(layer, ReLU) and layer.max_value is None
 
 
-class _ReluAfter(nn.Module):
-    """A block followed by the relu that :func:`fuse_pool_relu` moved after it."""
+class _AfterPooling(nn.Module):
+    """A pooling block followed by the bias and the relu that :func:`fuse_pool_relu` moved after it."""
 
-    def __init__(self, block: nn.Module):
+    def __init__(self, block: nn.Module, bias: nn.Parameter | None, relu: bool):
         super().__init__()
-        self.block = block
+        self.block, self.relu = block, relu
+        # the convolution's own parameter, kept by its block; not registered here a second time
+        object.__setattr__(self, "bias", bias)
 
     def forward(self, x):
-        return torch.relu(self.block(x))
+        y = self.block(x)
+        if self.bias is not None:
+            y = y + self.bias.view(1, -1, *([1] * (y.dim() - 2)))
+        return torch.relu(y) if self.relu else y

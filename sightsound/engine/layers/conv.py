@@ -185,13 +185,14 @@ _FUSED_CONV = getattr(torch.ops.mkldnn, "_convolution_pointwise", None) if torch
 
 
 class _ConvBlock(nn.Module):
-    def __init__(self, conv, pads, activation):
+    def __init__(self, conv, pads, activation, add_bias: bool = True):
         super().__init__()
-        self.conv, self.pads, self.activation = conv, pads, activation
+        self.conv, self.pads, self.activation, self.add_bias = conv, pads, activation, add_bias
 
-    def without_activation(self) -> "_ConvBlock":
-        """The same convolution (the same weights) with no activation after it."""
-        return _ConvBlock(self.conv, self.pads, nn.Identity())
+    def without_activation(self, add_bias: bool = True) -> "_ConvBlock":
+        """The same convolution (the same weights) with no activation after it, and without its bias when not
+        ``add_bias`` (for a caller that adds the bias itself)."""
+        return _ConvBlock(self.conv, self.pads, nn.Identity(), add_bias)
 
     def forward(self, x):
         if self.pads is not None:
@@ -201,4 +202,7 @@ class _ConvBlock(nn.Module):
             c = self.conv
             return _FUSED_CONV(x, c.weight, c.bias, list(c.padding), list(c.stride), list(c.dilation), c.groups,
                                "relu", [None], "")
+        if not self.add_bias:
+            c = self.conv
+            return F.conv2d(x, c.weight, None, c.stride, c.padding, c.dilation, c.groups)
         return self.activation(self.conv(x))
