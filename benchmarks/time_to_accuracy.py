@@ -8,7 +8,7 @@ reading MNIST and building the model all count; the interpreter's own start-up
 the model is evaluated on the 10,000 test images; the run stops at the first
 epoch at or over the target.
 
-Recipes (Listing 4.1's architecture and initialisers, except fast-99.5):
+Recipes (Listing 4.1's architecture and initialisers, except fast-99 and fast-99.5):
 
   chapter  the chapter's: rmsprop (lr 0.001), batch 320, validationSplit 0.15,
            at most 10 epochs, constant learning rate.
@@ -24,6 +24,10 @@ Recipes (Listing 4.1's architecture and initialisers, except fast-99.5):
            model.optimizer.learning_rate. Measured under load (see
            benchmarks/README.md): 99.0 % after epoch 2 in 3 of 3 seeds,
            99.2-99.3 % after epoch 4.
+  fast-99  the library's recipe for 99.0 % in the least time (sightsound.presets.RECIPES["fast-99"],
+           `sightsound mnist train --recipe fast-99`): the small strided
+           mnist-strided for two epochs at batch 192 (peak rate 0.015), with the fast recipe's
+           optimizer, schedule and label smoothing.
   fast-99.5 the library's recipe for 99.5 % (sightsound.presets.RECIPES["fast-99.5"],
            `sightsound mnist train --recipe fast-99.5`): the batch-normalised
            mnist-bn with the fast recipe's optimizer, schedule and label
@@ -74,9 +78,10 @@ def _library_recipe(name: str) -> dict:
 
 
 RECIPES["fast"] = _library_recipe("fast")
+RECIPES["fast-99"] = _library_recipe("fast-99")
 RECIPES["fast-99.5"] = _library_recipe("fast-99.5")
 #: The target of each recipe unless --target says otherwise.
-TARGETS = {"chapter": 0.990, "fast": 0.990, "fast-99.5": 0.995}
+TARGETS = {"chapter": 0.990, "fast": 0.990, "fast-99": 0.990, "fast-99.5": 0.995}
 
 
 def process_age_at_start() -> float | None:

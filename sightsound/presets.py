@@ -69,6 +69,25 @@ def mnist_bn() -> list:
     ]
 
 
+def mnist_strided() -> list:
+    """A small batch-normalised convnet for MNIST (109,018 parameters), the model of the ``fast-99`` recipe:
+    two convolutions that downsample by their strides instead of pooling (5x5 with 16 filters, then 3x3 with
+    32), each with batch norm and relu, a hidden dense layer and the softmax. About a third of Listing 4.1's
+    training time per image."""
+
+    def block(filters, kernel, **first):
+        return [L.conv2d(filters=filters, kernel_size=kernel, strides=2, use_bias=False, **first),
+                L.batch_normalization(), L.activation(activation="relu")]
+
+    return [
+        *block(16, 5, input_shape=IMAGE_SHAPE),
+        *block(32, 3),
+        L.flatten(),
+        L.dense(units=128, activation="relu"),
+        L.dense(units=10, activation="softmax"),
+    ]
+
+
 def speech_conv(num_classes: int = 20, input_shape=SPEECH_SHAPE) -> list:
     """Listing 4.8: the speech-command convnet (1,468,684 parameters for 20 classes)."""
     return [
@@ -116,6 +135,7 @@ PRESETS = {
     "mnist-dense": mnist_dense,
     "mnist-enhanced": mnist_enhanced,
     "mnist-bn": mnist_bn,
+    "mnist-strided": mnist_strided,
     "speech-conv": speech_conv,
     "speech-bn": speech_bn,
 }
@@ -136,6 +156,14 @@ RECIPES = {
     "fast": {
         "mnist-conv": {"optimizer": "adam", "learning_rate": 0.01, "batch_size": 256, "validation_split": 0.0,
                        "epochs": 4, "schedule": {"class_name": "OneCycle", "warmup": 0.2},
+                       "label_smoothing": 0.1},
+    },
+    # ``fast-99``: 99.0 % MNIST test accuracy in as little time as possible (benchmarks/time_to_accuracy.py):
+    # the strided ``mnist-strided`` for two epochs under the fast recipe's schedule at batch 192 and peak rate 0.015
+    # (chosen on the last 10,000 training images, never the test set).
+    "fast-99": {
+        "mnist-conv": {"model": "mnist-strided", "optimizer": "adam", "learning_rate": 0.015, "batch_size": 192,
+                       "validation_split": 0.0, "epochs": 2, "schedule": {"class_name": "OneCycle", "warmup": 0.2},
                        "label_smoothing": 0.1},
     },
     # ``fast-99.5``: 99.5 % MNIST test accuracy in as little time as possible (benchmarks/time_to_accuracy.py):
@@ -208,7 +236,7 @@ def training_defaults(preset: str, recipe: str = "chapter") -> dict:
 
 
 def build(name: str, device: str = "auto", **options) -> Sequential:
-    """A fresh model of preset ``name`` (``mnist-conv``, ``mnist-dense``, ``mnist-enhanced``, ``mnist-bn``,
+    """A fresh model of preset ``name`` (``mnist-conv``, ``mnist-dense``, ``mnist-enhanced``, ``mnist-bn``, ``mnist-strided``,
     ``speech-conv``, ``speech-bn``)."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")

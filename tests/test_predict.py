@@ -111,6 +111,17 @@ def test_bad_single_images_get_the_same_errors(x, message):
         presets.build("mnist-conv", device="cpu").predict(x)
 
 
+def test_huge_finite_images_are_not_called_infinite():
+    """Values whose sum overflows float32 are still finite: the check must not refuse them (one NaN among
+    them must still be refused)."""
+    model = presets.build("mnist-conv", device="cpu")
+    huge = np.full((2, 28, 28, 1), 3e38, dtype=np.float32)
+    assert model.predict(huge).shape == (2, 10)
+    huge[1, 5, 5, 0] = np.nan
+    with pytest.raises(ShapeError, match="NaN or infinite"):
+        model.predict(huge)
+
+
 def test_integer_and_float64_images_predict_like_float32_ones():
     model = presets.build("mnist-conv", device="cpu")
     pixels = np.random.default_rng(4).integers(0, 256, (2, 28, 28, 1))

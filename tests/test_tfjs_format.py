@@ -43,6 +43,7 @@ TFJS_GENERATED_BY = "TensorFlow.js tfjs-layers v4.22.0"
 FROM_TFJS = ["mnist-conv", "mnist-dense", "mnist-enhanced", "speech-conv", "coverage", "trained-adam",
              "trained-rmsprop"]
 LISTINGS = ["mnist-conv", "mnist-dense", "mnist-enhanced", "speech-conv"]
+RECIPE_MODELS = ["mnist-bn", "mnist-strided"]  # the models of the fast-99.5 and fast-99 recipes
 QUANTIZED = ["sharded", "float16", "uint8", "uint16"]
 
 
@@ -149,7 +150,7 @@ def test_user_defined_metadata_is_kept(from_tfjs, tmp_path):
 def _train_briefly(name: str, seed: int):
     sightsound.set_seed(seed)
     model = presets.build(name, device="cpu")
-    settings = presets.TRAINING_DEFAULTS[name]
+    settings = presets.TRAINING_DEFAULTS.get(name, {"optimizer": "adam"})
     model.compile(optimizer=settings["optimizer"], loss="categoricalCrossentropy", metrics=["accuracy"],
                   learning_rate=settings.get("learning_rate"))
     classes = model.output_shape[-1]
@@ -212,7 +213,7 @@ def to_tfjs(tmp_path_factory):
     """sightsound trains and saves every listing (+ sharded / quantized copies); TF.js loads them all."""
     root = tmp_path_factory.mktemp("to_tfjs")
     ours, spec = {}, {"models": []}
-    for i, name in enumerate(LISTINGS):
+    for i, name in enumerate(LISTINGS + RECIPE_MODELS):
         model = _train_briefly(name, seed=10 + i)
         model.save(f"file://{root / name}", include_optimizer=True)
         x = np.random.default_rng(i).random((2, *model.input_shape), dtype=np.float32)
@@ -238,7 +239,7 @@ def to_tfjs(tmp_path_factory):
     return root, ours, json.loads((root / "out.json").read_text())
 
 
-@pytest.mark.parametrize("name", LISTINGS)
+@pytest.mark.parametrize("name", LISTINGS + RECIPE_MODELS)
 def test_sightsound_saved_model_predicts_the_same_in_tfjs(to_tfjs, name):
     _, ours, tfjs = to_tfjs
     assert max_diff(ours[name]["predictions"], tfjs[name]["predictions"]) <= TOL

@@ -186,6 +186,19 @@ def test_fast_99_5_recipe_trains_the_batch_normalised_model_on_shifted_images(tm
     assert [e["epoch"] for e in resumed.history["epochs"]] == [1, 2, 3]
 
 
+def test_fast_99_recipe_trains_the_strided_model_for_two_epochs(real_mnist):
+    from sightsound.training.mnist import MnistSettings
+
+    settings = MnistSettings.of("conv", "fast-99")
+    assert (settings.preset, settings.epochs, settings.batch_size, settings.validation_split) == \
+        ("mnist-strided", 2, 192, 0.0)
+    result = train_mnist("conv", recipe="fast-99", data=real_mnist, train_limit=3000, test_limit=1000, seed=0,
+                         device="cpu")
+    assert result.preset == "mnist-strided" and result.model.count_params() == 109_018
+    assert [e["epoch"] for e in result.history["epochs"]] == [1, 2]
+    assert result.test_accuracy >= 0.9, result.test_accuracy  # 3,000 images, 32 batches
+
+
 def test_a_shift_augmentation_out_of_range_is_refused():
     from sightsound.training.mnist import MnistSettings
 
