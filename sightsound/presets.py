@@ -53,16 +53,18 @@ def mnist_enhanced() -> list:
 
 
 def mnist_bn() -> list:
-    """A batch-normalised convnet for MNIST (165,890 parameters), the model of the ``fast-99.5`` recipe: two
-    conv blocks (conv, batch norm, relu, pooling), a hidden dense layer and the softmax."""
-
-    def block(filters, **first):
-        return [L.conv2d(filters=filters, kernel_size=3, use_bias=False, **first), L.batch_normalization(),
-                L.activation(activation="relu"), L.max_pooling2d(pool_size=2, strides=2)]
-
+    """A batch-normalised convnet for MNIST (225,834 parameters), the model of the ``fast-99.5`` recipe: a 5x5
+    convolution with stride 2 (32 filters), batch norm and relu, a 3x3 convolution (64 filters), max pooling,
+    batch norm and relu, a hidden dense layer and the softmax. The stride and the pooling before the second
+    batch norm keep the full-resolution work small."""
     return [
-        *block(24, input_shape=IMAGE_SHAPE),
-        *block(48),
+        L.conv2d(filters=32, kernel_size=5, strides=2, use_bias=False, input_shape=IMAGE_SHAPE),
+        L.batch_normalization(),
+        L.activation(activation="relu"),
+        L.conv2d(filters=64, kernel_size=3, use_bias=False),
+        L.max_pooling2d(pool_size=2, strides=2),
+        L.batch_normalization(),
+        L.activation(activation="relu"),
         L.flatten(),
         L.dense(units=128, activation="relu"),
         L.dense(units=10, activation="softmax"),
@@ -168,10 +170,11 @@ RECIPES = {
     },
     # ``fast-99.5``: 99.5 % MNIST test accuracy in as little time as possible (benchmarks/time_to_accuracy.py):
     # the batch-normalised ``mnist-bn`` under the fast recipe's schedule, on images shifted by up to two
-    # pixels each epoch (sightsound.data.mnist.random_shift).
+    # pixels each epoch (sightsound.data.mnist.random_shift), for six epochs (chosen on the last 10,000 training
+    # images, never the test set).
     "fast-99.5": {
         "mnist-conv": {"model": "mnist-bn", "optimizer": "adam", "learning_rate": 0.01, "batch_size": 256,
-                       "validation_split": 0.0, "epochs": 10, "schedule": {"class_name": "OneCycle", "warmup": 0.2},
+                       "validation_split": 0.0, "epochs": 6, "schedule": {"class_name": "OneCycle", "warmup": 0.2},
                        "label_smoothing": 0.1, "augmentation": {"shift": 2}},
     },
     # ``robust``: Listing 4.8 for a recognizer that listens in noisy rooms (measured by
