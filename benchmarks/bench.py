@@ -16,7 +16,7 @@ and prints one table of the goals of the performance issue with the measured fig
 files the scripts write under benchmarks/results/. ``--only`` runs some steps; ``--summary`` only prints the
 table from the JSON files already there; ``--quick`` runs everything small (a smoke run, not figures).
 
-    python benchmarks/bench.py               # about 30-40 minutes on 2 quiet cores (31 min on 2026-11-30)
+    python benchmarks/bench.py               # about 25-40 minutes on 2 quiet cores (23 min on 2026-12-02)
     python benchmarks/bench.py --summary
 """
 
