@@ -143,6 +143,7 @@ def model_card(corpus: Path, model: Path, figures: dict, independent: str, seed:
     windows = f", and {count} one-second windows of sentences read by the training Kokoro speakers" if count else ""
     settings = history["settings"]
     snr = settings["augmentation"]["snr_db"]
+    manifest = hashlib.sha256((corpus / sc.MANIFEST).read_bytes()).hexdigest()
     return f"""# The shipped speech model
 
 `sightsound.speech.create("BROWSER_FFT")`, `sightsound speech recognize|listen` and the web app's
@@ -157,6 +158,7 @@ package's `create('BROWSER_FFT', undefined, modelURL, metadataURL)` load.
   {sum(synth['clips_per_word'].values())} one-second clips from espeak-ng
   voices and Kokoro-82M's English voices (blends and speeds), with noise floors; `_unknown_` from
   Speech Commands' auxiliary words, other everyday words and short phrases{windows}.
+  Its clip list (`{sc.MANIFEST}`) has SHA-256 `{manifest}`: the same command builds the same one.
 - **Recipe**: `speech train --recipe {RECIPE} --seed {seed}` ({settings['epochs']} epochs,
   {settings['optimizer']}, batch {settings['batch_size']}): each epoch hears
   {', '.join(f'every {e} clip {n} times' for e, n in (settings.get('engine_repeats') or {}).items()) or 'every clip once'};
