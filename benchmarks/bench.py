@@ -49,7 +49,8 @@ def steps(quick: bool) -> dict[str, list[list[str]]]:
         "roofline": [["roofline.py", "--model", m, "--batch", str(b), "--json", str(RESULTS / f"roofline-{m}.json")]
                      for m, b in ROOFLINE.items()],
         "throughput": [["throughput.py", "--engines", "sightsound", "torch", "torch-heap", "keras-torch",
-                        "tensorflow", "sightsound-bf16", "torch-bf16", "tensorflow-bf16", *small]],
+                        "tensorflow", "sightsound-bf16", "torch-bf16", "torch-heap-bf16", "tensorflow-bf16",
+                        *small]],
         "speech": [["speech_throughput.py", "--repeats", "1" if quick else "3",
                     "--samples", "320" if quick else "1280"]],
         "time-to-accuracy": [
@@ -86,11 +87,12 @@ def throughput_rows() -> list[tuple[str, str, str, str]]:
     for model in ROOFLINE:
         roof = _load(f"roofline-{model}.json") or {}
         if model == "speech":
-            ours, plain = (speech.get("sightsound") or {}), (speech.get("plain-heap") or {})
-            precisions = {"float32": (ours, plain)}
+            precisions = {"float32": (speech.get("sightsound") or {}, speech.get("plain-heap") or {}),
+                          "bfloat16": (speech.get("sightsound-bf16") or {}, speech.get("plain-heap-bf16") or {})}
         else:
             precisions = {"float32": (_result(mnist, "sightsound", model), _result(mnist, "torch-heap", model)),
-                          "bfloat16": (_result(mnist, "sightsound-bf16", model), _result(mnist, "torch-bf16", model))}
+                          "bfloat16": (_result(mnist, "sightsound-bf16", model),
+                                       _result(mnist, "torch-heap-bf16", model))}
         for precision, (ours, plain) in precisions.items():
             rate = ours.get("train_median")
             ceiling = (roof.get("kernel_ceiling_per_s") or {}).get(precision)

@@ -25,7 +25,9 @@ memory never mix):
                forward under torch.autocast(bfloat16), Keras' mixed_bfloat16
                policy (weights and optimizer stay float32 in all three; the
                kernels need AVX512-BF16/AMX to pay off; skipped on a CPU
-               without bfloat16 instructions unless --force-bf16)
+               without bfloat16 instructions unless --force-bf16);
+               torch-heap-bf16 is the autocast loop on sightsound's heap
+               settings, the mixed-precision reference
 
 Listing 4.1 trains at batch 320, Listing 4.5 at batch 64, rmsprop, categorical
 cross-entropy (+ accuracy where the engine's API computes it). Every worker
@@ -67,7 +69,7 @@ DEFAULT_TF_PYTHON = ROOT / ".venv-converter" / "bin" / "python"
 
 MODELS = {"conv": {"title": "Listing 4.1", "batch": 320}, "enhanced": {"title": "Listing 4.5", "batch": 64}}
 ENGINES = ["sightsound", "torch", "torch-heap", "torch-cl", "keras-torch", "tensorflow", "tfjs",
-           "sightsound-bf16", "torch-bf16", "tensorflow-bf16"]
+           "sightsound-bf16", "torch-bf16", "torch-heap-bf16", "tensorflow-bf16"]
 LABELS = {
     "sightsound": "sightsound (model.fit / predict)",
     "torch": "plain PyTorch eager loop, NCHW, as written",
@@ -77,7 +79,8 @@ LABELS = {
     "tensorflow": "TensorFlow CPU + Keras 3",
     "tfjs": "TF.js pure-JS CPU (Node)",
     "sightsound-bf16": "sightsound, dtype_policy mixed_bfloat16",
-    "torch-bf16": "plain PyTorch loop under torch.autocast(bfloat16)",
+    "torch-bf16": "plain PyTorch loop under torch.autocast(bfloat16), as written",
+    "torch-heap-bf16": "plain PyTorch loop under torch.autocast(bfloat16), sightsound's heap settings",
     "tensorflow-bf16": "TensorFlow CPU + Keras 3, policy mixed_bfloat16",
 }
 WARMUP_BATCHES = 3
