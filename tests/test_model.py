@@ -220,13 +220,12 @@ def test_learns_real_mnist_subset(real_mnist):
 
 # -- mixed precision ---------------------------------------------------------------------------
 
-def _conv_dtypes(model):
-    """The dtypes the model's convolution blocks give (the engine's blocks around each torch Conv2d, which a
-    block may run without calling the Conv2d module itself)."""
+def _image_block_dtypes(model):
+    """The dtypes of the image-shaped outputs of the model's blocks: its convolutions, its poolings and what the
+    engine runs after a pooling (a convolution's bias and relu)."""
     seen = []
-    for module in model.net.modules():
-        if isinstance(getattr(module, "conv", None), torch.nn.Conv2d):
-            module.register_forward_hook(lambda m, args, out: seen.append(out.dtype))
+    for block in model.net.blocks:
+        block.register_forward_hook(lambda m, args, out: seen.append(out.dtype) if out.dim() == 4 else None)
     assert seen == [] and any(isinstance(getattr(m, "conv", None), torch.nn.Conv2d) for m in model.net.modules())
     return seen
 
@@ -247,7 +246,7 @@ def test_mixed_bfloat16_runs_layers_in_bfloat16_with_float32_weights(tmp_path):
             mixed.compile("adam", "categoricalCrossentropy", ["accuracy"], dtype_policy="mixed_bfloat16")
     else:
         mixed.compile("adam", "categoricalCrossentropy", ["accuracy"], dtype_policy="mixed_bfloat16")
-    dtypes = _conv_dtypes(mixed)
+    dtypes = _image_block_dtypes(mixed)
     p_ref, p_mixed = reference.predict(x[:32]), mixed.predict(x[:32])
     assert p_mixed.dtype == np.float32 and set(dtypes) == {torch.bfloat16}
     assert np.abs(p_ref - p_mixed).max() < 0.05  # bfloat16 keeps about 3 significant digits

@@ -420,6 +420,6 @@ class _AfterPooling(nn.Module):
 
     def forward(self, x):
         y = self.block(x)
-        if self.bias is not None:
-            y = y + self.bias.view(1, -1, *([1] * (y.dim() - 2)))
+        if self.bias is not None:  # in y's precision: a float32 bias would turn a bfloat16 y into float32
+            y = y + self.bias.to(y.dtype).view(1, -1, *([1] * (y.dim() - 2)))
         return torch.relu(y) if self.relu else y
