@@ -6,8 +6,10 @@ Runs, each in its own process and in this order (so that no two compete for the 
                     ceilings, float32 (and bfloat16 where the CPU has bfloat16 instructions)
   throughput        benchmarks/throughput.py: sightsound against the plain PyTorch loop as written and on
                     sightsound's heap settings, Keras 3 on PyTorch, TensorFlow + Keras 3 (float32 and,
-                    where the CPU has bfloat16 instructions, mixed bfloat16)
-  speech            benchmarks/speech_throughput.py: Listing 4.8 against the same two plain loops
+                    where the CPU has bfloat16 instructions, mixed bfloat16, whose lead is taken against
+                    the autocast loop on sightsound's heap settings)
+  speech            benchmarks/speech_throughput.py: Listing 4.8 against the same plain loops (float32, and
+                    mixed bfloat16 where the CPU has the instructions)
   time-to-accuracy  benchmarks/time_to_accuracy.py: the fast-99 recipe to 99.0 % and fast-99.5 to 99.5 %,
                     3 seeds each, every run from its own process start
   latency           benchmarks/predict_latency.py: PNG bytes -> label for one image
