@@ -2,7 +2,7 @@
 
 1. Kokoro-82M's model and English voices into the cache (``python -m sightsound.data.voices``);
 2. the multi-engine corpus: ``speech synth WORK/corpus --size full --engines espeak,kokoro
-   --sentence-windows 1`` (about 45 minutes on 2 cores; an interrupted build resumes);
+   --sentence-windows 1`` (45-60 minutes on 2 cores, by CPU; an interrupted build resumes);
 3. the ``people`` recipe on it: ``speech train WORK/corpus WORK/model --recipe people``
    (about 45 minutes; an interrupted run continues from its last epoch);
 4. its figures on the Kokoro voices the corpus holds out for testing (``benchmarks/speech_generalization.py
